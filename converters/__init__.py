@@ -1,0 +1,6 @@
+"""Converters: bring a source to ONNX, simplify it, make each target, and check parity."""
+
+from edge_sdk.converters.convert import ConversionFailed, convert
+from edge_sdk.converters.targets import TARGETS, all_targets
+
+__all__ = ["TARGETS", "ConversionFailed", "all_targets", "convert"]

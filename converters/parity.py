@@ -1,0 +1,79 @@
+"""Numerical parity of a converted model against its fp32 source, and the gate that fails a conversion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edge_sdk.errors import ConversionError
+
+Outputs = dict[str, np.ndarray]
+
+
+def _is_class_scores(a: np.ndarray) -> bool:
+    # [batch, classes] of floats: the shape a classifier's logits or probabilities take.
+    return a.ndim == 2 and a.shape[1] > 1 and np.issubdtype(a.dtype, np.floating)
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    if na == 0.0 and nb == 0.0:
+        return 1.0
+    if na == 0.0 or nb == 0.0:
+        return 0.0
+    return float(np.dot(a, b) / (na * nb))
+
+
+def compare(reference: list[Outputs], candidate: list[Outputs], inputs: str) -> dict[str, Any]:
+    """Per-output and overall max/mean absolute error, cosine similarity and (for class-score outputs)
+    top-1 agreement, over all samples. ``inputs`` says where the samples came from."""
+    per_output: dict[str, dict[str, Any]] = {}
+    for name in reference[0]:
+        ref = [np.asarray(r[name]) for r in reference]
+        got = [np.asarray(c[name]) for c in candidate]
+        for i, (r, g) in enumerate(zip(ref, got)):
+            if r.shape != g.shape:
+                raise ConversionError(
+                    f"output '{name}' of sample {i} has shape {list(g.shape)}, the source gives {list(r.shape)}"
+                )
+        flat_r = np.concatenate([r.astype(np.float64).ravel() for r in ref])
+        flat_g = np.concatenate([g.astype(np.float64).ravel() for g in got])
+        err = np.abs(flat_r - flat_g)
+        entry: dict[str, Any] = {
+            "max_abs_error": float(err.max()) if err.size else 0.0,
+            "mean_abs_error": float(err.mean()) if err.size else 0.0,
+            "cosine_similarity": _cosine(flat_r, flat_g),
+            "reference_max_abs": float(np.abs(flat_r).max()) if flat_r.size else 0.0,
+            "top1_agreement": None,
+        }
+        if all(_is_class_scores(r) for r in ref):
+            top_r = np.concatenate([r.argmax(axis=1) for r in ref])
+            top_g = np.concatenate([g.argmax(axis=1) for g in got])
+            entry["top1_agreement"] = float((top_r == top_g).mean())
+        per_output[name] = entry
+    tops = [e["top1_agreement"] for e in per_output.values() if e["top1_agreement"] is not None]
+    return {
+        "inputs": inputs,
+        "samples": len(reference),
+        "max_abs_error": max(e["max_abs_error"] for e in per_output.values()),
+        "mean_abs_error": float(np.mean([e["mean_abs_error"] for e in per_output.values()])),
+        "cosine_similarity": min(e["cosine_similarity"] for e in per_output.values()),
+        "top1_agreement": min(tops) if tops else None,
+        "outputs": per_output,
+    }
+
+
+def gate(report: dict[str, Any], max_error: float | None, what: str) -> None:
+    """Record the limit in ``report`` and raise ConversionError, with the figures, when it is missed."""
+    report["max_error_limit"] = max_error
+    report["passed"] = max_error is None or report["max_abs_error"] <= max_error
+    if not report["passed"]:
+        worst = max(report["outputs"].items(), key=lambda kv: kv[1]["max_abs_error"])
+        raise ConversionError(
+            f"{what}: parity check failed: max abs error {report['max_abs_error']:.3g} > limit "
+            f"{max_error:.3g} (worst output '{worst[0]}': mean abs error {worst[1]['mean_abs_error']:.3g}, "
+            f"cosine {worst[1]['cosine_similarity']:.6f}, over {report['samples']} samples of "
+            f"{report['inputs']} inputs); loosen --max-error, give calibration data closer to real "
+            f"inputs, or use a higher precision"
+        )

@@ -1,0 +1,66 @@
+"""Conversion targets: each module here registers one format and the precisions it can make."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from edge_sdk.errors import BadInputError
+from edge_sdk.registry import Registry
+
+Progress = Callable[[str, int, "int | None"], None]
+
+
+@dataclass
+class BuildContext:
+    """What a target gets besides the hub model: calibration samples, options, a progress callback."""
+
+    calibration: list[dict[str, np.ndarray]] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    progress: Progress | None = None
+
+    def report(self, stage: str, done: int, total: int | None) -> None:
+        if self.progress is not None:
+            self.progress(stage, done, total)
+
+
+@dataclass
+class BuildResult:
+    """Files a target wrote into the staging directory, and the options it actually used."""
+
+    files: list[str]
+    recipe: dict[str, Any] = field(default_factory=dict)
+    quantization: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+class TargetFormat(Protocol):
+    name: str
+    precisions: dict[str, str]  # precision → one-line description
+    calibrated: frozenset[str]  # precisions that need calibration data
+
+    def build(self, hub: Path, precision: str, out_dir: Path, ctx: BuildContext) -> BuildResult: ...
+
+
+TARGETS: Registry[TargetFormat] = Registry("target format", "edge_sdk.converters.targets")
+
+
+def parse_target(text: str) -> tuple[TargetFormat, str]:
+    """``"onnx:int8"`` → (the onnx target, ``"int8"``); a bare format means fp32."""
+    fmt, _, precision = text.strip().partition(":")
+    target = TARGETS.get(fmt)
+    precision = precision or "fp32"
+    if precision not in target.precisions:
+        raise BadInputError(
+            f"unknown precision '{precision}' for {fmt}; choose from: {', '.join(target.precisions)}"
+        )
+    return target, precision
+
+
+def all_targets() -> list[str]:
+    """Every ``format:precision`` pair the installed targets can make."""
+    return [f"{name}:{p}" for name, t in TARGETS for p in t.precisions]

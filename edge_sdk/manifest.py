@@ -1,0 +1,231 @@
+"""The artifact contract: ``artifact.json``, its schema and validation, and atomic artifact writes.
+
+An artifact is a directory holding the model file(s) and ``artifact.json``. Converters write it, the
+runtime, bench and deploy read it. The schema is documented in ``docs/artifact.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge_sdk.errors import BadInputError
+
+SCHEMA_VERSION = 1
+MANIFEST_NAME = "artifact.json"
+
+Dim = int | str | None  # a fixed size, a symbolic name, or unknown
+
+
+@dataclass
+class TensorSpec:
+    """One logical input or output: name, shape (symbolic dims as names), dtype (numpy name) and layouts.
+
+    ``layout`` is what the user sees (e.g. ``NCHW``), ``stored_layout`` what the file holds; ``None``
+    means no named layout (nothing to transpose).
+    """
+
+    name: str
+    shape: list[Dim]
+    dtype: str
+    layout: str | None = None
+    stored_layout: str | None = None
+
+    def describe(self) -> str:
+        dims = ", ".join("?" if d is None else str(d) for d in self.shape)
+        return f"{self.name}: {self.dtype}[{dims}]"
+
+
+@dataclass
+class FileEntry:
+    path: str
+    sha256: str
+    size: int
+
+
+@dataclass
+class Artifact:
+    """A converted model on disk, as described by its manifest."""
+
+    name: str
+    format: str
+    precision: str
+    files: list[FileEntry]
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    source: dict[str, Any]
+    recipe: dict[str, Any]
+    versions: dict[str, str]
+    created: str
+    quantization: dict[str, Any] = field(default_factory=dict)
+    parity: dict[str, Any] | None = None
+    schema_version: int = SCHEMA_VERSION
+    path: Path | None = field(default=None, compare=False)
+
+    @property
+    def model_file(self) -> Path:
+        """The primary model file (the first one listed)."""
+        if self.path is None:
+            raise BadInputError(f"artifact '{self.name}' has no directory yet")
+        return self.path / self.files[0].path
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("path")
+        return {"schema_version": d.pop("schema_version"), **d}
+
+
+# -- schema ----------------------------------------------------------------------------------------
+# A declarative description of artifact.json: each field's type, and whether it is required. Kept
+# here, next to the dataclasses, so the two cannot drift; docs/artifact.md describes the same fields.
+
+_TENSOR = {"name": (str, True), "shape": (list, True), "dtype": (str, True),
+           "layout": ((str, type(None)), False), "stored_layout": ((str, type(None)), False)}
+_FILE = {"path": (str, True), "sha256": (str, True), "size": (int, True)}
+_SCHEMA: dict[str, tuple[Any, bool]] = {
+    "schema_version": (int, True), "name": (str, True), "format": (str, True), "precision": (str, True),
+    "files": (list, True), "inputs": (list, True), "outputs": (list, True), "source": (dict, True),
+    "recipe": (dict, True), "versions": (dict, True), "created": (str, True),
+    "quantization": (dict, False), "parity": ((dict, type(None)), False),
+}
+
+
+def _type_name(t: Any) -> str:
+    names = {str: "a string", int: "an integer", list: "a list", dict: "an object", type(None): "null"}
+    if isinstance(t, tuple):
+        return " or ".join(names[x] for x in t)
+    return names[t]
+
+
+def _check_fields(obj: Any, schema: dict[str, tuple[Any, bool]], where: str, file: Path) -> None:
+    if not isinstance(obj, dict):
+        raise BadInputError(f"{file}: '{where}' must be an object, got {type(obj).__name__}")
+    for key, (typ, required) in schema.items():
+        label = f"{where}.{key}" if where else key
+        if key not in obj:
+            if required:
+                raise BadInputError(f"{file}: required field '{label}' is missing")
+            continue
+        value = obj[key]
+        if isinstance(value, bool) or not isinstance(value, typ):
+            raise BadInputError(
+                f"{file}: field '{label}' must be {_type_name(typ)}, got {type(value).__name__} {value!r:.60}"
+            )
+
+
+def validate_manifest(data: Any, file: Path) -> None:
+    """Check ``data`` against the artifact schema; a BadInputError names the first bad field."""
+    _check_fields(data, _SCHEMA, "", file)
+    if data["schema_version"] > SCHEMA_VERSION:
+        raise BadInputError(
+            f"{file}: schema_version {data['schema_version']} is newer than this edge-sdk understands "
+            f"({SCHEMA_VERSION}); upgrade edge-sdk"
+        )
+    if not data["files"]:
+        raise BadInputError(f"{file}: 'files' lists no model file")
+    for i, entry in enumerate(data["files"]):
+        _check_fields(entry, _FILE, f"files[{i}]", file)
+    for part in ("inputs", "outputs"):
+        for i, spec in enumerate(data[part]):
+            _check_fields(spec, _TENSOR, f"{part}[{i}]", file)
+            for d in spec["shape"]:
+                if not (d is None or isinstance(d, (int, str))) or isinstance(d, bool):
+                    raise BadInputError(f"{file}: '{part}[{i}].shape' holds {d!r}; dims are int, str or null")
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_entry(directory: Path, name: str) -> FileEntry:
+    p = directory / name
+    return FileEntry(path=name, sha256=sha256_file(p), size=p.stat().st_size)
+
+
+def load_artifact(path: str | os.PathLike[str], *, verify: bool = True) -> Artifact:
+    """Read and validate an artifact directory (or its ``artifact.json``).
+
+    With ``verify`` every listed file must exist with the recorded size and sha256.
+    """
+    p = Path(path)
+    manifest = p if p.name == MANIFEST_NAME else p / MANIFEST_NAME
+    if not manifest.is_file():
+        raise BadInputError(f"{p}: not an artifact (no {MANIFEST_NAME})")
+    try:
+        data = json.loads(manifest.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BadInputError(f"{manifest}: not valid JSON ({e})") from None
+    validate_manifest(data, manifest)
+    directory = manifest.parent
+    if verify:
+        for entry in data["files"]:
+            f = directory / entry["path"]
+            if not f.is_file():
+                raise BadInputError(f"{manifest}: listed file '{entry['path']}' is missing")
+            if f.stat().st_size != entry["size"] or sha256_file(f) != entry["sha256"]:
+                raise BadInputError(
+                    f"{manifest}: file '{entry['path']}' does not match its recorded sha256 "
+                    f"(changed or corrupted since conversion); convert again"
+                )
+    data = dict(data)
+    art = Artifact(
+        schema_version=data.pop("schema_version"),
+        files=[FileEntry(**f) for f in data.pop("files")],
+        inputs=[TensorSpec(**s) for s in data.pop("inputs")],
+        outputs=[TensorSpec(**s) for s in data.pop("outputs")],
+        **{k: v for k, v in data.items() if k in Artifact.__dataclass_fields__},
+    )
+    art.path = directory
+    return art
+
+
+def is_artifact(path: str | os.PathLike[str]) -> bool:
+    p = Path(path)
+    return (p / MANIFEST_NAME).is_file() or (p.name == MANIFEST_NAME and p.is_file())
+
+
+def write_manifest(artifact: Artifact, directory: Path) -> None:
+    """Write ``artifact.json`` into ``directory`` (itself a staging directory, or via a temp file)."""
+    tmp = directory / f".{MANIFEST_NAME}.tmp"
+    tmp.write_text(json.dumps(artifact.to_dict(), indent=2) + "\n")
+    os.replace(tmp, directory / MANIFEST_NAME)
+
+
+@contextlib.contextmanager
+def staging_dir(final: Path) -> Iterator[Path]:
+    """A temp directory beside ``final`` that becomes ``final`` only if the block completes.
+
+    The rename is atomic on one filesystem, so an interrupted conversion leaves either the previous
+    artifact or a hidden ``.*.partial`` directory, never a half artifact under the final name.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if final.exists():
+        old = final.parent / f".{final.name}.old-{os.getpid()}"
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

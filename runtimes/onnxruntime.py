@@ -1,0 +1,199 @@
+"""The onnxruntime backend: runs ``onnx`` artifacts on the execution provider selection picks."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+
+from edge_sdk.errors import BadInputError, DeviceError
+from edge_sdk.manifest import Artifact, TensorSpec
+from edge_sdk.runtimes.session import BACKENDS, Selection, Session
+
+log = logging.getLogger("edge_sdk.runtimes.onnxruntime")
+
+# Accelerator name → execution provider, in the order "auto" prefers them. Device profiles (issue 4)
+# will supply their own order; this is the default for an unknown board.
+PROVIDERS = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "rocm": "ROCMExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "directml": "DmlExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+AUTO_ORDER = ("tensorrt", "cuda", "cpu")
+_HOW_TO_ENABLE = {
+    "tensorrt": "install onnxruntime-gpu with TensorRT on an NVIDIA device",
+    "cuda": "install onnxruntime-gpu on an NVIDIA device",
+    "rocm": "install onnxruntime-rocm on an AMD GPU",
+    "openvino": "install onnxruntime-openvino",
+    "coreml": "use the macOS onnxruntime wheel",
+    "directml": "install onnxruntime-directml on Windows",
+}
+
+_ORT_DTYPES = {
+    "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+    "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(int16)": "int16", "tensor(uint16)": "uint16",
+    "tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(bool)": "bool",
+}
+
+
+def _specs(args: list) -> list[TensorSpec]:
+    specs = []
+    for a in args:
+        dtype = _ORT_DTYPES.get(a.type)
+        if dtype is None:
+            raise BadInputError(f"tensor '{a.name}' has type {a.type}, which edge-sdk does not handle")
+        shape = [d if isinstance(d, (int, str)) and d != 0 else (d or None) for d in (a.shape or [])]
+        specs.append(TensorSpec(name=a.name, shape=shape, dtype=dtype))
+    return specs
+
+
+def _has_float16(model: Path) -> bool:
+    import onnx
+
+    proto = onnx.load(str(model), load_external_data=False)
+    return any(t.data_type == onnx.TensorProto.FLOAT16 for t in proto.graph.initializer)
+
+
+_NOT_IMPLEMENTED = re.compile(r"Could not find an implementation for (\w+)\((\d+)\) node with name '([^']*)'")
+_NOT_REGISTERED = re.compile(r"([\w.]*):(\w+)\((-?\d+)\) is not a registered function/op")
+_BAD_TYPE = re.compile(r"of operator \((\w+)\) in node \(([^)]*)\) is invalid")
+
+
+def explain_load_error(model: Path, exc: Exception) -> BadInputError:
+    """Turn onnxruntime's load failure into a message that names the op, its domain and the node."""
+    msg = str(exc)
+    hint = (
+        "export the model with ops from the standard ONNX domain (a lower opset, or a different "
+        "export path), or register the custom-op library that implements it"
+    )
+    m = _NOT_IMPLEMENTED.search(msg)
+    if m:
+        op, ver, node = m.groups()
+        return BadInputError(
+            f"{model}: onnxruntime has no kernel for op '{op}' (domain ai.onnx, opset {ver}) at node "
+            f"'{node}' for the tensor types used there; {hint}"
+        )
+    m = _NOT_REGISTERED.search(msg)
+    if m:
+        domain, op, _ = m.groups()
+        nodes = _nodes_of(model, op, domain)
+        return BadInputError(
+            f"{model}: op '{op}' of domain '{domain or 'ai.onnx'}' (node {nodes}) is unknown to "
+            f"onnxruntime; {hint}"
+        )
+    m = _BAD_TYPE.search(msg)
+    if m:
+        op, node = m.groups()
+        return BadInputError(f"{model}: op '{op}' at node '{node}' gets a tensor type it does not take: {msg}")
+    if "INVALID_PROTOBUF" in msg or "Protobuf parsing failed" in msg:
+        return BadInputError(f"{model}: not a valid ONNX file (truncated or corrupt?)")
+    return BadInputError(f"{model}: onnxruntime cannot load this model: {msg}")
+
+
+def _nodes_of(model: Path, op: str, domain: str) -> str:
+    import onnx
+
+    try:
+        proto = onnx.load(str(model), load_external_data=False)
+    except Exception:
+        return "?"
+    names = [n.name or f"#{i}" for i, n in enumerate(proto.graph.node) if n.op_type == op and n.domain == domain]
+    return ", ".join(repr(n) for n in names[:5]) or "?"
+
+
+class OnnxRuntimeSession(Session):
+    """A Session over ``onnxruntime.InferenceSession``."""
+
+    def __init__(self, ort_session, inputs, outputs, selection, artifact) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(inputs, outputs, selection, artifact)
+        self._ort = ort_session
+
+    def _run(self, feeds: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
+        results = self._ort.run(outputs, feeds)
+        return dict(zip(outputs, results))
+
+
+class OnnxRuntimeBackend:
+    """Registers as ``onnxruntime``; runs ``onnx`` artifacts and plain ``.onnx`` files."""
+
+    name = "onnxruntime"
+    formats = ("onnx",)
+
+    def available(self) -> tuple[bool, str]:
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            return False, "onnxruntime is not installed (pip install onnxruntime)"
+        return True, "installed"
+
+    def select(self, accelerator: str) -> tuple[str, Selection]:
+        """Walk the preference order (or the one accelerator asked for) and record each decision."""
+        import onnxruntime as ort
+
+        have = set(ort.get_available_providers())
+        order = AUTO_ORDER if accelerator == "auto" else (accelerator,)
+        if accelerator != "auto" and accelerator not in PROVIDERS:
+            raise BadInputError(f"unknown onnxruntime accelerator '{accelerator}'; known: {', '.join(PROVIDERS)}")
+        sel = Selection(backend=self.name, accelerator="")
+        for acc in order:
+            provider = PROVIDERS[acc]
+            if sel.accelerator:
+                sel.add(self.name, acc, "skipped", f"{sel.accelerator} preferred")
+            elif provider in have:
+                sel.accelerator = acc
+                sel.add(self.name, acc, "taken", f"{provider} is in this onnxruntime build")
+            else:
+                how = _HOW_TO_ENABLE.get(acc, "")
+                sel.add(self.name, acc, "skipped", f"{provider} not in this onnxruntime build; {how}")
+        if not sel.accelerator:
+            raise DeviceError(
+                f"accelerator '{accelerator}' is not available in onnxruntime "
+                f"{ort.__version__}; available providers: {', '.join(sorted(have))}"
+            )
+        return PROVIDERS[sel.accelerator], sel
+
+    def open(self, model: Path, artifact: Artifact | None, accelerator: str, threads: int | None) -> Session:
+        import onnxruntime as ort
+
+        provider, sel = self.select(accelerator)
+        so = ort.SessionOptions()
+        so.log_severity_level = 3  # errors only: ORT's warnings are not the user's business by default
+        if threads:
+            so.intra_op_num_threads = threads
+            so.inter_op_num_threads = 1
+        disabled: list[str] = []
+        fp16 = artifact.precision.startswith("fp16") if artifact else _has_float16(model)
+        if fp16:
+            # onnxruntime's NCHWc layout pass only speeds up float32 convolutions, and on some float16
+            # graphs (a GRU behind a Transpose) it crashes the process with a segfault.
+            disabled.append("NchwcTransformer")
+        providers = [provider] if provider == "CPUExecutionProvider" else [provider, "CPUExecutionProvider"]
+        try:
+            if disabled:
+                sess = ort.InferenceSession(str(model), so, providers=providers, disabled_optimizers=disabled)
+            else:
+                sess = ort.InferenceSession(str(model), so, providers=providers)
+        except Exception as e:  # ORT raises its own pybind exception types
+            raise explain_load_error(model, e) from None
+        active = sess.get_providers()[0]
+        if active != provider:
+            fallback = next((k for k, v in PROVIDERS.items() if v == active), active)
+            sel.add(self.name, sel.accelerator, "skipped", f"{provider} failed to initialise; see onnxruntime log")
+            sel.add(self.name, fallback, "fallback", f"onnxruntime fell back to {active}")
+            log.warning("onnxruntime: %s did not initialise; running on %s", provider, active)
+            sel.accelerator = fallback
+        inputs = _specs(sess.get_inputs())
+        outputs = _specs(sess.get_outputs())
+        if artifact is not None:
+            # The manifest carries the user-facing names, layouts and symbolic dims; keep them.
+            inputs, outputs = artifact.inputs, artifact.outputs
+        return OnnxRuntimeSession(sess, inputs, outputs, sel, artifact)
+
+
+BACKENDS.register("onnxruntime")(OnnxRuntimeBackend())

@@ -1,0 +1,163 @@
+"""The backend-neutral ``Session``: input checking, the selection record, and the backend registry."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from edge_sdk.errors import BadInputError
+from edge_sdk.manifest import Artifact, TensorSpec
+from edge_sdk.registry import Registry
+
+log = logging.getLogger("edge_sdk.runtimes")
+
+
+@dataclass
+class Candidate:
+    """One backend × accelerator that selection looked at, and what became of it."""
+
+    backend: str
+    accelerator: str
+    status: str  # "taken" | "skipped" | "fallback"
+    reason: str
+
+
+@dataclass
+class Selection:
+    """Why this session runs where it runs: every candidate considered, in preference order."""
+
+    backend: str
+    accelerator: str
+    candidates: list[Candidate] = field(default_factory=list)
+
+    def add(self, backend: str, accelerator: str, status: str, reason: str) -> None:
+        self.candidates.append(Candidate(backend, accelerator, status, reason))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend,
+            "accelerator": self.accelerator,
+            "candidates": [c.__dict__ for c in self.candidates],
+        }
+
+    def __str__(self) -> str:
+        lines = [f"running on {self.backend}/{self.accelerator}"]
+        for c in self.candidates:
+            lines.append(f"  {c.status:8} {c.backend}/{c.accelerator}: {c.reason}")
+        return "\n".join(lines)
+
+
+class Session:
+    """A loaded model, ready to run. ``run({"name": array})`` takes the same arrays on every backend.
+
+    Backends subclass this and implement ``_run``; checking of names, dtypes and shapes lives here
+    once, so every backend gives the same clear message for the same mistake.
+    """
+
+    def __init__(
+        self,
+        inputs: list[TensorSpec],
+        outputs: list[TensorSpec],
+        selection: Selection,
+        artifact: Artifact | None = None,
+    ) -> None:
+        self.inputs = inputs
+        self.outputs = outputs
+        self.selection = selection
+        self.artifact = artifact
+
+    @property
+    def input_names(self) -> list[str]:
+        return [s.name for s in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [s.name for s in self.outputs]
+
+    def run(
+        self, feeds: Mapping[str, Any], outputs: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Run the model on ``feeds`` (input name → array) and return output name → array."""
+        arrays = check_feeds(self.inputs, feeds)
+        wanted = list(outputs) if outputs is not None else self.output_names
+        unknown = [n for n in wanted if n not in self.output_names]
+        if unknown:
+            raise BadInputError(f"unknown output(s) {unknown}; the model has {self.output_names}")
+        return self._run(arrays, wanted)
+
+    def _run(self, feeds: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        ins = ", ".join(s.describe() for s in self.inputs)
+        return f"<Session {self.selection.backend}/{self.selection.accelerator} ({ins})>"
+
+
+def check_feeds(specs: list[TensorSpec], feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Validate ``feeds`` against ``specs``: every name present and known, exact dtype, matching rank and
+    fixed dims, and one size per symbolic dim across inputs. Returns contiguous numpy arrays."""
+    if not isinstance(feeds, Mapping):
+        raise BadInputError(
+            f"run() takes a dict of input name → array, got {type(feeds).__name__}; "
+            f"inputs: {', '.join(s.describe() for s in specs)}"
+        )
+    names = [s.name for s in specs]
+    missing = [n for n in names if n not in feeds]
+    extra = [n for n in feeds if n not in names]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing input(s) {missing}")
+        if extra:
+            parts.append(f"unknown input(s) {extra}")
+        raise BadInputError(f"{'; '.join(parts)}; expected {', '.join(s.describe() for s in specs)}")
+    bound: dict[str, tuple[int, str]] = {}
+    out: dict[str, np.ndarray] = {}
+    for spec in specs:
+        a = np.asarray(feeds[spec.name])
+        if a.dtype != np.dtype(spec.dtype):
+            raise BadInputError(
+                f"input '{spec.name}' has dtype {a.dtype}, expected {spec.dtype} "
+                f"(convert with array.astype(numpy.{spec.dtype}))"
+            )
+        if a.ndim != len(spec.shape):
+            raise BadInputError(
+                f"input '{spec.name}' has shape {list(a.shape)} (rank {a.ndim}), expected "
+                f"{spec.describe()} (rank {len(spec.shape)})"
+            )
+        for axis, (want, got) in enumerate(zip(spec.shape, a.shape)):
+            if isinstance(want, int) and want > 0 and want != got:
+                raise BadInputError(
+                    f"input '{spec.name}' has size {got} on axis {axis}, expected {want} "
+                    f"(shape {list(a.shape)} vs {spec.describe()})"
+                )
+            if isinstance(want, str):
+                prev = bound.setdefault(want, (got, spec.name))
+                if prev[0] != got:
+                    raise BadInputError(
+                        f"dim '{want}' is {prev[0]} in input '{prev[1]}' but {got} in input '{spec.name}'"
+                    )
+        out[spec.name] = np.ascontiguousarray(a)
+    return out
+
+
+class Backend(Protocol):
+    """What a runtime backend module registers: which formats it runs, whether it is installed, what
+    accelerators it sees, and how to open a model."""
+
+    name: str
+    formats: tuple[str, ...]
+
+    def available(self) -> tuple[bool, str]: ...
+
+    def open(
+        self, model: Path, artifact: Artifact | None, accelerator: str, threads: int | None
+    ) -> Session: ...
+
+
+BACKENDS: Registry[Backend] = Registry("backend", "edge_sdk.runtimes")
