@@ -4,8 +4,8 @@ Accepted forms:
 
 * an iterable of dicts ``{input name: array}`` (one dict per sample), or of bare arrays for a
   single-input model;
-* a ``.npz`` file with one array per input name, samples along the first axis (an array of the
-  input's own rank is split along its batch axis instead);
+* a ``.npz`` file (or a dict) with one array per input name, samples along the first axis (an array
+  of the input's own rank is split along its batch axis instead);
 * a folder of ``.npy`` files (single-input models; each file as above) or of ``.npz`` files (one
   sample each, keys are input names).
 """
@@ -48,18 +48,22 @@ def _split(name: str, arr: np.ndarray, spec: TensorSpec, origin: str) -> list[np
     )
 
 
-def _from_npz(path: Path, specs: list[TensorSpec]) -> list[Sample]:
-    with np.load(path) as z:
-        arrays = {k: z[k] for k in z.files}
+def _from_stacks(arrays: Mapping[str, Any], specs: list[TensorSpec], origin: str) -> list[Sample]:
+    """Samples from one array per input (an .npz, or a dict), stacked along the first axis."""
     names = [s.name for s in specs]
     if sorted(arrays) != sorted(names):
-        raise BadInputError(f"{path}: holds arrays {sorted(arrays)}, but the model's inputs are {names}")
-    per_input = {s.name: _split(s.name, arrays[s.name], s, str(path)) for s in specs}
+        raise BadInputError(f"{origin}: holds arrays {sorted(arrays)}, but the model's inputs are {names}")
+    per_input = {s.name: _split(s.name, np.asarray(arrays[s.name]), s, origin) for s in specs}
     counts = {n: len(v) for n, v in per_input.items()}
     if len(set(counts.values())) != 1:
-        raise BadInputError(f"{path}: inputs hold different sample counts {counts}")
+        raise BadInputError(f"{origin}: inputs hold different sample counts {counts}")
     n = next(iter(counts.values()))
     return [{name: per_input[name][i] for name in names} for i in range(n)]
+
+
+def _from_npz(path: Path, specs: list[TensorSpec]) -> list[Sample]:
+    with np.load(path) as z:
+        return _from_stacks({k: z[k] for k in z.files}, specs, str(path))
 
 
 def _from_dir(path: Path, specs: list[TensorSpec]) -> list[Sample]:
@@ -96,6 +100,8 @@ def load_samples(
             samples = [{specs[0].name: a} for a in _split(specs[0].name, np.load(path), specs[0], str(path))]
         else:
             raise BadInputError(f"{what} data {path}: not a folder, .npz or .npy; {HOW_TO_GIVE}")
+    elif isinstance(data, Mapping):
+        samples = _from_stacks(data, specs, f"{what} data")
     else:
         samples = []
         for item in data:
@@ -131,7 +137,9 @@ def random_samples(specs: list[TensorSpec], count: int, seed: int = 0) -> list[S
             )
     return [
         {
-            s.name: rng.standard_normal([d if isinstance(d, int) and d > 0 else 1 for d in s.shape]).astype(s.dtype)
+            s.name: rng.standard_normal([d if isinstance(d, int) and d > 0 else 1 for d in s.shape]).astype(
+                s.dtype
+            )
             for s in specs
         }
         for _ in range(count)

@@ -20,6 +20,7 @@ from edge_sdk.converters.onnx_model import tensor_specs
 from edge_sdk.converters.parity import compare, gate
 from edge_sdk.converters.simplify import simplify
 from edge_sdk.converters.sources import Source, open_source
+from edge_sdk.converters.specialize import freeze_inputs
 from edge_sdk.converters.targets import BuildContext, Progress, TargetFormat, parse_target
 from edge_sdk.errors import BadInputError, ConversionError, EdgeSDKError
 from edge_sdk.manifest import Artifact, TensorSpec, file_entry, staging_dir, write_manifest
@@ -37,7 +38,9 @@ class ConversionFailed(ConversionError):
         self.failures = failures
         lines = "\n".join(f"  {t}: {msg}" for t, msg in failures.items())
         made = ", ".join(a.name for a in artifacts) or "none"
-        super().__init__(f"{len(failures)} of {len(failures) + len(artifacts)} targets failed:\n{lines}\nmade: {made}")
+        super().__init__(
+            f"{len(failures)} of {len(failures) + len(artifacts)} targets failed:\n{lines}\nmade: {made}"
+        )
 
 
 def _parity_inputs(
@@ -71,6 +74,7 @@ def convert(
     dynamic_batch: bool = False,
     opset: int | None = None,
     name: str | None = None,
+    fixed_inputs: dict[str, Any] | None = None,
     options: dict[str, Any] | None = None,
     parity_samples: int = 32,
     progress: Progress | None = None,
@@ -82,6 +86,9 @@ def convert(
     calibration data, else the example inputs, else random inputs) and recorded; with ``max_error`` a
     larger max abs error fails that target. A failing target does not stop the others: when any
     fails, ``ConversionFailed`` is raised after the rest are made, carrying both lists.
+
+    ``fixed_inputs`` turns inputs into constants (e.g. ``{"sr": 16000}``) and inlines the ``If``
+    branches they decide, so quantisers see the compute that would otherwise hide in subgraphs.
     """
     wanted = [targets] if isinstance(targets, str) else list(targets)
     wanted = [t for part in wanted for t in part.split(",") if t.strip()]
@@ -89,10 +96,15 @@ def convert(
         raise BadInputError("no targets given; e.g. targets=['onnx:fp32', 'onnx:int8']")
     parsed = [parse_target(t) for t in wanted]
     src = open_source(
-        source, example_inputs=example_inputs, input_names=input_names, output_names=output_names,
-        dynamic_batch=dynamic_batch, opset=opset, name=name,
+        source,
+        example_inputs=example_inputs,
+        input_names=input_names,
+        output_names=output_names,
+        dynamic_batch=dynamic_batch,
+        opset=opset,
+        name=name,
     )
-    hub, simplify_info = simplify(src.model)
+    hub, simplify_info, fixed = _prepare(src.model, fixed_inputs or {})
     in_specs, out_specs = tensor_specs(hub)
     calib = load_samples(calibration, in_specs, "calibration")
     needing = [f"{t.name}:{p}" for t, p in parsed if p in t.calibrated]
@@ -104,12 +116,20 @@ def convert(
     samples, origin = _parity_inputs(parity_data, calib, src, in_specs, parity_samples)
     if progress:
         progress("reference", 0, len(samples))
-    reference = src.reference(samples)
+    reference = src.reference([{**s, **fixed} for s in samples])
     ctx = BuildContext(calibration=calib, options=dict(options or {}), progress=progress)
     common = {
-        "name": name or src.name, "src": src, "in_specs": in_specs, "out_specs": out_specs,
-        "simplify": simplify_info, "samples": samples, "origin": origin, "reference": reference,
-        "max_error": max_error, "ctx": ctx, "calibration": calibration,
+        "name": name or src.name,
+        "src": src,
+        "in_specs": in_specs,
+        "out_specs": out_specs,
+        "simplify": simplify_info,
+        "samples": samples,
+        "origin": origin,
+        "reference": reference,
+        "max_error": max_error,
+        "ctx": ctx,
+        "calibration": calibration,
     }
     made: list[Artifact] = []
     failures: dict[str, str] = {}
@@ -128,6 +148,20 @@ def convert(
             raise ConversionError(next(iter(failures.values())))
         raise ConversionFailed(made, failures)
     return made
+
+
+def _prepare(
+    model: onnx.ModelProto, fixed_inputs: dict[str, Any]
+) -> tuple[onnx.ModelProto, dict[str, Any], dict[str, np.ndarray]]:
+    """Fix inputs (if asked) and simplify; the simplifier's constant folding inlines the If branches
+    that the fixed inputs decide."""
+    fixed: dict[str, np.ndarray] = {}
+    if fixed_inputs:
+        model, fixed = freeze_inputs(model, fixed_inputs)
+    hub, info = simplify(model)
+    if fixed:
+        info = {**info, "fixed_inputs": {k: v.tolist() for k, v in fixed.items()}}
+    return hub, info, fixed
 
 
 def _make(

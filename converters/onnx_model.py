@@ -45,6 +45,11 @@ def _dims(t: onnx.TypeProto) -> list[int | str | None]:
     return out
 
 
+def onnx_opset(model: onnx.ModelProto) -> int:
+    """The model's opset of the default (ai.onnx) domain."""
+    return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+
+
 def numpy_dtype(elem_type: int) -> str:
     """numpy dtype name of an ONNX element type."""
     return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type)).name
@@ -56,7 +61,9 @@ def tensor_specs(model: onnx.ModelProto) -> tuple[list[TensorSpec], list[TensorS
 
     def spec(v: onnx.ValueInfoProto) -> TensorSpec:
         if not v.type.HasField("tensor_type"):
-            raise BadInputError(f"graph I/O '{v.name}' is not a tensor (sequences and maps are not supported)")
+            raise BadInputError(
+                f"graph I/O '{v.name}' is not a tensor (sequences and maps are not supported)"
+            )
         return TensorSpec(name=v.name, shape=_dims(v.type), dtype=numpy_dtype(v.type.tensor_type.elem_type))
 
     inputs = [spec(v) for v in model.graph.input if v.name not in inits]

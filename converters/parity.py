@@ -32,10 +32,11 @@ def compare(reference: list[Outputs], candidate: list[Outputs], inputs: str) -> 
     for name in reference[0]:
         ref = [np.asarray(r[name]) for r in reference]
         got = [np.asarray(c[name]) for c in candidate]
-        for i, (r, g) in enumerate(zip(ref, got)):
+        for i, (r, g) in enumerate(zip(ref, got, strict=True)):
             if r.shape != g.shape:
                 raise ConversionError(
-                    f"output '{name}' of sample {i} has shape {list(g.shape)}, the source gives {list(r.shape)}"
+                    f"output '{name}' of sample {i} has shape {list(g.shape)}, "
+                    f"the source gives {list(r.shape)}"
                 )
         flat_r = np.concatenate([r.astype(np.float64).ravel() for r in ref])
         flat_g = np.concatenate([g.astype(np.float64).ravel() for g in got])

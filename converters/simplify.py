@@ -26,7 +26,10 @@ def simplify(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, Any]]:
         slim = onnxslim.slim(model)
     except Exception as e:
         log.warning("onnxslim failed (%s: %s); converting the model unsimplified", type(e).__name__, e)
-        return model, {"tool": f"onnxslim {onnxslim.__version__}", "status": f"failed: {type(e).__name__}: {e}"}
+        return model, {
+            "tool": f"onnxslim {onnxslim.__version__}",
+            "status": f"failed: {type(e).__name__}: {e}",
+        }
     return slim, {
         "tool": f"onnxslim {onnxslim.__version__}",
         "status": "done",

@@ -1,9 +1,9 @@
 """edge-sdk: make trained models small and fast for edge devices, prove them, and run them live.
 
-    import edge_sdk
-    arts = edge_sdk.convert("model.onnx", ["onnx:fp32", "onnx:int8"], calibration="calib/", out="out")
-    session = edge_sdk.load(arts[1].path)
-    outputs = session.run({"input": x})
+import edge_sdk
+arts = edge_sdk.convert("model.onnx", ["onnx:fp32", "onnx:int8"], calibration="calib/", out="out")
+session = edge_sdk.load(arts[1].path)
+outputs = session.run({"input": x})
 """
 
 from edge_sdk._version import __version__

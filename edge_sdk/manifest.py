@@ -91,14 +91,28 @@ class Artifact:
 # A declarative description of artifact.json: each field's type, and whether it is required. Kept
 # here, next to the dataclasses, so the two cannot drift; docs/artifact.md describes the same fields.
 
-_TENSOR = {"name": (str, True), "shape": (list, True), "dtype": (str, True),
-           "layout": ((str, type(None)), False), "stored_layout": ((str, type(None)), False)}
+_TENSOR = {
+    "name": (str, True),
+    "shape": (list, True),
+    "dtype": (str, True),
+    "layout": ((str, type(None)), False),
+    "stored_layout": ((str, type(None)), False),
+}
 _FILE = {"path": (str, True), "sha256": (str, True), "size": (int, True)}
 _SCHEMA: dict[str, tuple[Any, bool]] = {
-    "schema_version": (int, True), "name": (str, True), "format": (str, True), "precision": (str, True),
-    "files": (list, True), "inputs": (list, True), "outputs": (list, True), "source": (dict, True),
-    "recipe": (dict, True), "versions": (dict, True), "created": (str, True),
-    "quantization": (dict, False), "parity": ((dict, type(None)), False),
+    "schema_version": (int, True),
+    "name": (str, True),
+    "format": (str, True),
+    "precision": (str, True),
+    "files": (list, True),
+    "inputs": (list, True),
+    "outputs": (list, True),
+    "source": (dict, True),
+    "recipe": (dict, True),
+    "versions": (dict, True),
+    "created": (str, True),
+    "quantization": (dict, False),
+    "parity": ((dict, type(None)), False),
 }
 
 
@@ -159,6 +173,11 @@ def file_entry(directory: Path, name: str) -> FileEntry:
     return FileEntry(path=name, sha256=sha256_file(p), size=p.stat().st_size)
 
 
+def _known(cls: Any, fields: dict[str, Any]) -> Any:
+    # Fields a later minor revision may add are ignored, at every level alike.
+    return cls(**{k: v for k, v in fields.items() if k in cls.__dataclass_fields__})
+
+
 def load_artifact(path: str | os.PathLike[str], *, verify: bool = True) -> Artifact:
     """Read and validate an artifact directory (or its ``artifact.json``).
 
@@ -187,9 +206,9 @@ def load_artifact(path: str | os.PathLike[str], *, verify: bool = True) -> Artif
     data = dict(data)
     art = Artifact(
         schema_version=data.pop("schema_version"),
-        files=[FileEntry(**f) for f in data.pop("files")],
-        inputs=[TensorSpec(**s) for s in data.pop("inputs")],
-        outputs=[TensorSpec(**s) for s in data.pop("outputs")],
+        files=[_known(FileEntry, f) for f in data.pop("files")],
+        inputs=[_known(TensorSpec, s) for s in data.pop("inputs")],
+        outputs=[_known(TensorSpec, s) for s in data.pop("outputs")],
         **{k: v for k, v in data.items() if k in Artifact.__dataclass_fields__},
     )
     art.path = directory

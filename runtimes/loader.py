@@ -45,7 +45,9 @@ def load(
             )
     candidates = [(n, b) for n, b in BACKENDS if fmt in b.formats and backend in ("auto", n)]
     if not candidates:
-        raise BadInputError(f"no backend runs format '{fmt}'" + (f" as '{backend}'" if backend != "auto" else ""))
+        raise BadInputError(
+            f"no backend runs format '{fmt}'" + (f" as '{backend}'" if backend != "auto" else "")
+        )
     reasons = []
     for name, b in candidates:
         ok, why = b.available()

@@ -36,9 +36,16 @@ _HOW_TO_ENABLE = {
 }
 
 _ORT_DTYPES = {
-    "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
-    "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(int16)": "int16", "tensor(uint16)": "uint16",
-    "tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(bool)": "bool",
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(double)": "float64",
+    "tensor(int8)": "int8",
+    "tensor(uint8)": "uint8",
+    "tensor(int16)": "int16",
+    "tensor(uint16)": "uint16",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+    "tensor(bool)": "bool",
 }
 
 
@@ -56,7 +63,10 @@ def _specs(args: list) -> list[TensorSpec]:
 def _has_float16(model: Path) -> bool:
     import onnx
 
-    proto = onnx.load(str(model), load_external_data=False)
+    try:
+        proto = onnx.load(str(model), load_external_data=False)
+    except Exception:  # unreadable: onnxruntime's own load will say so, with our explanation
+        return False
     return any(t.data_type == onnx.TensorProto.FLOAT16 for t in proto.graph.initializer)
 
 
@@ -90,7 +100,9 @@ def explain_load_error(model: Path, exc: Exception) -> BadInputError:
     m = _BAD_TYPE.search(msg)
     if m:
         op, node = m.groups()
-        return BadInputError(f"{model}: op '{op}' at node '{node}' gets a tensor type it does not take: {msg}")
+        return BadInputError(
+            f"{model}: op '{op}' at node '{node}' gets a tensor type it does not take: {msg}"
+        )
     if "INVALID_PROTOBUF" in msg or "Protobuf parsing failed" in msg:
         return BadInputError(f"{model}: not a valid ONNX file (truncated or corrupt?)")
     return BadInputError(f"{model}: onnxruntime cannot load this model: {msg}")
@@ -103,7 +115,9 @@ def _nodes_of(model: Path, op: str, domain: str) -> str:
         proto = onnx.load(str(model), load_external_data=False)
     except Exception:
         return "?"
-    names = [n.name or f"#{i}" for i, n in enumerate(proto.graph.node) if n.op_type == op and n.domain == domain]
+    names = [
+        n.name or f"#{i}" for i, n in enumerate(proto.graph.node) if n.op_type == op and n.domain == domain
+    ]
     return ", ".join(repr(n) for n in names[:5]) or "?"
 
 
@@ -116,7 +130,7 @@ class OnnxRuntimeSession(Session):
 
     def _run(self, feeds: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
         results = self._ort.run(outputs, feeds)
-        return dict(zip(outputs, results))
+        return dict(zip(outputs, results, strict=True))
 
 
 class OnnxRuntimeBackend:
@@ -139,7 +153,9 @@ class OnnxRuntimeBackend:
         have = set(ort.get_available_providers())
         order = AUTO_ORDER if accelerator == "auto" else (accelerator,)
         if accelerator != "auto" and accelerator not in PROVIDERS:
-            raise BadInputError(f"unknown onnxruntime accelerator '{accelerator}'; known: {', '.join(PROVIDERS)}")
+            raise BadInputError(
+                f"unknown onnxruntime accelerator '{accelerator}'; known: {', '.join(PROVIDERS)}"
+            )
         sel = Selection(backend=self.name, accelerator="")
         for acc in order:
             provider = PROVIDERS[acc]
@@ -184,7 +200,9 @@ class OnnxRuntimeBackend:
         active = sess.get_providers()[0]
         if active != provider:
             fallback = next((k for k, v in PROVIDERS.items() if v == active), active)
-            sel.add(self.name, sel.accelerator, "skipped", f"{provider} failed to initialise; see onnxruntime log")
+            sel.add(
+                self.name, sel.accelerator, "skipped", f"{provider} failed to initialise; see onnxruntime log"
+            )
             sel.add(self.name, fallback, "fallback", f"onnxruntime fell back to {active}")
             log.warning("onnxruntime: %s did not initialise; running on %s", provider, active)
             sel.accelerator = fallback

@@ -79,9 +79,7 @@ class Session:
     def output_names(self) -> list[str]:
         return [s.name for s in self.outputs]
 
-    def run(
-        self, feeds: Mapping[str, Any], outputs: Sequence[str] | None = None
-    ) -> dict[str, np.ndarray]:
+    def run(self, feeds: Mapping[str, Any], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Run the model on ``feeds`` (input name → array) and return output name → array."""
         arrays = check_feeds(self.inputs, feeds)
         wanted = list(outputs) if outputs is not None else self.output_names
@@ -130,7 +128,7 @@ def check_feeds(specs: list[TensorSpec], feeds: Mapping[str, Any]) -> dict[str, 
                 f"input '{spec.name}' has shape {list(a.shape)} (rank {a.ndim}), expected "
                 f"{spec.describe()} (rank {len(spec.shape)})"
             )
-        for axis, (want, got) in enumerate(zip(spec.shape, a.shape)):
+        for axis, (want, got) in enumerate(zip(spec.shape, a.shape, strict=True)):
             if isinstance(want, int) and want > 0 and want != got:
                 raise BadInputError(
                     f"input '{spec.name}' has size {got} on axis {axis}, expected {want} "
@@ -142,7 +140,8 @@ def check_feeds(specs: list[TensorSpec], feeds: Mapping[str, Any]) -> dict[str, 
                     raise BadInputError(
                         f"dim '{want}' is {prev[0]} in input '{prev[1]}' but {got} in input '{spec.name}'"
                     )
-        out[spec.name] = np.ascontiguousarray(a)
+        # np.ascontiguousarray would turn a 0-d array into 1-d; require() keeps the rank.
+        out[spec.name] = np.require(a, requirements="C")
     return out
 
 

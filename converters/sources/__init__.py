@@ -31,8 +31,13 @@ class Source:
     export: dict[str, Any] = field(default_factory=dict)
 
     def provenance(self) -> dict[str, Any]:
-        return {"path": self.path, "sha256": self.sha256, "framework": self.framework,
-                "framework_version": self.framework_version, "export": self.export}
+        return {
+            "path": self.path,
+            "sha256": self.sha256,
+            "framework": self.framework,
+            "framework_version": self.framework_version,
+            "export": self.export,
+        }
 
 
 class SourceLoader(Protocol):

@@ -8,7 +8,7 @@ from typing import Any
 
 import onnx
 
-from edge_sdk.converters.onnx_model import load_onnx
+from edge_sdk.converters.onnx_model import load_onnx, onnx_opset
 from edge_sdk.converters.sources import SOURCES, Sample, Source
 from edge_sdk.errors import BadInputError
 from edge_sdk.manifest import sha256_file
@@ -29,7 +29,7 @@ def reference_runner(model_path: Path):  # type: ignore[no-untyped-def]
 
             raise explain_load_error(model_path, e) from None
         names = [o.name for o in sess.get_outputs()]
-        return [dict(zip(names, sess.run(names, s))) for s in samples]
+        return [dict(zip(names, sess.run(names, s), strict=True)) for s in samples]
 
     return run
 
@@ -39,12 +39,22 @@ class OnnxFileSource:
         return isinstance(obj, (str, os.PathLike))
 
     def load(self, obj: Any, **options: Any) -> Source:
-        name = None
+        torch_only = [
+            k
+            for k in ("example_inputs", "dynamic_batch", "opset", "input_names", "output_names")
+            if options.get(k)
+        ]
+        if torch_only:
+            raise BadInputError(
+                f"{', '.join(torch_only)} apply to PyTorch sources; an ONNX file keeps the names and dims "
+                f"it was exported with"
+            )
+        name = options.get("name")
         if isinstance(obj, str) and obj.startswith("zoo:"):
             from edge_sdk import zoo
 
-            name = obj[4:]
-            path = zoo.resolve(name)
+            path = zoo.resolve(obj[4:])
+            name = name or obj[4:]
         else:
             path = Path(obj)
             if not path.exists():
@@ -59,7 +69,7 @@ class OnnxFileSource:
             name=name or path.stem,
             model=model,
             framework="onnx",
-            framework_version=f"opset {max(o.version for o in model.opset_import if o.domain in ('', 'ai.onnx'))}",
+            framework_version=f"opset {onnx_opset(model)}",
             path=str(path),
             sha256=sha256_file(path),
             reference=reference_runner(path),

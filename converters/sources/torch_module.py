@@ -10,12 +10,13 @@ import logging
 import sys
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edge_sdk.converters.onnx_model import load_onnx
+from edge_sdk.converters.onnx_model import load_onnx, onnx_opset
 from edge_sdk.converters.sources import SOURCES, Sample, Source
 from edge_sdk.errors import BadInputError, ConversionError, MissingExtraError
 
@@ -29,6 +30,18 @@ def _state_sha256(module: Any) -> str:
         h.update(key.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
+
+
+@contextlib.contextmanager
+def _eval_mode(module: Any) -> Iterator[None]:
+    """Eval mode (dropout off, batch-norm statistics frozen) for as long as needed, then the user's
+    module is left in the mode it was in."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
 
 
 def _input_names(module: Any, count: int, given: list[str] | None) -> list[str]:
@@ -81,7 +94,6 @@ class TorchModuleSource:
             args = example_inputs if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
         args = tuple(torch.as_tensor(np.asarray(a)) if not isinstance(a, torch.Tensor) else a for a in args)
         names = _input_names(module, len(args), input_names)
-        module = module.eval()
         dynamic_shapes = {n: {0: torch.export.Dim("batch")} for n in names} if dynamic_batch else None
         export_args = args
         if dynamic_batch and any(a.shape[0] == 1 for a in args if a.ndim):
@@ -96,10 +108,14 @@ class TorchModuleSource:
             level = torch_log.level
             torch_log.setLevel(logging.ERROR)
             try:
-                with contextlib.redirect_stdout(noise), warnings.catch_warnings():
+                with _eval_mode(module), contextlib.redirect_stdout(noise), warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    kwargs: dict[str, Any] = {"dynamo": True, "input_names": names, "verbose": False,
-                                              "external_data": False}
+                    kwargs: dict[str, Any] = {
+                        "dynamo": True,
+                        "input_names": names,
+                        "verbose": False,
+                        "external_data": False,
+                    }
                     if output_names:
                         kwargs["output_names"] = output_names
                     if dynamic_shapes:
@@ -118,22 +134,25 @@ class TorchModuleSource:
                 torch_log.setLevel(level)
             model = load_onnx(path)
         if dynamic_batch:
-            fixed = [i.name for i in model.graph.input if not i.type.tensor_type.shape.dim[0].dim_param]
+            dims = {i.name: i.type.tensor_type.shape.dim for i in model.graph.input}
+            fixed = [n for n, d in dims.items() if d and not d[0].dim_param]
             if fixed:
                 raise ConversionError(
                     f"dynamic_batch was asked for, but the exporter fixed the batch dim of {fixed}; the "
                     f"module's forward() treats the batch size as a constant (e.g. a reshape to a fixed size)"
                 )
         out_names = [o.name for o in model.graph.output]
-        examples = [{n: a.detach().cpu().numpy() for n, a in zip(names, args)}]
+        examples = [{n: a.detach().cpu().numpy() for n, a in zip(names, args, strict=True)}]
 
         def reference(samples: list[Sample]) -> list[dict[str, np.ndarray]]:
             results = []
-            with torch.no_grad():
+            with torch.no_grad(), _eval_mode(module):
                 for s in samples:
                     out = module(*(torch.from_numpy(np.asarray(s[n])) for n in names))
                     flat = list(out) if isinstance(out, (tuple, list)) else [out]
-                    results.append({n: t.detach().cpu().numpy() for n, t in zip(out_names, flat)})
+                    results.append(
+                        {n: t.detach().cpu().numpy() for n, t in zip(out_names, flat, strict=True)}
+                    )
             return results
 
         return Source(
@@ -145,9 +164,13 @@ class TorchModuleSource:
             sha256=_state_sha256(module),
             reference=reference,
             examples=examples,
-            export={"exporter": "torch.onnx.export(dynamo=True)", "dynamic_batch": dynamic_batch,
-                    "opset": max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
-                    "input_names": names, "output_names": out_names},
+            export={
+                "exporter": "torch.onnx.export(dynamo=True)",
+                "dynamic_batch": dynamic_batch,
+                "opset": onnx_opset(model),
+                "input_names": names,
+                "output_names": out_names,
+            },
         )
 
 

@@ -23,14 +23,24 @@ INT8_DEFAULTS: dict[str, Any] = {
     "activation_type": "uint8",
     "weight_type": "int8",
     "calibrate_method": "minmax",
+    "exclude_nodes": [],
 }
 _QTYPES = {"uint8": "QUInt8", "int8": "QInt8"}
 _METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 
 
 def _options(ctx: BuildContext) -> dict[str, Any]:
-    opts = {**INT8_DEFAULTS, **{k: v for k, v in ctx.options.items() if k in INT8_DEFAULTS}}
-    for key, allowed in (("activation_type", _QTYPES), ("weight_type", _QTYPES), ("calibrate_method", _METHODS)):
+    unknown = sorted(set(ctx.options) - set(INT8_DEFAULTS))
+    if unknown:
+        raise BadInputError(f"unknown onnx option(s) {unknown}; known: {', '.join(INT8_DEFAULTS)}")
+    opts = {**INT8_DEFAULTS, **ctx.options}
+    if isinstance(opts["exclude_nodes"], str):  # from the command line: names separated by ';'
+        opts["exclude_nodes"] = [n for n in opts["exclude_nodes"].split(";") if n]
+    for key, allowed in (
+        ("activation_type", _QTYPES),
+        ("weight_type", _QTYPES),
+        ("calibrate_method", _METHODS),
+    ):
         if opts[key] not in allowed:
             raise BadInputError(f"option {key}='{opts[key]}' is not one of: {', '.join(allowed)}")
     return opts
@@ -66,16 +76,20 @@ def _fp16(hub: Path, out: Path) -> dict[str, Any]:
 
 
 def _preprocess(hub: Path, tmp: Path, recipe: dict[str, Any]) -> Path:
-    """onnxruntime's recommended pre-quantisation pass (shape inference and graph optimisation)."""
+    """onnxruntime's recommended pre-quantisation pass: ONNX shape inference and graph optimisation.
+
+    Its symbolic shape inference is skipped on purpose: when it gives up (it does on Silero VAD) it
+    dumps ``sym_shape_infer_temp.onnx`` and a ``*.data`` file into the current directory, the user's.
+    """
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     pre = tmp / "pre.onnx"
     try:
-        quant_pre_process(str(hub), str(pre), skip_symbolic_shape=False)
-        recipe["preprocess"] = "quant_pre_process"
-    except Exception as e:  # symbolic shape inference gives up on some graphs; quantising still works
-        log.warning("int8: onnxruntime pre-processing failed (%s); quantising the model as it is", e)
-        recipe["preprocess"] = f"skipped: {type(e).__name__}: {str(e)[:200]}"
+        quant_pre_process(str(hub), str(pre), skip_symbolic_shape=True)
+        recipe["preprocess"] = "quant_pre_process (onnx shape inference, graph optimisation)"
+    except Exception as e:
+        log.warning("int8: onnxruntime pre-processing failed (%r); quantising the model as it is", e)
+        recipe["preprocess"] = f"skipped: {e!r:.200}"
         shutil.copyfile(hub, pre)
     return pre
 
@@ -84,7 +98,11 @@ def _int8_static(hub: Path, out: Path, ctx: BuildContext) -> dict[str, Any]:
     from onnxruntime import quantization as q
 
     opts = _options(ctx)
-    recipe: dict[str, Any] = {**opts, "quant_format": "QDQ", "calibration_samples": len(ctx.calibration or [])}
+    recipe: dict[str, Any] = {
+        **opts,
+        "quant_format": "QDQ",
+        "calibration_samples": len(ctx.calibration or []),
+    }
     with tempfile.TemporaryDirectory() as tmp:
         q.quantize_static(
             str(_preprocess(hub, Path(tmp), recipe)),
@@ -95,6 +113,7 @@ def _int8_static(hub: Path, out: Path, ctx: BuildContext) -> dict[str, Any]:
             activation_type=getattr(q.QuantType, _QTYPES[opts["activation_type"]]),
             weight_type=getattr(q.QuantType, _QTYPES[opts["weight_type"]]),
             calibrate_method=getattr(q.CalibrationMethod, _METHODS[opts["calibrate_method"]]),
+            nodes_to_exclude=opts["exclude_nodes"],
         )
     return recipe
 
@@ -103,16 +122,43 @@ def _int8_dynamic(hub: Path, out: Path, ctx: BuildContext) -> dict[str, Any]:
     from onnxruntime import quantization as q
 
     opts = _options(ctx)
-    recipe: dict[str, Any] = {"per_channel": opts["per_channel"], "weight_type": opts["weight_type"],
-                              "activations": "dynamic"}
+    recipe: dict[str, Any] = {
+        "per_channel": opts["per_channel"],
+        "weight_type": opts["weight_type"],
+        "exclude_nodes": opts["exclude_nodes"],
+        "activations": "dynamic",
+    }
     with tempfile.TemporaryDirectory() as tmp:
         q.quantize_dynamic(
             str(_preprocess(hub, Path(tmp), recipe)),
             str(out),
             per_channel=opts["per_channel"],
             weight_type=getattr(q.QuantType, _QTYPES[opts["weight_type"]]),
+            nodes_to_exclude=opts["exclude_nodes"],
         )
     return recipe
+
+
+def _check_quantized(model_path: Path, precision: str) -> int:
+    """Count int8 weight tensors; none means the quantiser found nothing it could reach."""
+    import onnx
+
+    model = onnx.load(str(model_path))
+    count = sum(
+        1 for t in model.graph.initializer if t.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)
+    )
+    if count == 0:
+        subgraphs = sorted({n.op_type for n in model.graph.node if n.op_type in ("If", "Loop", "Scan")})
+        where = (
+            f"the model's compute sits inside {'/'.join(subgraphs)} subgraphs, which the quantiser does not "
+            f"enter: fix the inputs that choose the branch (fixed_inputs= / --fix NAME=VALUE)"
+            if subgraphs
+            else "it has no Conv, MatMul, Gemm or recurrent weights to quantise"
+        )
+        raise ConversionError(
+            f"onnx:{precision}: onnxruntime's quantiser changed nothing; {where}, or keep fp32"
+        )
+    return count
 
 
 class OnnxTarget:
@@ -146,7 +192,11 @@ class OnnxTarget:
                 f"onnx:{precision}: onnxruntime's converter failed: {type(e).__name__}: {e}; "
                 f"try another precision for this model"
             ) from None
-        return BuildResult(files=[MODEL_FILE], recipe=recipe, versions={"onnxruntime": onnxruntime.__version__})
+        if precision.startswith("int8"):
+            recipe["quantized_weights"] = _check_quantized(out, precision)
+        return BuildResult(
+            files=[MODEL_FILE], recipe=recipe, versions={"onnxruntime": onnxruntime.__version__}
+        )
 
 
 TARGETS.register("onnx")(OnnxTarget())

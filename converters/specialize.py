@@ -1,0 +1,43 @@
+"""Specialising a graph to fixed input values: the input becomes a constant.
+
+Models such as Silero VAD keep all their compute inside ``If`` branches selected by an input (the
+sample rate). Quantisers and float16 converters do not enter subgraphs; once the input is a constant,
+the simplifier folds the condition and inlines the branch taken, so they see the real compute.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from edge_sdk.errors import BadInputError
+
+
+def freeze_inputs(
+    model: onnx.ModelProto, values: dict[str, Any]
+) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """Replace graph inputs by constants of the given values (dtype and rank from the input); returns the
+    new model and the arrays used, so the source can be fed the same values."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    by_name = {i.name: i for i in model.graph.input}
+    arrays: dict[str, np.ndarray] = {}
+    for name, value in values.items():
+        if name not in by_name:
+            raise BadInputError(f"cannot fix input '{name}': the model's inputs are {list(by_name)}")
+        vi = by_name[name]
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type)
+        rank = len(vi.type.tensor_type.shape.dim)
+        arr = np.asarray(value, dtype=dtype)
+        if arr.ndim < rank:
+            arr = arr.reshape([1] * (rank - arr.ndim) + list(arr.shape))
+        if arr.ndim != rank:
+            raise BadInputError(
+                f"cannot fix input '{name}' of rank {rank} to a value of shape {list(arr.shape)}"
+            )
+        model.graph.input.remove(vi)
+        model.graph.initializer.append(numpy_helper.from_array(arr, name))
+        arrays[name] = arr
+    return model, arrays
