@@ -1,0 +1,357 @@
+"""The ``edge-sdk`` command line, built on the public API.
+
+Exit codes: 0 ok, 1 the job failed (a conversion, a parity gate, a download), 2 bad usage or input.
+Errors are mapped to codes here and only here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.text import Text
+
+from edge_sdk import console
+from edge_sdk.errors import BadInputError, EdgeSDKError
+
+
+def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BadInputError(f"{what} takes NAME=VALUE, got '{item}'")
+        out[key] = value
+    return out
+
+
+def _literal(value: str) -> Any:
+    """'16000' → 16000, '0.5' → 0.5, 'true' → True, anything else stays a string."""
+    low = value.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
+
+
+# -- convert ---------------------------------------------------------------------------------------
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from edge_sdk.converters import ConversionFailed, convert
+
+    options = {k: _literal(v) for k, v in _pairs(args.option, "--option").items()}
+    fixed = {k: _literal(v) for k, v in _pairs(args.fix, "--fix").items()}
+    failures: dict[str, str] = {}
+    with console.progress_bars(not (args.quiet or args.json)) as progress:
+        try:
+            artifacts = convert(
+                args.source,
+                args.to,
+                out=args.out,
+                calibration=args.calib,
+                parity_data=args.parity_data,
+                max_error=args.max_error,
+                name=args.name,
+                fixed_inputs=fixed or None,
+                options=options,
+                progress=progress,
+            )
+        except ConversionFailed as e:
+            artifacts, failures = e.artifacts, e.failures
+    if args.json:
+        console.emit_json(
+            {
+                "artifacts": [{"path": str(a.path), **a.to_dict()} for a in artifacts],
+                "failures": failures,
+            }
+        )
+    else:
+        rows = []
+        for a in artifacts:
+            p = a.parity or {}
+            top1 = p.get("top1_agreement")
+            rows.append(
+                [
+                    a.recipe["target"],
+                    str(a.path),
+                    console.fmt_size(a.size),
+                    console.fmt_err(p.get("max_abs_error")),
+                    f"{p.get('cosine_similarity', 0):.6f}",
+                    "" if top1 is None else f"{top1:.1%}",
+                    "ok",
+                ]
+            )
+        rows += [[t, "", "", "", "", "", f"FAILED: {msg}"] for t, msg in failures.items()]
+        console.table(
+            "conversion", ["target", "artifact", "size", "max abs err", "cosine", "top-1", "status"], rows
+        )
+    return 1 if failures else 0
+
+
+# -- inspect ---------------------------------------------------------------------------------------
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from edge_sdk.converters.onnx_model import describe, load_onnx
+    from edge_sdk.manifest import is_artifact, load_artifact
+
+    path = Path(args.path)
+    if not path.exists():
+        raise BadInputError(f"{path}: no such file or directory")
+    artifact = load_artifact(path) if is_artifact(path) else None
+    model_file = artifact.model_file if artifact else path
+    if model_file.suffix != ".onnx":
+        raise BadInputError(f"{model_file}: inspect reads artifacts and .onnx files")
+    info = describe(load_onnx(model_file))
+    info["size"] = model_file.stat().st_size
+    if args.json:
+        console.emit_json(
+            {"path": str(path), "model": info, "artifact": artifact.to_dict() if artifact else None}
+        )
+        return 0
+    console.out.print(
+        f"[bold]{path}[/bold]  {console.fmt_size(info['size'])}, {info['parameters']:,} parameters, "
+        f"{info['nodes']} nodes, opsets {info['opsets']}, producer {info['producer'] or '?'}"
+    )
+    io_rows = [
+        [kind, s["name"], s["dtype"], str(s["shape"])] for kind in ("inputs", "outputs") for s in info[kind]
+    ]
+    console.table("inputs and outputs", ["", "name", "dtype", "shape"], io_rows)
+    console.table("ops", ["op", "count"], list(info["ops"].items()))
+    if artifact:
+        console.out.print(
+            f"artifact {artifact.name}: {artifact.format}:{artifact.precision}, source "
+            f"{artifact.source.get('framework')} {artifact.source.get('path') or ''}"
+        )
+        p = artifact.parity
+        if p:
+            rows = [
+                [
+                    n,
+                    console.fmt_err(e["max_abs_error"]),
+                    console.fmt_err(e["mean_abs_error"]),
+                    f"{e['cosine_similarity']:.6f}",
+                    "" if e["top1_agreement"] is None else f"{e['top1_agreement']:.1%}",
+                ]
+                for n, e in p["outputs"].items()
+            ]
+            console.table(
+                f"parity vs {p['reference']} on {p['samples']} {p['inputs']} samples",
+                ["output", "max abs err", "mean abs err", "cosine", "top-1"],
+                rows,
+            )
+    return 0
+
+
+# -- run -------------------------------------------------------------------------------------------
+
+
+def _read_inputs(specs: list[Any], given: list[str]) -> dict[str, np.ndarray]:
+    feeds: dict[str, np.ndarray] = {}
+    for item in given:
+        name, sep, file = item.partition("=")
+        if not sep:
+            name, file = "", item
+        p = Path(file)
+        if not p.is_file():
+            raise BadInputError(f"--input {item}: {p} is not a file")
+        if p.suffix == ".npz":
+            with np.load(p) as z:
+                feeds.update({k: z[k] for k in z.files})
+        elif p.suffix == ".npy":
+            if not name:
+                if len(specs) != 1:
+                    raise BadInputError(
+                        f"the model has inputs {[s.name for s in specs]}: use --input NAME=FILE.npy"
+                    )
+                name = specs[0].name
+            feeds[name] = np.load(p)
+        else:
+            raise BadInputError(f"--input {item}: give a .npy or .npz file")
+    return feeds
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from edge_sdk.runtimes import load
+
+    session = load(args.artifact, backend=args.backend, accelerator=args.accelerator, threads=args.threads)
+    outputs = session.run(_read_inputs(session.inputs, args.input))
+    if args.output:
+        np.savez(args.output, **outputs)
+    if args.json:
+        console.emit_json(
+            {
+                "selection": session.selection.to_dict(),
+                "outputs": {
+                    k: {"shape": list(v.shape), "dtype": str(v.dtype), "values": v.tolist()}
+                    for k, v in outputs.items()
+                },
+            }
+        )
+        return 0
+    console.out.print(str(session.selection))
+    rows = [
+        [k, str(v.dtype), str(list(v.shape)), np.array2string(v.ravel()[:6], precision=4)]
+        for k, v in outputs.items()
+    ]
+    console.table("outputs", ["name", "dtype", "shape", "first values"], rows)
+    if args.output:
+        console.out.print(f"saved to {args.output}")
+    return 0
+
+
+# -- models ----------------------------------------------------------------------------------------
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from edge_sdk import zoo
+
+    if args.action == "pull":
+        with console.progress_bars(not (args.quiet or args.json)) as progress:
+            path = zoo.pull(args.name, progress=progress, force=args.force)
+        entry = zoo.catalog()[args.name]
+        if args.json:
+            console.emit_json(
+                {"name": args.name, "path": str(path), "license": entry.license, "sha256": entry.sha256}
+            )
+        else:
+            console.out.print(f"{args.name}: {path} (licence {entry.license}; {entry.attribution})")
+        return 0
+    entries = zoo.catalog()
+    if args.json:
+        console.emit_json(
+            [{**e.__dict__, "cached": str(zoo.cached(n) or "") or None} for n, e in entries.items()]
+        )
+        return 0
+    rows = [[n, e.license, "yes" if zoo.cached(n) else "no", e.description] for n, e in entries.items()]
+    console.table("models", ["name", "licence", "cached", "description"], rows)
+    return 0
+
+
+# -- demo ------------------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from edge_sdk import demo
+
+    with console.progress_bars(not args.quiet) as progress:
+        result = demo.run(Path(args.out), progress=progress)
+    if args.json:
+        console.emit_json(result)
+        return 0
+    console.out.print(
+        f"Silero VAD ({result['model']}) on {result['clip']} ({result['seconds']:.1f} s, "
+        f"{result['chunks']} chunks of {result['chunk_ms']} ms)"
+    )
+    console.table(
+        "Silero VAD, every ONNX precision, onnxruntime CPU",
+        demo.COLUMNS,
+        [r["cells"] for r in result["rows"]],
+    )
+    for note in result["notes"]:
+        console.out.print(f"note: {note}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; target choices come from the converter registry."""
+    from edge_sdk._version import __version__
+    from edge_sdk.converters import all_targets
+
+    p = argparse.ArgumentParser(prog="edge-sdk", description="Convert, check and run models on edge devices.")
+    p.add_argument("--version", action="version", version=f"edge-sdk {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    common.add_argument("-v", "--verbose", action="store_true", help="show debug logs and third-party output")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars, errors only")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("convert", parents=[common], help="convert a model into artifacts")
+    c.add_argument("source", help="an .onnx file or zoo:NAME")
+    c.add_argument(
+        "--to",
+        required=True,
+        metavar="FMT:PRECISION[,...]",
+        help=f"comma-separated targets; available: {', '.join(all_targets())}",
+    )
+    c.add_argument("--calib", metavar="PATH", help="calibration data: folder of .npy/.npz files, or an .npz")
+    c.add_argument(
+        "--parity-data", metavar="PATH", help="inputs for the parity check (default: calibration data)"
+    )
+    c.add_argument(
+        "--max-error", type=float, help="fail a target whose max abs error vs the source exceeds this"
+    )
+    c.add_argument("--out", default="artifacts", help="directory for the artifacts (default: artifacts)")
+    c.add_argument("--name", help="artifact name prefix (default: the source's name)")
+    c.add_argument(
+        "--fix", action="append", metavar="INPUT=VALUE", help="make an input a constant (e.g. sr=16000)"
+    )
+    c.add_argument(
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="quantisation option: per_channel, activation_type, weight_type, calibrate_method",
+    )
+    c.set_defaults(func=cmd_convert)
+
+    i = sub.add_parser(
+        "inspect", parents=[common], help="show a model's or artifact's I/O, ops, size and parity"
+    )
+    i.add_argument("path")
+    i.set_defaults(func=cmd_inspect)
+
+    r = sub.add_parser("run", parents=[common], help="run an artifact or model file on inputs")
+    r.add_argument("artifact")
+    r.add_argument(
+        "--input",
+        action="append",
+        required=True,
+        metavar="[NAME=]FILE",
+        help="a .npy for a single-input model, NAME=FILE.npy, or an .npz keyed by input name",
+    )
+    r.add_argument("--output", metavar="FILE.npz", help="save the outputs")
+    r.add_argument("--backend", default="auto")
+    r.add_argument("--accelerator", default="auto")
+    r.add_argument("--threads", type=int)
+    r.set_defaults(func=cmd_run)
+
+    m = sub.add_parser("models", help="pretrained third-party models: list, pull")
+    msub = m.add_subparsers(dest="action", required=True)
+    ml = msub.add_parser("list", parents=[common], help="the catalog, and what is cached")
+    ml.set_defaults(func=cmd_models)
+    mp = msub.add_parser("pull", parents=[common], help="fetch a model into the cache, verifying its sha256")
+    mp.add_argument("name")
+    mp.add_argument("--force", action="store_true", help="fetch again even if cached")
+    mp.set_defaults(func=cmd_models)
+
+    d = sub.add_parser("demo", parents=[common], help="pull Silero VAD, convert it, compare precisions")
+    d.add_argument("--out", default="demo-out", help="where the demo's artifacts go (default: demo-out)")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``edge-sdk``; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    console.setup_logging(getattr(args, "verbose", False), getattr(args, "quiet", False))
+    try:
+        return int(args.func(args))
+    except EdgeSDKError as e:
+        console.err.print(Text.assemble(("error: ", "bold red"), str(e)))
+        return e.exit_code
+    except KeyboardInterrupt:
+        console.err.print("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
