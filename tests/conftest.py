@@ -1,0 +1,289 @@
+"""Shared fixtures: tiny models made here (onnx.helper graphs, seeded torch modules) and their artifacts.
+
+Conversions are the slow part (a torch export takes seconds), so every model is converted once per test
+session into a ``tmp_path_factory`` directory and the artifacts are shared. Tests must treat those
+directories as read-only: a test that edits an artifact copies it first (``copy_artifact``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import edge_sdk
+
+ONNX_PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic")
+ONNX_TARGETS = [f"onnx:{p}" for p in ONNX_PRECISIONS]
+
+# Shapes of the tiny models. The helper-built classifier needs no torch; the torch ones need the extra.
+TINY_SHAPE = (1, 3, 8, 8)
+CONV_SHAPE = (1, 3, 16, 16)
+GRU_SHAPE = (1, 10, 8)  # batch, time, features
+
+
+def _random_samples(
+    shape: tuple[int, ...], count: int, seed: int, name: str = "x"
+) -> list[dict[str, np.ndarray]]:
+    """``count`` float32 standard-normal input dicts ``{name: array}``, reproducible from ``seed``."""
+    rng = np.random.default_rng(seed)
+    return [{name: rng.standard_normal(shape).astype(np.float32)} for _ in range(count)]
+
+
+def _save(model: onnx.ModelProto, path: Path) -> Path:
+    onnx.save(model, str(path))
+    return path
+
+
+def _make_model(
+    nodes: list,
+    inputs: list,
+    outputs: list,
+    initializers: list | None = None,
+    opsets: dict[str, int] | None = None,
+) -> onnx.ModelProto:
+    """A model from onnx.helper pieces, with an IR version every supported onnxruntime reads."""
+    graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=initializers or [])
+    imports = [helper.make_opsetid(domain, version) for domain, version in (opsets or {"": 17}).items()]
+    return helper.make_model(graph, opset_imports=imports, ir_version=9, producer_name="edge-sdk-tests")
+
+
+def _tiny_classifier() -> onnx.ModelProto:
+    """Conv → Relu → GlobalAveragePool → Flatten → Gemm → Identity: ``x`` float32[1,3,8,8] → ``logits``
+    float32[1,10]. The Gemm bias is the sum of two initializers and the output goes through an Identity,
+    so the simplifier has something to fold and remove."""
+    rng = np.random.default_rng(0)
+
+    def init(name: str, shape: tuple[int, ...], scale: float) -> onnx.TensorProto:
+        return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+
+    inits = [
+        init("conv_w", (8, 3, 3, 3), 0.4),
+        init("conv_b", (8,), 0.1),
+        init("fc_w", (10, 8), 0.5),
+        init("b1", (10,), 0.1),
+        init("b2", (10,), 0.1),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "conv_w", "conv_b"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("GlobalAveragePool", ["r"], ["p"], name="pool"),
+        helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
+        helper.make_node("Add", ["b1", "b2"], ["fc_b"], name="bias_sum"),
+        helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["g"], name="fc", transB=1),
+        helper.make_node("Identity", ["g"], ["logits"], name="out"),
+    ]
+    return _make_model(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(TINY_SHAPE))],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])],
+        inits,
+    )
+
+
+# -- helpers, handed to tests as fixtures (test modules do not import conftest) ------------------------
+
+
+@pytest.fixture(scope="session")
+def make_samples() -> Callable[..., list[dict[str, np.ndarray]]]:
+    """``make_samples(shape, count, seed, name="x")``: reproducible float32 input dicts."""
+    return _random_samples
+
+
+@pytest.fixture
+def onnx_file(tmp_path: Path) -> Callable[..., Path]:
+    """``onnx_file(name, nodes, inputs, outputs, initializers=None, opsets=None)``: an onnx.helper model
+    saved as ``tmp_path/name`` (no checker run, so tests can build models onnxruntime rejects)."""
+
+    def make(
+        name: str,
+        nodes: list,
+        inputs: list,
+        outputs: list,
+        initializers: list | None = None,
+        opsets: dict[str, int] | None = None,
+    ) -> Path:
+        return _save(_make_model(nodes, inputs, outputs, initializers, opsets), tmp_path / name)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def torch_forward() -> Callable[[Any, np.ndarray], np.ndarray]:
+    """``torch_forward(module, x)``: the module's own fp32 output for one input array."""
+    return _torch_outputs
+
+
+# -- models and artifacts that need no torch ----------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Path of the helper-built classifier (see ``tiny_classifier``); read-only."""
+    return _save(_tiny_classifier(), tmp_path_factory.mktemp("tiny") / "tiny.onnx")
+
+
+@pytest.fixture(scope="session")
+def tiny_calibration() -> list[dict[str, np.ndarray]]:
+    return _random_samples(TINY_SHAPE, 8, seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_artifacts(
+    tiny_onnx: Path, tiny_calibration: list[dict[str, np.ndarray]], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, edge_sdk.Artifact]:
+    """The tiny classifier converted once to every ONNX precision; precision → Artifact (read-only)."""
+    out = tmp_path_factory.mktemp("tiny-artifacts")
+    arts = edge_sdk.convert(tiny_onnx, ONNX_TARGETS, calibration=tiny_calibration, out=out)
+    return {a.precision: a for a in arts}
+
+
+@pytest.fixture
+def copy_artifact(tmp_path: Path) -> Callable[[edge_sdk.Artifact], Path]:
+    """Copy a shared artifact directory into this test's tmp_path, so the test may edit it."""
+
+    def copy(artifact: edge_sdk.Artifact) -> Path:
+        assert artifact.path is not None
+        dest = tmp_path / artifact.path.name
+        shutil.copytree(artifact.path, dest)
+        return dest
+
+    return copy
+
+
+# -- torch models, exported once per session ---------------------------------------------------------
+
+
+def _torch() -> Any:
+    torch = pytest.importorskip("torch", reason="needs the torch extra (pip install 'edge-sdk[torch]')")
+    pytest.importorskip("onnxscript", reason="the torch ONNX exporter needs onnxscript (edge-sdk[torch])")
+    return torch
+
+
+@pytest.fixture(scope="session")
+def conv_module() -> Any:
+    """A seeded 10-class conv classifier (Conv2d/BatchNorm/ReLU/pool/Linear) for 3×16×16 inputs, in eval
+    mode with non-trivial BatchNorm statistics."""
+    torch = _torch()
+    nn = torch.nn
+
+    class TinyConvNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.features = nn.Sequential(
+                nn.Conv2d(3, 8, 3, padding=1),
+                nn.BatchNorm2d(8),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+                nn.Conv2d(8, 16, 3, padding=1),
+                nn.BatchNorm2d(16),
+                nn.ReLU(),
+                nn.AdaptiveAvgPool2d(1),
+            )
+            self.classifier = nn.Linear(16, 10)
+
+        def forward(self, x: Any) -> Any:
+            return self.classifier(torch.flatten(self.features(x), 1))
+
+    torch.manual_seed(0)
+    model = TinyConvNet()
+    with torch.no_grad():
+        for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.2, 0.2)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def gru_module() -> Any:
+    """A seeded nn.GRU(batch_first) + Linear: ``x`` [batch, 10, 8] → per-step scores [batch, 10, 4]."""
+    torch = _torch()
+    nn = torch.nn
+
+    class TinyGRU(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gru = nn.GRU(8, 16, batch_first=True)
+            self.head = nn.Linear(16, 4)
+
+        def forward(self, x: Any) -> Any:
+            y, _ = self.gru(x)
+            return self.head(y)
+
+    torch.manual_seed(1)
+    return TinyGRU().eval()
+
+
+def _torch_outputs(module: Any, x: np.ndarray) -> np.ndarray:
+    """The module's own fp32 output for one input array."""
+    import torch
+
+    with torch.no_grad():
+        return module(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+
+
+class Converted:
+    """A torch module's conversion to every ONNX precision, with the data it was made and checked with."""
+
+    def __init__(
+        self, module: Any, artifacts: list[edge_sdk.Artifact], calibration: list, parity: list
+    ) -> None:
+        self.module = module
+        self.by_precision = {a.precision: a for a in artifacts}
+        self.calibration = calibration
+        self.parity = parity
+
+
+@pytest.fixture(scope="session")
+def conv_converted(conv_module: Any, tmp_path_factory: pytest.TempPathFactory) -> Converted:
+    """The conv classifier (fixed batch 1) in all four ONNX precisions, parity measured on 16 samples."""
+    calibration = _random_samples(CONV_SHAPE, 16, seed=10)
+    parity = _random_samples(CONV_SHAPE, 16, seed=11)
+    arts = edge_sdk.convert(
+        conv_module,
+        ONNX_TARGETS,
+        example_inputs=calibration[0]["x"],
+        calibration=calibration,
+        parity_data=parity,
+        out=tmp_path_factory.mktemp("conv"),
+    )
+    return Converted(conv_module, arts, calibration, parity)
+
+
+@pytest.fixture(scope="session")
+def gru_converted(gru_module: Any, tmp_path_factory: pytest.TempPathFactory) -> Converted:
+    """The GRU model with a dynamic batch dim in all four ONNX precisions."""
+    calibration = _random_samples(GRU_SHAPE, 16, seed=20)
+    parity = _random_samples(GRU_SHAPE, 8, seed=21)
+    arts = edge_sdk.convert(
+        gru_module,
+        ONNX_TARGETS,
+        example_inputs=calibration[0]["x"],
+        calibration=calibration,
+        parity_data=parity,
+        dynamic_batch=True,
+        out=tmp_path_factory.mktemp("gru"),
+    )
+    return Converted(gru_module, arts, calibration, parity)
+
+
+@pytest.fixture(scope="session")
+def conv_dynamic_fp32(conv_module: Any, tmp_path_factory: pytest.TempPathFactory) -> edge_sdk.Artifact:
+    """The conv classifier exported with ``dynamic_batch=True``, fp32 only."""
+    example = _random_samples(CONV_SHAPE, 1, seed=12)[0]["x"]
+    (art,) = edge_sdk.convert(
+        conv_module,
+        "onnx:fp32",
+        example_inputs=example,
+        dynamic_batch=True,
+        out=tmp_path_factory.mktemp("conv-dynamic"),
+    )
+    return art

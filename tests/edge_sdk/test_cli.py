@@ -1,0 +1,189 @@
+"""End to end through the installed ``edge-sdk`` command, in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+import edge_sdk
+
+EXE = shutil.which("edge-sdk", path=str(Path(sys.executable).parent)) or "edge-sdk"
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [EXE, *args], capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}
+    )
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small conv classifier built with onnx.helper (no torch needed), calibration data and an input."""
+    d = tmp_path_factory.mktemp("cli")
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((8, 3, 3, 3)).astype(np.float32) * 0.3, "w")
+    b = numpy_helper.from_array(rng.standard_normal(8).astype(np.float32) * 0.1, "b")
+    fc = numpy_helper.from_array(rng.standard_normal((8, 5)).astype(np.float32), "fc")
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("GlobalAveragePool", ["r"], ["p"], name="pool"),
+        helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
+        helper.make_node("MatMul", ["f", "fc"], ["y"], name="fc"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 5])],
+        [w, b, fc],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, d / "tiny.onnx")
+    np.savez(d / "calib.npz", x=rng.standard_normal((16, 1, 3, 16, 16)).astype(np.float32))
+    np.save(d / "x.npy", rng.standard_normal((2, 3, 16, 16)).astype(np.float32))
+    return d
+
+
+@pytest.fixture(scope="module")
+def converted(model_dir: Path) -> Path:
+    out = model_dir / "arts"
+    r = cli(
+        "convert",
+        str(model_dir / "tiny.onnx"),
+        "--to",
+        "onnx:fp32,onnx:int8",
+        "--calib",
+        str(model_dir / "calib.npz"),
+        "--out",
+        str(out),
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)  # nothing but JSON on stdout
+    assert [a["precision"] for a in data["artifacts"]] == ["fp32", "int8"]
+    assert data["failures"] == {}
+    return out
+
+
+def test_convert_writes_checked_artifacts(converted: Path) -> None:
+    fp32 = edge_sdk.load_artifact(converted / "tiny-onnx-fp32")
+    int8 = edge_sdk.load_artifact(converted / "tiny-onnx-int8")
+    assert fp32.parity["max_abs_error"] < 1e-5
+    assert int8.parity["inputs"] == "calibration" and int8.parity["samples"] == 16
+    assert int8.parity["cosine_similarity"] > 0.99
+    assert int8.recipe["calibration"]["samples"] == 16
+
+
+def test_convert_table_for_people(model_dir: Path, tmp_path: Path) -> None:
+    r = cli("convert", str(model_dir / "tiny.onnx"), "--to", "onnx:fp16", "--out", str(tmp_path), "-q")
+    assert r.returncode == 0, r.stderr
+    assert "onnx:fp16" in r.stdout and "ok" in r.stdout
+
+
+def test_inspect_artifact_and_model(converted: Path, model_dir: Path) -> None:
+    r = cli("inspect", str(converted / "tiny-onnx-int8"), "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)
+    assert "QuantizeLinear" in info["model"]["ops"] and info["model"]["opsets"]["ai.onnx"] >= 13
+    assert info["artifact"]["parity"]["samples"] == 16
+    r = cli("inspect", str(model_dir / "tiny.onnx"))
+    assert r.returncode == 0, r.stderr
+    assert "Conv" in r.stdout and "GlobalAveragePool" in r.stdout and "batch" in r.stdout
+
+
+def test_run_matches_python(converted: Path, model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "y.npz"
+    r = cli(
+        "run", str(converted / "tiny-onnx-fp32"), "--input", str(model_dir / "x.npy"), "--output", str(out)
+    )
+    assert r.returncode == 0, r.stderr
+    assert "onnxruntime/cpu" in r.stdout
+    x = np.load(model_dir / "x.npy")
+    expected = edge_sdk.load(converted / "tiny-onnx-fp32").run({"x": x})["y"]
+    np.testing.assert_array_equal(np.load(out)["y"], expected)
+    r = cli("run", str(converted / "tiny-onnx-fp32"), "--input", f"x={model_dir / 'x.npy'}", "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["outputs"]["y"]["shape"] == [2, 5]
+    assert data["selection"]["accelerator"] == "cpu"
+
+
+def test_parity_gate_fails_the_job(model_dir: Path, tmp_path: Path) -> None:
+    r = cli(
+        "convert",
+        str(model_dir / "tiny.onnx"),
+        "--to",
+        "onnx:int8",
+        "--calib",
+        str(model_dir / "calib.npz"),
+        "--max-error",
+        "1e-9",
+        "--out",
+        str(tmp_path),
+    )
+    assert r.returncode == 1
+    assert "parity check failed" in r.stderr and "max abs error" in r.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing half-written, not even a hidden partial directory
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["convert", "missing.onnx", "--to", "onnx:fp32"], "no such file"),
+        (["convert", "{model}", "--to", "onnx:int9"], "unknown precision 'int9'"),
+        (["convert", "{model}", "--to", "tflight:fp32"], "unknown target format 'tflight'"),
+        (["convert", "{model}", "--to", "onnx:int8"], "--calib"),
+        (
+            ["convert", "{model}", "--to", "onnx:int8", "--calib", "{dir}/x.npy", "--option", "colour=red"],
+            "colour",
+        ),
+        (["convert", "{truncated}", "--to", "onnx:fp32"], "truncated or corrupt"),
+        (["run", "{model}", "--input", "{dir}/calib.npz"], "shape"),
+        (["run", "{model}", "--input", "{dir}/nothing.npy"], "not a file"),
+        (["inspect", "{dir}/nowhere"], "no such file"),
+        (["models", "pull", "no-such-model"], "silero-vad"),
+        (["convert", "{model}"], "--to"),  # argparse: usage error
+    ],
+)
+def test_bad_input_exits_2(model_dir: Path, tmp_path: Path, args: list[str], needle: str) -> None:
+    truncated = tmp_path / "trunc.onnx"
+    truncated.write_bytes((model_dir / "tiny.onnx").read_bytes()[:300])
+    subst = {"{model}": str(model_dir / "tiny.onnx"), "{dir}": str(model_dir), "{truncated}": str(truncated)}
+    for k, v in subst.items():
+        args = [a.replace(k, v) for a in args]
+    r = cli(*args, "--out", str(tmp_path / "o")) if args[0] == "convert" else cli(*args)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert needle in r.stderr
+    assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []
+
+
+def test_models_list() -> None:
+    r = cli("models", "list", "--json")
+    assert r.returncode == 0, r.stderr
+    names = {m["name"]: m for m in json.loads(r.stdout)}
+    assert names["silero-vad"]["license"] == "MIT"
+    assert "silero-vad-op18" in names
+
+
+@pytest.mark.network
+def test_demo_end_to_end(tmp_path: Path, silero_cache: Path) -> None:
+    r = cli("demo", "--out", str(tmp_path / "demo"), "--json", env={"EDGE_SDK_CACHE": str(silero_cache)})
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    rows = {row["precision"]: row for row in result["rows"]}
+    assert set(rows) == {"fp32", "fp16", "int8", "int8-dynamic"}
+    assert rows["fp32"]["agreement_vs_fp32"] == 1.0
+    # fp16 must keep the decisions; the clip is mostly speech with silences around and between sentences.
+    assert rows["fp16"]["agreement_vs_fp32"] >= 0.97
+    assert 0.5 < rows["fp32"]["speech_fraction"] < 0.95
+    assert rows["int8-dynamic"]["size"] < rows["fp32"]["size"] / 2

@@ -1,0 +1,103 @@
+"""``edge_sdk.load`` on what cannot run: missing paths, broken files, ops onnxruntime has no kernel for.
+Each is a BadInputError whose message says what is wrong and where, never a raw onnxruntime error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from onnx import TensorProto, helper
+
+import edge_sdk
+from edge_sdk.manifest import sha256_file
+
+
+def test_missing_path(tmp_path: Path) -> None:
+    with pytest.raises(edge_sdk.BadInputError, match="no such file or directory") as e:
+        edge_sdk.load(tmp_path / "nope")
+    assert str(tmp_path / "nope") in str(e.value)
+
+
+def test_directory_that_is_not_an_artifact(tmp_path: Path) -> None:
+    (tmp_path / "model.onnx").write_bytes(b"")
+    with pytest.raises(edge_sdk.BadInputError, match="not an artifact directory"):
+        edge_sdk.load(tmp_path)
+
+
+def test_file_of_unknown_format(tmp_path: Path) -> None:
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"\x80\x02")
+    with pytest.raises(edge_sdk.BadInputError) as e:
+        edge_sdk.load(path)
+    assert ".onnx" in str(e.value)
+
+
+def _truncated(tiny_artifacts: dict[str, Any], path: Path) -> Path:
+    data = tiny_artifacts["fp32"].model_file.read_bytes()
+    assert len(data) > 1000
+    path.write_bytes(data[:1000])
+    return path
+
+
+def test_truncated_onnx_file(tiny_artifacts: dict[str, Any], tmp_path: Path) -> None:
+    path = _truncated(tiny_artifacts, tmp_path / "truncated.onnx")
+    with pytest.raises(edge_sdk.BadInputError, match="truncated or corrupt"):
+        edge_sdk.load(path)
+
+
+def test_truncated_model_inside_an_artifact(tiny_artifacts: dict[str, Any], copy_artifact: Any) -> None:
+    """The manifest is rewritten to match the truncated file, so it is onnxruntime that meets it."""
+    directory = copy_artifact(tiny_artifacts["fp32"])
+    model = _truncated(tiny_artifacts, directory / "model.onnx")
+    manifest = json.loads((directory / "artifact.json").read_text())
+    manifest["files"][0].update(sha256=sha256_file(model), size=model.stat().st_size)
+    (directory / "artifact.json").write_text(json.dumps(manifest))
+    with pytest.raises(edge_sdk.BadInputError, match="truncated or corrupt"):
+        edge_sdk.load(directory)
+
+
+def test_changed_model_inside_an_artifact(tiny_artifacts: dict[str, Any], copy_artifact: Any) -> None:
+    directory = copy_artifact(tiny_artifacts["fp32"])
+    model = directory / "model.onnx"
+    data = bytearray(model.read_bytes())
+    data[-10] ^= 0xFF
+    model.write_bytes(bytes(data))
+    with pytest.raises(edge_sdk.BadInputError, match="sha256"):
+        edge_sdk.load(directory)
+
+
+def test_custom_domain_op(onnx_file: Any) -> None:
+    path = onnx_file(
+        "frob.onnx",
+        [helper.make_node("Frobnicate", ["x"], ["y"], name="frob_1", domain="com.example")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        opsets={"": 17, "com.example": 1},
+    )
+    with pytest.raises(edge_sdk.BadInputError) as e:
+        edge_sdk.load(path)
+    msg = str(e.value)
+    assert "'Frobnicate'" in msg and "'com.example'" in msg and "'frob_1'" in msg
+    assert str(path) in msg
+
+
+def test_standard_op_without_a_kernel_for_its_type(onnx_file: Any) -> None:
+    path = onnx_file(
+        "erf64.onnx",
+        [helper.make_node("Erf", ["x"], ["y"], name="n1")],
+        [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [1, 4])],
+        opsets={"": 13},
+    )
+    with pytest.raises(edge_sdk.BadInputError) as e:
+        edge_sdk.load(path)
+    msg = str(e.value)
+    assert "'Erf'" in msg and "'n1'" in msg
+    assert "Could not find an implementation" not in msg  # explained, not passed through raw
+
+
+def test_no_backend_for_the_format(tiny_artifacts: dict[str, Any]) -> None:
+    with pytest.raises(edge_sdk.BadInputError, match="no backend runs format 'onnx'"):
+        edge_sdk.load(tiny_artifacts["fp32"].path, backend="no-such-backend")
