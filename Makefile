@@ -1,0 +1,30 @@
+# Two commands on a fresh clone: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+EXTRAS ?= torch,dev
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
+	touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/edge-sdk demo
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check edge_sdk converters runtimes devices tests bench
+	$(PY) -m ruff format --check edge_sdk converters runtimes devices tests bench
+	$(PY) -m mypy edge_sdk/__init__.py
+
+bench: $(STAMP)
+	$(PY) bench/quantize_speedup.py
+
+clean:
+	rm -rf $(VENV) demo-out artifacts .pytest_cache
