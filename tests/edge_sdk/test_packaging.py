@@ -1,0 +1,67 @@
+"""The three sibling folders map into the package for wheels as well as for the editable install."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SUBPACKAGES = ("converters", "runtimes", "devices")
+
+
+def test_editable_install_maps_the_sibling_folders() -> None:
+    import edge_sdk.converters
+    import edge_sdk.devices
+    import edge_sdk.runtimes
+
+    for name in SUBPACKAGES:
+        module = getattr(edge_sdk, name)
+        assert Path(module.__file__).parent == ROOT / name
+
+
+@pytest.mark.network  # the wheel build fetches setuptools into its isolated build environment
+def test_wheel_holds_and_imports_every_package(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    (wheel,) = (tmp_path / "dist").glob("edge_sdk-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for required in (
+        "edge_sdk/converters/targets/onnx.py",
+        "edge_sdk/runtimes/onnxruntime.py",
+        "edge_sdk/devices/__init__.py",
+        "edge_sdk/zoo/catalog.toml",
+        "edge_sdk/py.typed",
+        "edge_sdk/samples/librivox-sense-and-sensibility.wav",
+    ):
+        assert required in names
+    assert not any(n.startswith(("converters/", "runtimes/", "devices/", "tests/")) for n in names)
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    code = (
+        "import edge_sdk, edge_sdk.converters, edge_sdk.runtimes, edge_sdk.devices, edge_sdk.zoo; "
+        "print(edge_sdk.converters.__file__); print(sorted(edge_sdk.zoo.catalog()))"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(target)},
+        cwd=tmp_path,
+    )
+    assert r.stdout.splitlines()[0].startswith(str(target))
+    assert "silero-vad" in r.stdout
