@@ -114,6 +114,31 @@ def onnx_file(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
+@pytest.fixture
+def custom_op_onnx(onnx_file: Callable[..., Path]) -> Path:
+    """A model whose one node, ``frob_1``, is op ``Frobnicate`` of domain ``com.example``, which no
+    runtime has."""
+    return onnx_file(
+        "frob.onnx",
+        [helper.make_node("Frobnicate", ["x"], ["y"], name="frob_1", domain="com.example")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        opsets={"": 17, "com.example": 1},
+    )
+
+
+@pytest.fixture
+def erf_double_onnx(onnx_file: Callable[..., Path]) -> Path:
+    """A valid model onnxruntime has no kernel for: Erf on float64, at node ``n1``."""
+    return onnx_file(
+        "erf64.onnx",
+        [helper.make_node("Erf", ["x"], ["y"], name="n1")],
+        [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [1, 4])],
+        opsets={"": 13},
+    )
+
+
 @pytest.fixture(scope="session")
 def torch_forward() -> Callable[[Any, np.ndarray], np.ndarray]:
     """``torch_forward(module, x)``: the module's own fp32 output for one input array."""

@@ -10,7 +10,6 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper
 
 import edge_sdk
 from edge_sdk.manifest import sha256_file
@@ -113,28 +112,16 @@ def test_truncated_source(tiny_artifacts: dict[str, Any], tmp_path: Path) -> Non
     assert not (tmp_path / "out").exists()
 
 
-def test_unknown_custom_op_in_source(onnx_file: Any, tmp_path: Path) -> None:
-    path = onnx_file(
-        "frob.onnx",
-        [helper.make_node("Frobnicate", ["x"], ["y"], name="frob_1", domain="com.example")],
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
-        opsets={"": 17, "com.example": 1},
-    )
+def test_unknown_custom_op_in_source(custom_op_onnx: Path, tmp_path: Path) -> None:
+    path = custom_op_onnx
     with pytest.raises(edge_sdk.BadInputError) as e:
         edge_sdk.convert(path, "onnx:fp32", out=tmp_path / "out")
     msg = str(e.value)
     assert "Frobnicate" in msg and "com.example" in msg and "frob_1" in msg
 
 
-def test_standard_op_without_a_kernel_in_convert(onnx_file: Any, tmp_path: Path) -> None:
-    path = onnx_file(
-        "erf64.onnx",
-        [helper.make_node("Erf", ["x"], ["y"], name="n1")],
-        [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [1, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [1, 4])],
-        opsets={"": 13},
-    )
+def test_standard_op_without_a_kernel_in_convert(erf_double_onnx: Path, tmp_path: Path) -> None:
+    path = erf_double_onnx
     with pytest.raises(edge_sdk.BadInputError) as e:
         edge_sdk.convert(path, "onnx:fp32", out=tmp_path / "out")
     assert "'Erf'" in str(e.value) and "'n1'" in str(e.value)

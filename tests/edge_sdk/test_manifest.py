@@ -89,25 +89,28 @@ def test_schema_version_is_written_first(art: Artifact) -> None:
     ]
 
 
+REQUIRED = [
+    "schema_version",
+    "name",
+    "format",
+    "precision",
+    "files",
+    "inputs",
+    "outputs",
+    "source",
+    "recipe",
+    "versions",
+    "created",
+]
+
+
 def test_converted_artifacts_carry_a_valid_manifest(tiny_artifacts: dict[str, Any]) -> None:
     for a in tiny_artifacts.values():
         path = a.path / MANIFEST_NAME
         data = json.loads(path.read_text())
         assert data["schema_version"] == SCHEMA_VERSION
         validate_manifest(data, path)
-        for key in (
-            "name",
-            "format",
-            "precision",
-            "files",
-            "inputs",
-            "outputs",
-            "source",
-            "recipe",
-            "versions",
-            "created",
-            "parity",
-        ):
+        for key in [*REQUIRED, "parity"]:
             assert data[key], key
         assert [f["path"] for f in data["files"]] == ["model.onnx"]
         assert data["files"][0]["sha256"] == sha256_file(a.path / "model.onnx")
@@ -125,20 +128,6 @@ def test_model_file_needs_a_directory(art: Artifact) -> None:
 
 
 # -- what load_artifact refuses -----------------------------------------------------------------------
-
-REQUIRED = [
-    "schema_version",
-    "name",
-    "format",
-    "precision",
-    "files",
-    "inputs",
-    "outputs",
-    "source",
-    "recipe",
-    "versions",
-    "created",
-]
 
 
 @pytest.mark.parametrize("field", REQUIRED)

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from onnx import TensorProto, helper
 
 import edge_sdk
 from edge_sdk.manifest import sha256_file
@@ -68,14 +67,8 @@ def test_changed_model_inside_an_artifact(tiny_artifacts: dict[str, Any], copy_a
         edge_sdk.load(directory)
 
 
-def test_custom_domain_op(onnx_file: Any) -> None:
-    path = onnx_file(
-        "frob.onnx",
-        [helper.make_node("Frobnicate", ["x"], ["y"], name="frob_1", domain="com.example")],
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
-        opsets={"": 17, "com.example": 1},
-    )
+def test_custom_domain_op(custom_op_onnx: Path) -> None:
+    path = custom_op_onnx
     with pytest.raises(edge_sdk.BadInputError) as e:
         edge_sdk.load(path)
     msg = str(e.value)
@@ -83,14 +76,8 @@ def test_custom_domain_op(onnx_file: Any) -> None:
     assert str(path) in msg
 
 
-def test_standard_op_without_a_kernel_for_its_type(onnx_file: Any) -> None:
-    path = onnx_file(
-        "erf64.onnx",
-        [helper.make_node("Erf", ["x"], ["y"], name="n1")],
-        [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [1, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, [1, 4])],
-        opsets={"": 13},
-    )
+def test_standard_op_without_a_kernel_for_its_type(erf_double_onnx: Path) -> None:
+    path = erf_double_onnx
     with pytest.raises(edge_sdk.BadInputError) as e:
         edge_sdk.load(path)
     msg = str(e.value)
