@@ -56,7 +56,8 @@ def _parity_inputs(
     if calib:
         return calib[:limit], "calibration"
     if src.examples:
-        return src.examples, "example"
+        names = {s.name for s in specs}  # fixed inputs are constants now, not inputs
+        return [{k: v for k, v in ex.items() if k in names} for ex in src.examples], "example"
     return random_samples(specs, RANDOM_PARITY_SAMPLES), "random normal"
 
 
@@ -114,8 +115,6 @@ def convert(
             f"Or use int8-dynamic, which needs none"
         )
     samples, origin = _parity_inputs(parity_data, calib, src, in_specs, parity_samples)
-    if progress:
-        progress("reference", 0, len(samples))
     reference = src.reference([{**s, **fixed} for s in samples])
     ctx = BuildContext(calibration=calib, options=dict(options or {}), progress=progress)
     common = {
@@ -141,7 +140,7 @@ def convert(
             try:
                 made.append(_make(target, precision, hub_path, Path(out), **common))
             except ConversionError as e:
-                log.error("%s failed: %s", label, e)
+                log.debug("%s failed: %s", label, e)  # reported by the exception raised below
                 failures[label] = str(e)
     if failures:
         if len(parsed) == 1:

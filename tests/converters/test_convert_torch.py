@@ -191,3 +191,22 @@ def test_export_leaves_the_module_in_the_mode_it_was_in(tmp_path: Path) -> None:
     (art,) = edge_sdk.convert(module, ["onnx:fp32"], example_inputs=(x,), out=tmp_path)
     assert module.training  # the user's module is theirs: still in training mode
     assert art.parity["max_abs_error"] < 1e-5  # and the export and reference ran with dropout off
+
+
+def test_fixed_input_of_a_torch_module(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+
+    class Scaled(torch.nn.Module):
+        def forward(self, x: Any, gain: Any) -> Any:
+            return torch.relu(x) * gain
+
+    x, gain = torch.randn(1, 4), torch.tensor([3.0])
+    (art,) = edge_sdk.convert(
+        Scaled(), ["onnx:fp32"], example_inputs=(x, gain), fixed_inputs={"gain": 3.0}, out=tmp_path
+    )
+    session = edge_sdk.load(art.path)
+    assert session.input_names == ["x"]
+    assert art.parity["inputs"] == "example" and art.parity["max_abs_error"] < 1e-6
+    np.testing.assert_allclose(
+        session.run({"x": x.numpy()})[session.output_names[0]], (torch.relu(x) * 3).numpy(), rtol=1e-6
+    )
