@@ -110,7 +110,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     model_file = artifact.model_file if artifact else path
     if model_file.suffix != ".onnx":
         raise BadInputError(f"{model_file}: inspect reads artifacts and .onnx files")
-    info = describe(load_onnx(model_file))
+    info = describe(load_onnx(model_file, check=False))  # show what is there, valid or not
     info["size"] = model_file.stat().st_size
     if args.json:
         console.emit_json(

@@ -139,6 +139,25 @@ def _int8_dynamic(hub: Path, out: Path, ctx: BuildContext) -> dict[str, Any]:
     return recipe
 
 
+def _tidy(model_path: Path) -> str:
+    """Sort the nodes the converters left out of order, then run the ONNX checker; other tools (OpenVINO,
+    onnx2tf) load only checker-valid models. A failure is recorded and logged, not hidden."""
+    import onnx
+
+    from edge_sdk.converters.onnx_model import toposort
+
+    model = onnx.load(str(model_path))
+    if toposort(model):
+        onnx.save(model, str(model_path))
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as e:
+        first = str(e).strip().splitlines()[0][:300]
+        log.warning("%s: the ONNX checker rejects the converted model: %s", model_path.parent.name, first)
+        return f"failed: {first}"
+    return "passed"
+
+
 def _check_quantized(model_path: Path, precision: str) -> int:
     """Count int8 weight tensors; none means the quantiser found nothing it could reach."""
     import onnx
@@ -192,6 +211,7 @@ class OnnxTarget:
                 f"onnx:{precision}: onnxruntime's converter failed: {type(e).__name__}: {e}; "
                 f"try another precision for this model"
             ) from None
+        recipe["onnx_checker"] = _tidy(out)
         if precision.startswith("int8"):
             recipe["quantized_weights"] = _check_quantized(out, precision)
         return BuildResult(
