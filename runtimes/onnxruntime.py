@@ -55,7 +55,7 @@ def _specs(args: list) -> list[TensorSpec]:
         dtype = _ORT_DTYPES.get(a.type)
         if dtype is None:
             raise BadInputError(f"tensor '{a.name}' has type {a.type}, which edge-sdk does not handle")
-        shape = [d if isinstance(d, (int, str)) and d != 0 else (d or None) for d in (a.shape or [])]
+        shape = [d or None for d in (a.shape or [])]  # 0 and "" mean unknown
         specs.append(TensorSpec(name=a.name, shape=shape, dtype=dtype))
     return specs
 
@@ -191,10 +191,7 @@ class OnnxRuntimeBackend:
             disabled.append("NchwcTransformer")
         providers = [provider] if provider == "CPUExecutionProvider" else [provider, "CPUExecutionProvider"]
         try:
-            if disabled:
-                sess = ort.InferenceSession(str(model), so, providers=providers, disabled_optimizers=disabled)
-            else:
-                sess = ort.InferenceSession(str(model), so, providers=providers)
+            sess = ort.InferenceSession(str(model), so, providers=providers, disabled_optimizers=disabled)
         except Exception as e:  # ORT raises its own pybind exception types
             raise explain_load_error(model, e) from None
         active = sess.get_providers()[0]
@@ -206,11 +203,11 @@ class OnnxRuntimeBackend:
             sel.add(self.name, fallback, "fallback", f"onnxruntime fell back to {active}")
             log.warning("onnxruntime: %s did not initialise; running on %s", provider, active)
             sel.accelerator = fallback
-        inputs = _specs(sess.get_inputs())
-        outputs = _specs(sess.get_outputs())
         if artifact is not None:
             # The manifest carries the user-facing names, layouts and symbolic dims; keep them.
             inputs, outputs = artifact.inputs, artifact.outputs
+        else:
+            inputs, outputs = _specs(sess.get_inputs()), _specs(sess.get_outputs())
         return OnnxRuntimeSession(sess, inputs, outputs, sel, artifact)
 
 
