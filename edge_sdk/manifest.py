@@ -30,7 +30,8 @@ class TensorSpec:
     """One logical input or output: name, shape (symbolic dims as names), dtype (numpy name) and layouts.
 
     ``layout`` is what the user sees (e.g. ``NCHW``), ``stored_layout`` what the file holds; ``None``
-    means no named layout (nothing to transpose).
+    means no named layout (nothing to transpose). ``stored_name`` is the tensor's name inside the model
+    file when a converter renamed it.
     """
 
     name: str
@@ -38,6 +39,7 @@ class TensorSpec:
     dtype: str
     layout: str | None = None
     stored_layout: str | None = None
+    stored_name: str | None = None
 
     def describe(self) -> str:
         dims = ", ".join("?" if d is None else str(d) for d in self.shape)
@@ -97,6 +99,7 @@ _TENSOR = {
     "dtype": (str, True),
     "layout": ((str, type(None)), False),
     "stored_layout": ((str, type(None)), False),
+    "stored_name": ((str, type(None)), False),
 }
 _FILE = {"path": (str, True), "sha256": (str, True), "size": (int, True)}
 _SCHEMA: dict[str, tuple[Any, bool]] = {

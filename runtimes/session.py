@@ -13,6 +13,7 @@ import numpy as np
 from edge_sdk.errors import BadInputError
 from edge_sdk.manifest import Artifact, TensorSpec
 from edge_sdk.registry import Registry
+from edge_sdk.runtimes.layout import from_stored, to_stored
 
 log = logging.getLogger("edge_sdk.runtimes")
 
@@ -86,14 +87,24 @@ class Session:
         unknown = [n for n in wanted if n not in self.output_names]
         if unknown:
             raise BadInputError(f"unknown output(s) {unknown}; the model has {self.output_names}")
-        return self._run(arrays, wanted)
+        q = self.artifact.quantization if self.artifact else {}
+        stored = {_stored(s): to_stored(s, arrays[s.name], q.get(s.name)) for s in self.inputs}
+        specs = {s.name: s for s in self.outputs}
+        results = self._run(stored, [_stored(specs[n]) for n in wanted])
+        return {n: from_stored(specs[n], results[_stored(specs[n])], q.get(n)) for n in wanted}
 
     def _run(self, feeds: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
+        """Run on ``feeds`` as the model file takes them (its tensor names, layout and dtype) and return
+        the ``outputs`` named, as the file gives them. Backends implement this."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
         ins = ", ".join(s.describe() for s in self.inputs)
         return f"<Session {self.selection.backend}/{self.selection.accelerator} ({ins})>"
+
+
+def _stored(spec: TensorSpec) -> str:
+    return spec.stored_name or spec.name
 
 
 def check_feeds(specs: list[TensorSpec], feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:

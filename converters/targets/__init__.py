@@ -10,6 +10,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edge_sdk.errors import BadInputError
+from edge_sdk.manifest import TensorSpec
 from edge_sdk.registry import Registry
 
 Progress = Callable[[str, int, "int | None"], None]
@@ -30,12 +31,19 @@ class BuildContext:
 
 @dataclass
 class BuildResult:
-    """Files a target wrote into the staging directory, and the options it actually used."""
+    """Files a target wrote into the staging directory, and the options it actually used.
+
+    ``inputs``/``outputs`` replace the hub model's specs when the file stores tensors differently
+    (other names, layouts or integer types); ``quantization`` then holds the integer tensors' scale
+    and zero point, keyed by user-facing name.
+    """
 
     files: list[str]
     recipe: dict[str, Any] = field(default_factory=dict)
     quantization: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    inputs: list[TensorSpec] | None = None
+    outputs: list[TensorSpec] | None = None
 
 
 class TargetFormat(Protocol):
