@@ -51,6 +51,10 @@ class TargetFormat(Protocol):
     precisions: dict[str, str]  # precision → one-line description
     calibrated: frozenset[str]  # precisions that need calibration data
 
+    def available(self) -> tuple[bool, str]:
+        """Whether this converter can run here; if not, why (the pip extra to install)."""
+        ...
+
     def build(self, hub: Path, precision: str, out_dir: Path, ctx: BuildContext) -> BuildResult: ...
 
 

@@ -75,6 +75,31 @@ def _fp16(hub: Path, out: Path) -> dict[str, Any]:
     return {"keep_io_types": True, "converter": "onnxruntime.transformers.float16"}
 
 
+def _at_least_opset_13(hub: Path, tmp: Path, recipe: dict[str, Any]) -> Path:
+    """Per-channel QuantizeLinear/DequantizeLinear (their ``axis``) exist from opset 13 on; onnxruntime's
+    quantiser writes them into older models anyway (NSNet2 is opset 11), which then do not load."""
+    import onnx
+    from onnx import version_converter
+
+    from edge_sdk.converters.onnx_model import onnx_opset
+
+    model = onnx.load(str(hub))
+    opset = onnx_opset(model)
+    if opset >= 13:
+        return hub
+    try:
+        upgraded = version_converter.convert_version(model, 13)
+    except Exception as e:
+        raise ConversionError(
+            f"int8 needs opset 13 or later for per-channel quantisation and converting this opset-{opset} "
+            f"model failed ({e}); re-export it at opset 13+, or use --option per_channel=false"
+        ) from None
+    path = tmp / "opset13.onnx"
+    onnx.save(upgraded, str(path))
+    recipe["opset_upgraded"] = f"{opset} → 13"
+    return path
+
+
 def _preprocess(hub: Path, tmp: Path, recipe: dict[str, Any]) -> Path:
     """onnxruntime's recommended pre-quantisation pass: ONNX shape inference and graph optimisation.
 
@@ -83,6 +108,7 @@ def _preprocess(hub: Path, tmp: Path, recipe: dict[str, Any]) -> Path:
     """
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    hub = _at_least_opset_13(hub, tmp, recipe)
     pre = tmp / "pre.onnx"
     try:
         quant_pre_process(str(hub), str(pre), skip_symbolic_shape=True)
@@ -189,6 +215,9 @@ class OnnxTarget:
         "int8-dynamic": "int8 weights, activations quantised at run time; no calibration",
     }
     calibrated = frozenset({"int8"})
+
+    def available(self) -> tuple[bool, str]:
+        return True, "onnxruntime is a core dependency"
 
     def build(self, hub: Path, precision: str, out_dir: Path, ctx: BuildContext) -> BuildResult:
         import onnxruntime

