@@ -20,7 +20,7 @@ from edge_sdk.converters.onnx_model import tensor_specs
 from edge_sdk.converters.parity import compare, gate
 from edge_sdk.converters.simplify import simplify
 from edge_sdk.converters.sources import Source, open_source
-from edge_sdk.converters.specialize import freeze_inputs
+from edge_sdk.converters.specialize import fix_shapes, freeze_inputs
 from edge_sdk.converters.targets import BuildContext, Progress, TargetFormat, parse_target
 from edge_sdk.errors import BadInputError, ConversionError, EdgeSDKError
 from edge_sdk.manifest import Artifact, TensorSpec, file_entry, staging_dir, write_manifest
@@ -76,6 +76,7 @@ def convert(
     opset: int | None = None,
     name: str | None = None,
     fixed_inputs: dict[str, Any] | None = None,
+    input_shapes: dict[str, list[int]] | None = None,
     options: dict[str, Any] | None = None,
     parity_samples: int = 32,
     progress: Progress | None = None,
@@ -90,6 +91,8 @@ def convert(
 
     ``fixed_inputs`` turns inputs into constants (e.g. ``{"sr": 16000}``) and inlines the ``If``
     branches they decide, so quantisers see the compute that would otherwise hide in subgraphs.
+    ``input_shapes`` fixes dynamic input dims (e.g. ``{"input": [1, 576]}``) for converters that need
+    static shapes.
     """
     wanted = [targets] if isinstance(targets, str) else list(targets)
     wanted = [t for part in wanted for t in part.split(",") if t.strip()]
@@ -105,7 +108,7 @@ def convert(
         opset=opset,
         name=name,
     )
-    hub, simplify_info, fixed = _prepare(src.model, fixed_inputs or {})
+    hub, simplify_info, fixed = _prepare(src.model, fixed_inputs or {}, input_shapes or {})
     in_specs, out_specs = tensor_specs(hub)
     calib = load_samples(calibration, in_specs, "calibration")
     needing = [f"{t.name}:{p}" for t, p in parsed if p in t.calibrated]
@@ -150,16 +153,20 @@ def convert(
 
 
 def _prepare(
-    model: onnx.ModelProto, fixed_inputs: dict[str, Any]
+    model: onnx.ModelProto, fixed_inputs: dict[str, Any], input_shapes: dict[str, list[int]]
 ) -> tuple[onnx.ModelProto, dict[str, Any], dict[str, np.ndarray]]:
-    """Fix inputs (if asked) and simplify; the simplifier's constant folding inlines the If branches
-    that the fixed inputs decide."""
+    """Fix input values and shapes (if asked) and simplify; the simplifier's constant folding inlines
+    the If branches that they decide."""
     fixed: dict[str, np.ndarray] = {}
     if fixed_inputs:
         model, fixed = freeze_inputs(model, fixed_inputs)
+    if input_shapes:
+        model = fix_shapes(model, input_shapes)
     hub, info = simplify(model)
     if fixed:
         info = {**info, "fixed_inputs": {k: v.tolist() for k, v in fixed.items()}}
+    if input_shapes:
+        info = {**info, "input_shapes": {k: list(v) for k, v in input_shapes.items()}}
     return hub, info, fixed
 
 

@@ -1,4 +1,4 @@
-"""Specialising a graph to fixed input values: the input becomes a constant.
+"""Specialising a graph to fixed input values (the input becomes a constant) or fixed input shapes.
 
 Models such as Silero VAD keep all their compute inside ``If`` branches selected by an input (the
 sample rate). Quantisers and float16 converters do not enter subgraphs; once the input is a constant,
@@ -41,3 +41,22 @@ def freeze_inputs(
         model.graph.initializer.append(numpy_helper.from_array(arr, name))
         arrays[name] = arr
     return model, arrays
+
+
+def fix_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]]) -> onnx.ModelProto:
+    """Give inputs fixed shapes. The simplifier can then fold what depended on the dynamic sizes (Shape
+    ops, the If nodes they feed), which converters such as OpenVINO's and onnx2tf need."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    by_name = {i.name: i for i in model.graph.input}
+    for name, shape in shapes.items():
+        if name not in by_name:
+            raise BadInputError(f"cannot fix the shape of '{name}': the model's inputs are {list(by_name)}")
+        dims = by_name[name].type.tensor_type.shape.dim
+        if len(dims) != len(shape):
+            raise BadInputError(f"input '{name}' has rank {len(dims)}; the shape given, {list(shape)}, has {len(shape)}")
+        for d, size in zip(dims, shape, strict=True):
+            if d.HasField("dim_value") and d.dim_value > 0 and d.dim_value != size:
+                raise BadInputError(f"input '{name}' has size {d.dim_value} where the shape given says {size}")
+            d.Clear()
+            d.dim_value = int(size)
+    return model

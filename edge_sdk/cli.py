@@ -49,6 +49,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     options = {k: _literal(v) for k, v in _pairs(args.option, "--option").items()}
     fixed = {k: _literal(v) for k, v in _pairs(args.fix, "--fix").items()}
+    try:
+        shapes = {k: [int(d) for d in v.split(",")] for k, v in _pairs(args.shape, "--shape").items()}
+    except ValueError:
+        raise BadInputError(f"--shape takes NAME=D1,D2,... with integer dims, got {args.shape}") from None
     failures: dict[str, str] = {}
     with console.progress_bars(not (args.quiet or args.json)) as progress:
         try:
@@ -61,6 +65,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
                 max_error=args.max_error,
                 name=args.name,
                 fixed_inputs=fixed or None,
+                input_shapes=shapes or None,
                 options=options,
                 progress=progress,
             )
@@ -252,7 +257,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"{result['chunks']} chunks of {result['chunk_ms']} ms)"
     )
     console.table(
-        "Silero VAD, every ONNX precision, onnxruntime CPU",
+        "Silero VAD in every installed format and precision, CPU",
         demo.COLUMNS,
         [r["cells"] for r in result["rows"]],
     )
@@ -295,6 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--fix", action="append", metavar="INPUT=VALUE", help="make an input a constant (e.g. sr=16000)"
     )
     c.add_argument(
+        "--shape",
+        action="append",
+        metavar="INPUT=D1,D2,...",
+        help="fix an input's dynamic dims (e.g. input=1,576)",
+    )
+    c.add_argument(
         "--option",
         action="append",
         metavar="KEY=VALUE",
@@ -332,7 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     mp.add_argument("--force", action="store_true", help="fetch again even if cached")
     mp.set_defaults(func=cmd_models)
 
-    d = sub.add_parser("demo", parents=[common], help="pull Silero VAD, convert it, compare precisions")
+    d = sub.add_parser(
+        "demo", parents=[common], help="pull Silero VAD, convert it to every format, compare them"
+    )
     d.add_argument("--out", default="demo-out", help="where the demo's artifacts go (default: demo-out)")
     d.set_defaults(func=cmd_demo)
     return p
