@@ -47,9 +47,14 @@ def torch_models(rng: np.random.Generator) -> list[MatrixModel]:
 
     torch.manual_seed(0)
     conv = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.BatchNorm2d(16), torch.nn.ReLU(),
-        torch.nn.Conv2d(16, 32, 3, stride=2, padding=1), torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(32, 10),
+        torch.nn.Conv2d(3, 16, 3, padding=1),
+        torch.nn.BatchNorm2d(16),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(16, 32, 3, stride=2, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(32, 10),
     ).eval()
 
     class Gru(torch.nn.Module):
@@ -64,10 +69,20 @@ def torch_models(rng: np.random.Generator) -> list[MatrixModel]:
     conv_in = [{"x": rng.standard_normal((1, 3, 32, 32)).astype(np.float32)} for _ in range(16)]
     gru_in = [{"x": rng.standard_normal((1, 25, 40)).astype(np.float32)} for _ in range(16)]
     return [
-        MatrixModel("conv-test", conv, conv_in, "16 random normal images 1×3×32×32",
-                    {"example_inputs": {"x": torch.from_numpy(conv_in[0]["x"])}}),
-        MatrixModel("gru-test", Gru().eval(), gru_in, "16 random normal sequences 1×25×40",
-                    {"example_inputs": {"x": torch.from_numpy(gru_in[0]["x"])}}),
+        MatrixModel(
+            "conv-test",
+            conv,
+            conv_in,
+            "16 random normal images 1×3×32×32",
+            {"example_inputs": {"x": torch.from_numpy(conv_in[0]["x"])}},
+        ),
+        MatrixModel(
+            "gru-test",
+            Gru().eval(),
+            gru_in,
+            "16 random normal sequences 1×25×40",
+            {"example_inputs": {"x": torch.from_numpy(gru_in[0]["x"])}},
+        ),
     ]
 
 
@@ -76,16 +91,37 @@ def models() -> list[MatrixModel]:
     audio = speech()
     silero = zoo.resolve("silero-vad-op18")
     _, steps, _ = stream_vad(load(silero), audio)
-    dfn_in = [{"feat_erb": rng.standard_normal((1, 1, 20, 32)).astype(np.float32),
-               "feat_spec": rng.standard_normal((1, 2, 20, 96)).astype(np.float32)} for _ in range(8)]
+    dfn_in = [
+        {
+            "feat_erb": rng.standard_normal((1, 1, 20, 32)).astype(np.float32),
+            "feat_spec": rng.standard_normal((1, 2, 20, 96)).astype(np.float32),
+        }
+        for _ in range(8)
+    ]
     return [
-        MatrixModel("silero-vad-op18", str(silero), steps[::12],
-                    f"{len(steps[::12])} steps of the bundled LibriVox clip streamed through the model "
-                    "(real audio and states); sr fixed to 16000", {"fixed_inputs": {"sr": 16000}}),
-        MatrixModel("nsnet2-16k", str(zoo.resolve("nsnet2-16k")), log_power_frames(audio),
-                    "log-power spectra (100 frames each) of the bundled LibriVox clip"),
-        MatrixModel("deepfilternet3-enc", str(zoo.resolve("deepfilternet3-enc")), dfn_in,
-                    "8 random normal feature sets, 20 frames (real DFN features need its 48 kHz front end)"),
+        MatrixModel(
+            "silero-vad-op18",
+            str(silero),
+            steps[::12],
+            f"{len(steps[::12])} steps of the bundled LibriVox clip streamed through the model "
+            "(real audio and states); sr fixed to 16000, shapes fixed to one stream of 576-sample chunks",
+            {"fixed_inputs": {"sr": 16000}, "input_shapes": {"input": [1, 576], "state": [2, 1, 128]}},
+        ),
+        MatrixModel(
+            "nsnet2-16k",
+            str(zoo.resolve("nsnet2-16k")),
+            log_power_frames(audio),
+            "log-power spectra (100 frames each) of the bundled LibriVox clip; shape fixed to [1, 100, 161]",
+            {"input_shapes": {"input": [1, 100, 161]}},
+        ),
+        MatrixModel(
+            "deepfilternet3-enc",
+            str(zoo.resolve("deepfilternet3-enc")),
+            dfn_in,
+            "8 random normal feature sets, 20 frames (real DFN features need its 48 kHz front end); "
+            "shapes fixed to 20 frames",
+            {"input_shapes": {"feat_erb": [1, 1, 20, 32], "feat_spec": [1, 2, 20, 96]}},
+        ),
         *torch_models(rng),
     ]
 
@@ -97,8 +133,12 @@ def main() -> None:
     args = ap.parse_args()
     ms = models()
     with tempfile.TemporaryDirectory() as tmp:
-        cells = run_matrix(ms, Path(tmp), targets=args.targets.split(",") if args.targets else None,
-                           progress=lambda s: print(s, file=sys.stderr, flush=True))
+        cells = run_matrix(
+            ms,
+            Path(tmp),
+            targets=args.targets.split(",") if args.targets else None,
+            progress=lambda s: print(s, file=sys.stderr, flush=True),
+        )
     args.out.write_text(to_markdown(cells, ms, "python bench/conversion_matrix.py") + "\n")
     ok = sum(c.ok for c in cells)
     print(f"{ok} of {len(cells)} cells converted; written to {args.out}")

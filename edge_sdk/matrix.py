@@ -47,7 +47,8 @@ def _latency_ms(path: Path, feeds: dict[str, np.ndarray], runs: int) -> tuple[fl
     t0 = time.perf_counter()
     for _ in range(runs):
         session.run(feeds)
-    return (time.perf_counter() - t0) / runs * 1e3, f"{session.selection.backend}/{session.selection.accelerator}"
+    mean_ms = (time.perf_counter() - t0) / runs * 1e3
+    return mean_ms, f"{session.selection.backend}/{session.selection.accelerator}"
 
 
 def unavailable_formats() -> dict[str, str]:
@@ -84,7 +85,12 @@ def run_matrix(
                 progress(f"{m.name} → {target}")
             try:
                 (art,) = convert(
-                    m.source, [target], out=out, name=m.name, calibration=m.samples, parity_data=m.samples,
+                    m.source,
+                    [target],
+                    out=out,
+                    name=m.name,
+                    calibration=m.samples,
+                    parity_data=m.samples,
                     **m.convert_options,
                 )
                 latency, backend = _latency_ms(art.path, m.samples[0], runs)
@@ -92,8 +98,18 @@ def run_matrix(
                 cells.append(Cell(m.name, target, False, error=str(e)))
                 continue
             p = art.parity or {}
-            cells.append(Cell(m.name, target, True, art.size, p.get("max_abs_error"), p.get("cosine_similarity"),
-                              latency, backend))
+            cells.append(
+                Cell(
+                    m.name,
+                    target,
+                    True,
+                    art.size,
+                    p.get("max_abs_error"),
+                    p.get("cosine_similarity"),
+                    latency,
+                    backend,
+                )
+            )
     return cells
 
 
@@ -110,13 +126,20 @@ def to_markdown(cells: list[Cell], models: Sequence[MatrixModel], command: str) 
         "",
     ]
     for m in models:
-        lines += [f"## {m.name}", "", f"Inputs: {m.inputs_note}", "",
-                  "| target | result | size | max abs err | cosine | latency | backend |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {m.name}",
+            "",
+            f"Inputs: {m.inputs_note}",
+            "",
+            "| target | result | size | max abs err | cosine | latency | backend |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for c in (c for c in cells if c.model == m.name):
             if c.ok:
-                lines.append(f"| {c.target} | converted | {c.size / 1024:.0f} KiB | {c.max_abs_error:.2e} | "
-                             f"{c.cosine:.5f} | {c.latency_ms:.3f} ms | {c.backend} |")
+                lines.append(
+                    f"| {c.target} | converted | {c.size / 1024:.0f} KiB | {c.max_abs_error:.2e} | "
+                    f"{c.cosine:.5f} | {c.latency_ms:.3f} ms | {c.backend} |"
+                )
             else:
                 msg = (c.error or "").replace("|", "\\|").replace("\n", " ")
                 lines.append(f"| {c.target} | **failed**: {msg[:400]} | | | | | |")
