@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-EXTRAS ?= torch,dev
+EXTRAS ?= torch,openvino,dev
 
 .PHONY: demo test lint bench clean
 

@@ -99,6 +99,13 @@ def convert(
     if not wanted:
         raise BadInputError("no targets given; e.g. targets=['onnx:fp32', 'onnx:int8']")
     parsed = [parse_target(t) for t in wanted]
+    known = {k for t, _ in parsed for k in t.options}
+    unknown = sorted(set(options or {}) - known)
+    if unknown:
+        raise BadInputError(
+            f"unknown option(s) {unknown} for {', '.join(wanted)}; "
+            f"known: {', '.join(sorted(known)) or 'none'}"
+        )
     src = open_source(
         source,
         example_inputs=example_inputs,
@@ -233,6 +240,8 @@ def _make(
         report = compare(reference, got, origin)
         report["reference"] = f"{src.framework} source (fp32)"
         report["backend"] = f"{session.selection.backend}/{session.selection.accelerator}"
+        if getattr(session, "inference_precision", None):
+            report["inference_precision"] = session.inference_precision
         del session
         gate(report, max_error, art_name)
         artifact.parity = report

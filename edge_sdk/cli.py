@@ -113,24 +113,54 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         raise BadInputError(f"{path}: no such file or directory")
     artifact = load_artifact(path) if is_artifact(path) else None
     model_file = artifact.model_file if artifact else path
-    if model_file.suffix != ".onnx":
-        raise BadInputError(f"{model_file}: inspect reads artifacts and .onnx files")
-    info = describe(load_onnx(model_file, check=False))  # show what is there, valid or not
-    info["size"] = model_file.stat().st_size
+    if model_file.suffix != ".onnx" and artifact is None:
+        raise BadInputError(f"{model_file}: inspect reads artifacts (any format) and .onnx files")
+    # The graph itself is described for ONNX; other formats show what their manifest records.
+    info = describe(load_onnx(model_file, check=False)) if model_file.suffix == ".onnx" else None
+    size = artifact.size if artifact else model_file.stat().st_size
     if args.json:
         console.emit_json(
-            {"path": str(path), "model": info, "artifact": artifact.to_dict() if artifact else None}
+            {
+                "path": str(path),
+                "size": size,
+                "model": info,
+                "artifact": artifact.to_dict() if artifact else None,
+            }
         )
         return 0
-    console.out.print(
-        f"[bold]{path}[/bold]  {console.fmt_size(info['size'])}, {info['parameters']:,} parameters, "
-        f"{info['nodes']} nodes, opsets {info['opsets']}, producer {info['producer'] or '?'}"
-    )
-    io_rows = [
-        [kind, s["name"], s["dtype"], str(s["shape"])] for kind in ("inputs", "outputs") for s in info[kind]
-    ]
-    console.table("inputs and outputs", ["", "name", "dtype", "shape"], io_rows)
-    console.table("ops", ["op", "count"], list(info["ops"].items()))
+    if info is not None:
+        console.out.print(
+            f"[bold]{path}[/bold]  {console.fmt_size(size)}, {info['parameters']:,} parameters, "
+            f"{info['nodes']} nodes, opsets {info['opsets']}, producer {info['producer'] or '?'}"
+        )
+        io_rows = [
+            [kind, s["name"], s["dtype"], str(s["shape"]), "", ""]
+            for kind in ("inputs", "outputs")
+            for s in info[kind]
+        ]
+    else:
+        console.out.print(
+            f"[bold]{path}[/bold]  {console.fmt_size(size)}, files: "
+            f"{', '.join(f.path for f in artifact.files)}"
+        )  # type: ignore[union-attr]
+    if artifact is not None:
+        io_rows = [
+            [
+                kind,
+                s.name,
+                s.dtype,
+                str(s.shape),
+                f"{s.layout or ''} → {s.stored_layout or ''}"
+                if s.stored_layout != s.layout
+                else (s.layout or ""),
+                str(artifact.quantization.get(s.name, "")),
+            ]
+            for kind, specs in (("inputs", artifact.inputs), ("outputs", artifact.outputs))
+            for s in specs
+        ]
+    console.table("inputs and outputs", ["", "name", "dtype", "shape", "layout", "integer I/O"], io_rows)
+    if info is not None:
+        console.table("ops", ["op", "count"], list(info["ops"].items()))
     if artifact:
         console.out.print(
             f"artifact {artifact.name}: {artifact.format}:{artifact.precision}, source "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from edge_sdk.errors import BadInputError
 from edge_sdk.manifest import Artifact, is_artifact, load_artifact
@@ -19,11 +20,13 @@ def load(
     backend: str = "auto",
     accelerator: str = "auto",
     threads: int | None = None,
+    options: dict[str, Any] | None = None,
 ) -> Session:
     """Open an artifact (directory or ``artifact.json``) or a plain model file and return a ``Session``.
 
     ``backend`` and ``accelerator`` default to the first installed backend for the format and its
     preferred accelerator; ``session.selection`` records what was taken or skipped and why.
+    ``options`` go to the backend (e.g. OpenVINO's ``inference_precision``, ``performance_hint``).
     """
     if isinstance(path, Artifact):
         artifact: Artifact | None = path
@@ -52,6 +55,6 @@ def load(
     for name, b in candidates:
         ok, why = b.available()
         if ok:
-            return b.open(model, artifact, accelerator, threads)
+            return b.open(model, artifact, accelerator, threads, **(options or {}))
         reasons.append(f"{name}: {why}")
     raise BadInputError(f"no installed backend runs format '{fmt}': {'; '.join(reasons)}")

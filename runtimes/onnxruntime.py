@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -174,9 +175,13 @@ class OnnxRuntimeBackend:
             )
         return PROVIDERS[sel.accelerator], sel
 
-    def open(self, model: Path, artifact: Artifact | None, accelerator: str, threads: int | None) -> Session:
+    def open(
+        self, model: Path, artifact: Artifact | None, accelerator: str, threads: int | None, **options: Any
+    ) -> Session:
         import onnxruntime as ort
 
+        if options:
+            raise BadInputError(f"the onnxruntime backend takes no options; got {sorted(options)}")
         provider, sel = self.select(accelerator)
         so = ort.SessionOptions()
         so.log_severity_level = 3  # errors only: ORT's warnings are not the user's business by default

@@ -166,7 +166,7 @@ class Backend(Protocol):
     def available(self) -> tuple[bool, str]: ...
 
     def open(
-        self, model: Path, artifact: Artifact | None, accelerator: str, threads: int | None
+        self, model: Path, artifact: Artifact | None, accelerator: str, threads: int | None, **options: Any
     ) -> Session: ...
 
 

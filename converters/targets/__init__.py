@@ -50,6 +50,7 @@ class TargetFormat(Protocol):
     name: str
     precisions: dict[str, str]  # precision → one-line description
     calibrated: frozenset[str]  # precisions that need calibration data
+    options: dict[str, str]  # option name → one-line description, for help and validation
 
     def available(self) -> tuple[bool, str]:
         """Whether this converter can run here; if not, why (the pip extra to install)."""

@@ -30,10 +30,8 @@ _METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"
 
 
 def _options(ctx: BuildContext) -> dict[str, Any]:
-    unknown = sorted(set(ctx.options) - set(INT8_DEFAULTS))
-    if unknown:
-        raise BadInputError(f"unknown onnx option(s) {unknown}; known: {', '.join(INT8_DEFAULTS)}")
-    opts = {**INT8_DEFAULTS, **ctx.options}
+    # convert() has refused keys no target knows; keys of other targets are theirs.
+    opts = {**INT8_DEFAULTS, **{k: v for k, v in ctx.options.items() if k in INT8_DEFAULTS}}
     if isinstance(opts["exclude_nodes"], str):  # from the command line: names separated by ';'
         opts["exclude_nodes"] = [n for n in opts["exclude_nodes"].split(";") if n]
     for key, allowed in (
@@ -215,6 +213,13 @@ class OnnxTarget:
         "int8-dynamic": "int8 weights, activations quantised at run time; no calibration",
     }
     calibrated = frozenset({"int8"})
+    options = {
+        "per_channel": "int8: one scale per output channel (default true)",
+        "activation_type": "int8: uint8 (default) or int8 activations",
+        "weight_type": "int8: int8 (default) or uint8 weights",
+        "calibrate_method": "int8: minmax (default), entropy or percentile",
+        "exclude_nodes": "int8: node names kept in float (';'-separated on the command line)",
+    }
 
     def available(self) -> tuple[bool, str]:
         return True, "onnxruntime is a core dependency"
