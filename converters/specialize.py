@@ -53,10 +53,14 @@ def fix_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]]) -> onnx.Mod
             raise BadInputError(f"cannot fix the shape of '{name}': the model's inputs are {list(by_name)}")
         dims = by_name[name].type.tensor_type.shape.dim
         if len(dims) != len(shape):
-            raise BadInputError(f"input '{name}' has rank {len(dims)}; the shape given, {list(shape)}, has {len(shape)}")
+            raise BadInputError(
+                f"input '{name}' has rank {len(dims)}; the shape given, {list(shape)}, has {len(shape)}"
+            )
         for d, size in zip(dims, shape, strict=True):
             if d.HasField("dim_value") and d.dim_value > 0 and d.dim_value != size:
-                raise BadInputError(f"input '{name}' has size {d.dim_value} where the shape given says {size}")
+                raise BadInputError(
+                    f"input '{name}' has size {d.dim_value} where the shape given says {size}"
+                )
             d.Clear()
             d.dim_value = int(size)
     return model
