@@ -3,13 +3,16 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-EXTRAS ?= torch,openvino,dev
+EXTRAS ?= torch,openvino,tflite,dev
+ONNX2TF := onnx2tf==1.29.24
 
 .PHONY: demo test lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
+	# onnx2tf pins exact old versions of everything; it runs with ours (see the tflite extra)
+	$(PY) -m pip install --quiet --no-deps $(ONNX2TF)
 	touch $@
 
 demo: $(STAMP)

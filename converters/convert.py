@@ -141,7 +141,7 @@ def convert(
         "calibration": calibration,
     }
     made: list[Artifact] = []
-    failures: dict[str, str] = {}
+    errors: dict[str, ConversionError] = {}
     with tempfile.TemporaryDirectory() as tmp:
         hub_path = Path(tmp) / "hub.onnx"
         onnx.save(hub, str(hub_path))
@@ -151,11 +151,11 @@ def convert(
                 made.append(_make(target, precision, hub_path, Path(out), **common))
             except ConversionError as e:
                 log.debug("%s failed: %s", label, e)  # reported by the exception raised below
-                failures[label] = str(e)
-    if failures:
+                errors[label] = e
+    if errors:
         if len(parsed) == 1:
-            raise ConversionError(next(iter(failures.values())))
-        raise ConversionFailed(made, failures)
+            raise next(iter(errors.values()))
+        raise ConversionFailed(made, {t: str(e).removeprefix(f"{t}: ") for t, e in errors.items()})
     return made
 
 

@@ -90,7 +90,8 @@ def run(out: Path, progress: Progress | None = None) -> dict[str, Any]:
         )
     except ConversionFailed as e:
         artifacts = e.artifacts
-        notes += [f"{t} failed: {msg}" for t, msg in e.failures.items()]
+        # The first line says what failed and what to do; converter logs follow it.
+        notes += [f"{t} failed: {msg.splitlines()[0][:400]}" for t, msg in e.failures.items()]
     rows = []
     for art in artifacts:
         session = load(art.path, threads=1)
