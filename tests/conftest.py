@@ -160,6 +160,21 @@ def tiny_calibration() -> list[dict[str, np.ndarray]]:
 
 
 @pytest.fixture(scope="session")
+def tiny_x(tiny_calibration: list[dict[str, np.ndarray]]) -> np.ndarray:
+    """One input of the tiny classifier."""
+    return tiny_calibration[0]["x"]
+
+
+@pytest.fixture(scope="session")
+def tiny_expected(tiny_onnx: Path, tiny_x: np.ndarray) -> np.ndarray:
+    """The tiny classifier's output for ``tiny_x`` from onnxruntime on the ONNX file itself."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(tiny_onnx), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"x": tiny_x})[0]
+
+
+@pytest.fixture(scope="session")
 def tiny_artifacts(
     tiny_onnx: Path, tiny_calibration: list[dict[str, np.ndarray]], tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, edge_sdk.Artifact]:
