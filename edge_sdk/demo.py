@@ -17,7 +17,7 @@ from edge_sdk.errors import BadInputError
 from edge_sdk.matrix import unavailable_formats
 from edge_sdk.runtimes import Session, load
 
-MODEL = "silero-vad"
+MODEL = "silero-vad-op18"
 CLIP = "librivox-sense-and-sensibility.wav"
 RATE = 16000
 CHUNK = 512  # samples per step at 16 kHz (32 ms), as Silero VAD v5+ expects

@@ -296,7 +296,8 @@ class TfliteTarget:
             renames = prepared["renames"]
             job = {
                 "model": str(model_path),
-                "output": str(out_dir / MODEL_FILE),
+                # absolute: the worker runs in its own working directory, not the caller's
+                "output": str((out_dir / MODEL_FILE).resolve()),
                 "precision": precision,
                 "io": io_type,
                 "rnn_unroll": rnn_unroll,

@@ -370,3 +370,11 @@ def test_conversion_prints_nothing(tiny_onnx: Path, tmp_path: Path, capfd: Any) 
     edge_sdk.convert(tiny_onnx, "tflite:fp32", out=tmp_path)
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+def test_a_relative_out_directory(tiny_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker runs in its own directory; a relative --out must still land where the user meant."""
+    monkeypatch.chdir(tmp_path)
+    (art,) = edge_sdk.convert(tiny_onnx, ["tflite:fp32"], out="rel")
+    assert (tmp_path / "rel" / "tiny-tflite-fp32" / "model.tflite").is_file()
+    assert art.parity["cosine_similarity"] > 0.9999
