@@ -126,7 +126,7 @@ def convert(
         )
     samples, origin = _parity_inputs(parity_data, calib, src, in_specs, parity_samples)
     reference = src.reference([{**s, **fixed} for s in samples])
-    ctx = BuildContext(calibration=calib, options=dict(options or {}), progress=progress)
+    ctx = BuildContext(calibration=calib, options=dict(options or {}), progress=progress, source=src)
     common = {
         "name": name or src.name,
         "src": src,

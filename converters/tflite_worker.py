@@ -3,10 +3,12 @@ process and its log output never reaches the user's terminal.
 
 ``python -m edge_sdk.converters.tflite_worker --serve`` reads jobs, one JSON object a line, from stdin:
 the ONNX model (fixed shapes, safe I/O names), precision, I/O type, calibration file, and where to put
-the ``.tflite`` file, the JSON report and the log. It answers each with a line on stdout once the report
-is written, and stays up for the next job, so TensorFlow is imported once per series of conversions;
-after ``IDLE_EXIT_S`` without a job, or when stdin closes, it exits. During a job, everything written
-to fd 1 and 2 (onnx2tf's prints, TensorFlow's C++ logging) goes to the job's log file.
+the ``.tflite`` file, the JSON report and the log; or, with ``"converter": "litert-torch"``, a saved
+``torch.export`` program and its example inputs (``litert_torch_convert``). It answers each with a line
+on stdout once the report is written, and stays up for the next job, so TensorFlow is imported once per
+series of conversions; after ``IDLE_EXIT_S`` without a job, or when stdin closes, it exits. During a
+job, everything written to fd 1 and 2 (onnx2tf's prints, TensorFlow's C++ logging) goes to the job's
+log file.
 ``python -m edge_sdk.converters.tflite_worker JOB.json`` runs a single job (for debugging).
 
 A failure is written to the report as ``{"error": {"stage", "message", "op", "node"}}``; a crash
@@ -72,6 +74,10 @@ def _probe(model_path: Path, calibration: list[dict[str, np.ndarray]]) -> dict[s
 
 def run(job: dict[str, Any], workdir: Path) -> dict[str, Any]:
     """Do the conversion ``job`` describes and return the report (see the module docstring)."""
+    if job.get("converter") == "litert-torch":
+        from edge_sdk.converters import litert_torch_convert
+
+        return litert_torch_convert.run(job, stage)
     import onnx
 
     model_path = Path(job["model"])

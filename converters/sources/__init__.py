@@ -29,6 +29,9 @@ class Source:
     reference: Callable[[list[Sample]], list[dict[str, np.ndarray]]]
     examples: list[Sample] | None = None
     export: dict[str, Any] = field(default_factory=dict)
+    # The framework's own object, for targets that convert it directly rather than from the hub model
+    # (torch: ``(module, example_args)``); None for sources that are ONNX already.
+    native: Any = None
 
     def provenance(self) -> dict[str, Any]:
         return {

@@ -164,6 +164,7 @@ class TorchModuleSource:
             sha256=_state_sha256(module),
             reference=reference,
             examples=examples,
+            native=(module, args),
             export={
                 "exporter": "torch.onnx.export(dynamo=True)",
                 "dynamic_batch": dynamic_batch,

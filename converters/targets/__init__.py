@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -13,16 +13,21 @@ from edge_sdk.errors import BadInputError
 from edge_sdk.manifest import TensorSpec
 from edge_sdk.registry import Registry
 
+if TYPE_CHECKING:
+    from edge_sdk.converters.sources import Source
+
 Progress = Callable[[str, int, "int | None"], None]
 
 
 @dataclass
 class BuildContext:
-    """What a target gets besides the hub model: calibration samples, options, a progress callback."""
+    """What a target gets besides the hub model: calibration samples, options, a progress callback, and
+    the source the hub was made from (for a target that can convert the framework's model directly)."""
 
     calibration: list[dict[str, np.ndarray]] | None = None
     options: dict[str, Any] = field(default_factory=dict)
     progress: Progress | None = None
+    source: Source | None = None
 
     def report(self, stage: str, done: int, total: int | None) -> None:
         if self.progress is not None:

@@ -28,6 +28,8 @@ _STAGES = {
     "layout": "the layout check",
     "tflite": "TensorFlow's TFLite conversion",
     "describe": "reading the converted model",
+    "litert-torch": "litert-torch's conversion",
+    "quantize": "ai-edge-quantizer's quantisation",
 }
 _LOG_NOISE = re.compile(r"^(?:[IW]\d{4} |WARNING: All log messages|INFO: )")
 

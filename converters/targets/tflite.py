@@ -6,6 +6,10 @@ imported into the user's process and its log noise is captured rather than print
 the job (fixed shapes, safe tensor names, calibration file), runs it, and turns the worker's report into
 manifest specs: onnx2tf stores rank-3..5 tensors channels-last (NCHW → NHWC, NCW → NWC), and the specs
 record both layouts so ``Session.run`` takes and returns the arrays the ONNX model did.
+
+With option ``converter=litert-torch`` a PyTorch source's module is converted directly instead, by
+litert-torch in the same worker (``edge_sdk.converters.litert_torch_convert``); it keeps the module's
+own layouts.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_sdk.converters.onnx2tflite import StepError
 from edge_sdk.converters.targets import TARGETS, BuildContext, BuildResult, _tflite_process
 from edge_sdk.errors import BadInputError, ConversionError
 from edge_sdk.manifest import TensorSpec
@@ -48,6 +53,7 @@ _LETTERS = {3: "NCW", 4: "NCHW", 5: "NCDHW"}
 
 # onnx2tf pins exact, old versions of everything it uses, so it is installed on its own without them.
 ONNX2TF = "onnx2tf==1.29.24"
+CONVERTERS = ("onnx2tf", "litert-torch")
 
 
 def _missing() -> str | None:
@@ -183,6 +189,8 @@ def _hint(stage: str | None, precision: str) -> str:
         return "keep tflite at fp32 or fp16 for this model, or use tflite:int8-dynamic or onnx:int8"
     if stage in ("tflite", "layout"):
         return "use the onnx or openvino target for this model"
+    if stage in ("export", "litert-torch", "quantize"):
+        return "use the default converter (onnx2tf) or the onnx or openvino target for this module"
     return "convert with -v to see the converter's whole log"
 
 
@@ -197,6 +205,8 @@ def _failure(label: str, precision: str, error: dict[str, Any], output: str) -> 
     what = {
         "onnx2tf": f"onnx2tf cannot convert the model{where}: {message}",
         "tflite": f"the TFLite converter failed{where}: {message}",
+        "litert-torch": f"litert-torch cannot convert the module: {message}",
+        "quantize": f"ai-edge-quantizer failed: {message}",
     }.get(stage or "", message)
     tail = _tflite_process.tail(output)
     log_text = f"\n  converter log (last lines):\n{tail}" if tail else ""
@@ -261,7 +271,11 @@ class TfliteTarget:
         "int8-dynamic": "int8 weights, activations quantised at run time; no calibration",
     }
     calibrated = frozenset({"int8"})
-    options = {"io": "tflite:int8: int8 (default), uint8 or float input and output tensors"}
+    options = {
+        "io": "tflite:int8: int8 (default), uint8 or float input and output tensors",
+        "converter": "onnx2tf (default, from the ONNX model) or litert-torch (directly from a PyTorch "
+        "module; fp32, fp16, int8-dynamic; keeps its layouts)",
+    }
 
     def available(self) -> tuple[bool, str]:
         """Whether onnx2tf and TensorFlow (and what onnx2tf imports) are installed."""
@@ -276,6 +290,11 @@ class TfliteTarget:
 
         from edge_sdk.converters.onnx_model import tensor_specs
 
+        converter = str(ctx.options.get("converter", "onnx2tf"))
+        if converter not in CONVERTERS:
+            raise BadInputError(f"option converter='{converter}' is not one of: {', '.join(CONVERTERS)}")
+        if converter == "litert-torch":
+            return _build_litert_torch(hub, precision, out_dir, ctx)
         missing = _missing()
         if missing:
             raise BadInputError(
@@ -348,3 +367,53 @@ class TfliteTarget:
 
 
 TARGETS.register("tflite")(TfliteTarget())
+
+
+# -- litert-torch: straight from the PyTorch module -----------------------------------------------------
+
+
+def _build_litert_torch(hub: Path, precision: str, out_dir: Path, ctx: BuildContext) -> BuildResult:
+    """Convert the torch source's module with litert-torch in the worker process (no ONNX in between)."""
+    import onnx
+
+    from edge_sdk.converters import litert_torch_convert
+    from edge_sdk.converters.onnx_model import tensor_specs
+
+    label = f"tflite:{precision}"
+    in_specs, out_specs = tensor_specs(onnx.load(str(hub), load_external_data=False))
+    with tempfile.TemporaryDirectory(prefix="edge-sdk-tflite-") as tmp_name:
+        tmp = Path(tmp_name)
+        try:
+            job, fixed = litert_torch_convert.prepare(
+                ctx.source, in_specs, precision, tmp, (out_dir / MODEL_FILE).resolve()
+            )
+        except BadInputError as e:
+            raise BadInputError(f"{label}: {e}") from None
+        except StepError as e:
+            raise _failure(label, precision, e.info, "") from None
+        ctx.report("convert", 0, 1)
+        report, output = _tflite_process.run_job(job, tmp)
+        log.debug("%s: converter log:\n%s", label, output)
+        ctx.report("convert", 1, 1)
+    if "error" in report:
+        raise _failure(label, precision, report["error"], output)
+    pairs = [*zip(in_specs, report["inputs"], strict=True), *zip(out_specs, report["outputs"], strict=True)]
+    renames = {s.name: d["name"] for s, d in pairs}
+    inputs, _ = _specs(in_specs, report["inputs"], renames, True)
+    outputs, _ = _specs(out_specs, report["outputs"], renames, False)
+    return BuildResult(
+        files=[MODEL_FILE],
+        recipe={
+            "converter": "torch.export → litert-torch"
+            + (" → ai-edge-quantizer" if precision != "fp32" else ""),
+            "litert_torch": report["converter"],
+            "fixed_dims": fixed,
+            "renamed": {k: v for k, v in renames.items() if k != v},
+            "layouts": {s.name: f"{s.layout}→{s.stored_layout}" for s in inputs + outputs if s.layout},
+            "layout_check_max_abs_error": report["layout_check_max_abs_error"],
+            "int8_tensors": report["int8_tensors"],
+        },
+        versions=report["versions"],
+        inputs=inputs,
+        outputs=outputs,
+    )
