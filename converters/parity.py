@@ -17,12 +17,14 @@ def _is_class_scores(a: np.ndarray) -> bool:
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    # Plain ufunc sums, not BLAS: numpy's threaded OpenBLAS was seen spinning forever in dnrm2 here
+    # (exec_blas waiting on its worker) after OpenVINO and the TFLite worker had run in the process.
+    na, nb = float(np.sqrt(np.square(a).sum())), float(np.sqrt(np.square(b).sum()))
     if na == 0.0 and nb == 0.0:
         return 1.0
     if na == 0.0 or nb == 0.0:
         return 0.0
-    return float(np.dot(a, b) / (na * nb))
+    return float(np.multiply(a, b).sum() / (na * nb))
 
 
 def compare(reference: list[Outputs], candidate: list[Outputs], inputs: str) -> dict[str, Any]:

@@ -258,8 +258,12 @@ class TfliteBackend:
             raise _LoadFailed(f"{err}".strip() + (f" ({said[0]})" if said and said[0] else ""))
         return interp
 
-    def open(self, model: Path, artifact: Artifact | None, accelerator: str, threads: int | None) -> Session:
+    def open(
+        self, model: Path, artifact: Artifact | None, accelerator: str, threads: int | None, **options: Any
+    ) -> Session:
         """Open ``model`` on ``accelerator`` (or the first usable one for ``auto``)."""
+        if options:
+            raise BadInputError(f"the tflite backend takes no options; got {sorted(options)}")
         runtime, skipped = find_runtime()
         if runtime is None:
             raise BadInputError(f"no TFLite interpreter package works here: {skipped}")

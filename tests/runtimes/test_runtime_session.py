@@ -218,3 +218,8 @@ def test_unknown_accelerator_lists_known_ones(tiny_artifacts: dict[str, Any]) ->
     assert "'warpdrive'" in str(e.value)
     for known in ("cpu", "cuda", "tensorrt"):
         assert known in str(e.value)
+
+
+def test_backend_options_reach_the_backend_and_unknown_ones_are_refused(tiny_artifacts: dict) -> None:
+    with pytest.raises(edge_sdk.BadInputError, match="takes no options"):
+        edge_sdk.load(tiny_artifacts["fp32"].path, options={"performance_hint": "latency"})
