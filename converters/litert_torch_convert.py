@@ -89,11 +89,11 @@ def save_program(module: Any, args: tuple[Any, ...], path: Path) -> None:
     """Export ``module`` (in eval mode; its mode is restored) at ``args`` and save the program."""
     import torch
 
-    was_training = module.training
-    module.eval()
+    from edge_sdk.converters.sources.torch_module import eval_mode
+
     noise = io.StringIO()
     try:
-        with torch.no_grad(), contextlib.redirect_stdout(noise), warnings.catch_warnings():
+        with torch.no_grad(), eval_mode(module), contextlib.redirect_stdout(noise), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             program = torch.export.export(module, args)
         torch.export.save(program, str(path))
@@ -104,8 +104,6 @@ def save_program(module: Any, args: tuple[Any, ...], path: Path) -> None:
             "export",
             f"torch.export.export failed for {type(module).__name__}: {type(e).__name__}: {first}",
         ) from None
-    finally:
-        module.train(was_training)
 
 
 # -- the worker process ---------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ def _state_sha256(module: Any) -> str:
 
 
 @contextlib.contextmanager
-def _eval_mode(module: Any) -> Iterator[None]:
+def eval_mode(module: Any) -> Iterator[None]:
     """Eval mode (dropout off, batch-norm statistics frozen) for as long as needed, then the user's
     module is left in the mode it was in."""
     was_training = module.training
@@ -108,7 +108,7 @@ class TorchModuleSource:
             level = torch_log.level
             torch_log.setLevel(logging.ERROR)
             try:
-                with _eval_mode(module), contextlib.redirect_stdout(noise), warnings.catch_warnings():
+                with eval_mode(module), contextlib.redirect_stdout(noise), warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     kwargs: dict[str, Any] = {
                         "dynamo": True,
@@ -146,7 +146,7 @@ class TorchModuleSource:
 
         def reference(samples: list[Sample]) -> list[dict[str, np.ndarray]]:
             results = []
-            with torch.no_grad(), _eval_mode(module):
+            with torch.no_grad(), eval_mode(module):
                 for s in samples:
                     out = module(*(torch.from_numpy(np.asarray(s[n])) for n in names))
                     flat = list(out) if isinstance(out, (tuple, list)) else [out]

@@ -41,7 +41,9 @@ DEFAULTS: dict[str, Any] = {
     "inference_precision": DEFAULT_INFERENCE_PRECISION,
     "preset": "performance",
     "quantize_recurrent": False,
+    "converter": "onnx",
 }
+_CONVERTERS = ("onnx", "torch")
 _PRESETS = ("performance", "mixed")  # NNCF: symmetric activations, or asymmetric (better for ReLU-free nets)
 # Static int8 keeps these in float unless quantize_recurrent is set: quantising a recurrent layer's inputs
 # quantises the state it carries across steps, and the error compounds. Silero VAD's speech decisions
@@ -55,6 +57,8 @@ def _options(ctx: BuildContext) -> dict[str, Any]:
     opts["inference_precision"] = normalise_precision(opts["inference_precision"])
     if not isinstance(opts["quantize_recurrent"], bool):
         raise BadInputError(f"option quantize_recurrent={opts['quantize_recurrent']!r} must be true or false")
+    if opts["converter"] not in _CONVERTERS:
+        raise BadInputError(f"option converter='{opts['converter']}' is not one of: {', '.join(_CONVERTERS)}")
     if opts["preset"] not in _PRESETS:
         raise BadInputError(f"option preset='{opts['preset']}' is not one of: {', '.join(_PRESETS)}")
     return opts
@@ -186,6 +190,42 @@ def _compress_weights(model: Any, label: str) -> tuple[Any, dict[str, Any]]:
     }
 
 
+def _from_torch(ov: Any, hub: Path, ctx: BuildContext, label: str) -> Any:
+    """The IR made by OpenVINO's own PyTorch front end from the user's module, with the hub model's
+    tensor names and shapes, so the manifest (and parity) describe it exactly as the ONNX route would."""
+    import onnx
+
+    from edge_sdk.converters.onnx_model import tensor_specs
+    from edge_sdk.converters.sources.torch_module import eval_mode
+
+    src = ctx.source
+    if src is None or src.framework != "torch" or src.native is None:
+        raise BadInputError("openvino option converter=torch needs a PyTorch module as the source")
+    module, args = src.native
+    ins, outs = tensor_specs(onnx.load(str(hub), load_external_data=False))
+    if len(ins) != len(args):
+        raise BadInputError(
+            "openvino option converter=torch converts the module as it is; fixed_inputs and input_shapes "
+            "apply to the ONNX route (converter=onnx)"
+        )
+    with _step(label, "OpenVINO's PyTorch import (ov.convert_model)", "use converter=onnx for this model"):
+        with eval_mode(module):
+            model = ov.convert_model(module, example_input=tuple(args))
+        model.reshape(
+            {
+                i: ov.PartialShape([d if isinstance(d, int) else -1 for d in s.shape])
+                for i, s in enumerate(ins)
+            }
+        )
+    if len(model.outputs) != len(outs):
+        raise ConversionError(
+            f"{label}: the PyTorch import gives {len(model.outputs)} outputs, ONNX {len(outs)}"
+        )
+    for port, spec in [*zip(model.inputs, ins, strict=True), *zip(model.outputs, outs, strict=True)]:
+        port.get_tensor().set_names({spec.name})
+    return model
+
+
 class OpenVinoTarget:
     """Registers as ``openvino``: IR for the OpenVINO runtime, in four precisions."""
 
@@ -201,6 +241,8 @@ class OpenVinoTarget:
         "inference_precision": "precision it runs and is checked at: f32 (default), bf16, f16, device",
         "preset": "int8: performance (symmetric activations, default) or mixed (asymmetric)",
         "quantize_recurrent": "int8: also quantise LSTM/GRU/RNN layers (default false: kept in float)",
+        "converter": "onnx (default: from the ONNX hub model) or torch (from the PyTorch module itself, for "
+        "models the ONNX exporter handles badly)",
     }
 
     def available(self) -> tuple[bool, str]:
@@ -217,13 +259,17 @@ class OpenVinoTarget:
         ov = import_openvino("the openvino target")
         label = f"openvino:{precision}"
         opts = _options(ctx)
-        with _step(
-            label,
-            "OpenVINO's ONNX import (ov.convert_model)",
-            "an op of the model may be unsupported by OpenVINO; keep the onnx format for it",
-        ):
-            model = ov.convert_model(str(hub))
-        recipe: dict[str, Any] = {"converter": "openvino.convert_model"}
+        if opts["converter"] == "torch":
+            model = _from_torch(ov, hub, ctx, label)
+            recipe: dict[str, Any] = {"converter": "openvino.convert_model(torch.nn.Module)"}
+        else:
+            with _step(
+                label,
+                "OpenVINO's ONNX import (ov.convert_model)",
+                "an op of the model may be unsupported by OpenVINO; keep the onnx format for it",
+            ):
+                model = ov.convert_model(str(hub))
+            recipe = {"converter": "openvino.convert_model"}
         versions = {"openvino": ov.get_version()}
         if precision == "int8":
             model, extra = _quantize(model, ctx, opts, label)

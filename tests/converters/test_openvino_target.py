@@ -194,7 +194,7 @@ def test_target_is_available_and_describes_its_options() -> None:
     target = TARGETS.get("openvino")
     assert target.available() == (True, "installed")
     assert target.calibrated == frozenset({"int8"})
-    assert set(target.options) == {"inference_precision", "preset", "quantize_recurrent"}  # type: ignore[attr-defined]
+    assert set(target.options) == {"inference_precision", "preset", "quantize_recurrent", "converter"}  # type: ignore[attr-defined]
 
 
 # -- parity -------------------------------------------------------------------------------------------
@@ -355,3 +355,29 @@ except edge_sdk.MissingExtraError as e:
     done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_ir_straight_from_the_torch_module(conv_module: Any, tmp_path: Path) -> None:
+    """converter=torch: OpenVINO's PyTorch front end on the module itself, named and shaped as the ONNX
+    route would be, with its parity against the module."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    calib = [{"x": rng.standard_normal((1, 3, 16, 16)).astype(np.float32)} for _ in range(8)]
+    fp32, int8 = edge_sdk.convert(
+        conv_module,
+        ["openvino:fp32", "openvino:int8"],
+        calibration=calib,
+        example_inputs={"x": torch.from_numpy(calib[0]["x"])},
+        options={"converter": "torch"},
+        out=tmp_path,
+    )
+    assert fp32.recipe["converter"] == "openvino.convert_model(torch.nn.Module)"
+    assert fp32.parity["max_abs_error"] < 1e-5 and int8.parity["cosine_similarity"] > 0.999
+    session = edge_sdk.load(fp32.path)
+    assert session.input_names == ["x"] and session.output_names == [fp32.outputs[0].name]
+    assert session.run({"x": calib[0]["x"]})[fp32.outputs[0].name].shape == (1, 10)
+
+
+def test_converter_torch_needs_a_torch_source(tiny_onnx: Path, tmp_path: Path) -> None:
+    with pytest.raises(edge_sdk.BadInputError, match="needs a PyTorch module"):
+        edge_sdk.convert(tiny_onnx, ["openvino:fp32"], options={"converter": "torch"}, out=tmp_path)
