@@ -134,11 +134,41 @@ class OnnxRuntimeSession(Session):
         return dict(zip(outputs, results, strict=True))
 
 
+def _cache_root() -> Path:
+    from edge_sdk.zoo import cache_root
+
+    return cache_root()
+
+
+def provider_options_for(
+    accelerator: str, artifact: Artifact | None, options: dict[str, Any]
+) -> dict[str, Any]:
+    """Execution-provider options for the GPU providers: the device, and for TensorRT fp16 kernels when the
+    artifact is fp16 and an engine cache, since building TensorRT engines takes minutes on a Jetson."""
+    if accelerator == "cuda":
+        return {"device_id": int(options.get("device_id", 0))}
+    if accelerator == "tensorrt":
+        fp16 = options.get("trt_fp16", artifact is not None and artifact.precision.startswith("fp16"))
+        cache = Path(options.get("trt_engine_cache", _cache_root() / "tensorrt"))
+        return {
+            "device_id": int(options.get("device_id", 0)),
+            "trt_fp16_enable": bool(fp16),
+            "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": str(cache),
+        }
+    return {}
+
+
 class OnnxRuntimeBackend:
     """Registers as ``onnxruntime``; runs ``onnx`` artifacts and plain ``.onnx`` files."""
 
     name = "onnxruntime"
     formats = ("onnx",)
+    options = {
+        "device_id": "CUDA/TensorRT: the GPU to use (default 0)",
+        "trt_fp16": "TensorRT: build fp16 engines (default: when the artifact is fp16)",
+        "trt_engine_cache": "TensorRT: engine cache directory (default: <edge-sdk cache>/tensorrt)",
+    }
 
     def available(self) -> tuple[bool, str]:
         try:
@@ -180,9 +210,13 @@ class OnnxRuntimeBackend:
     ) -> Session:
         import onnxruntime as ort
 
-        if options:
-            raise BadInputError(f"the onnxruntime backend takes no options; got {sorted(options)}")
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            raise BadInputError(f"unknown onnxruntime option(s) {unknown}; known: {', '.join(self.options)}")
         provider, sel = self.select(accelerator)
+        provider_options = provider_options_for(sel.accelerator, artifact, options)
+        if provider_options:
+            sel.candidates[-1].reason += f"; options {provider_options}"
         so = ort.SessionOptions()
         so.log_severity_level = 3  # errors only: ORT's warnings are not the user's business by default
         if threads:
@@ -194,7 +228,11 @@ class OnnxRuntimeBackend:
             # onnxruntime's NCHWc layout pass only speeds up float32 convolutions, and on some float16
             # graphs (a GRU behind a Transpose) it crashes the process with a segfault.
             disabled.append("NchwcTransformer")
-        providers = [provider] if provider == "CPUExecutionProvider" else [provider, "CPUExecutionProvider"]
+        providers: list[Any] = (
+            [provider]
+            if provider == "CPUExecutionProvider"
+            else [(provider, provider_options), "CPUExecutionProvider"]
+        )
         try:
             sess = ort.InferenceSession(str(model), so, providers=providers, disabled_optimizers=disabled)
         except Exception as e:  # ORT raises its own pybind exception types

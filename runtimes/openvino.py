@@ -263,6 +263,10 @@ class OpenVinoBackend:
 
     name = "openvino"
     formats = ("openvino",)
+    options = {
+        "inference_precision": "f32 (default), bf16, f16, or device (the device's own default)",
+        "performance_hint": "latency (default) or throughput",
+    }
 
     def available(self) -> tuple[bool, str]:
         try:

@@ -162,6 +162,7 @@ class Backend(Protocol):
 
     name: str
     formats: tuple[str, ...]
+    options: dict[str, str]  # option name → one-line description; load(options=) keys are checked against it
 
     def available(self) -> tuple[bool, str]: ...
 

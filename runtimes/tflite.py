@@ -216,6 +216,7 @@ class TfliteBackend:
 
     name = "tflite"
     formats = ("tflite",)
+    options: dict[str, str] = {}  # delegates and threads come through accelerator= and threads=
 
     def available(self) -> tuple[bool, str]:
         runtime, skipped = find_runtime()
@@ -263,7 +264,7 @@ class TfliteBackend:
     ) -> Session:
         """Open ``model`` on ``accelerator`` (or the first usable one for ``auto``)."""
         if options:
-            raise BadInputError(f"the tflite backend takes no options; got {sorted(options)}")
+            raise BadInputError(f"unknown tflite option(s) {sorted(options)}; the tflite backend takes none")
         runtime, skipped = find_runtime()
         if runtime is None:
             raise BadInputError(f"no TFLite interpreter package works here: {skipped}")

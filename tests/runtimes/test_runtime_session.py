@@ -221,5 +221,23 @@ def test_unknown_accelerator_lists_known_ones(tiny_artifacts: dict[str, Any]) ->
 
 
 def test_backend_options_reach_the_backend_and_unknown_ones_are_refused(tiny_artifacts: dict) -> None:
-    with pytest.raises(edge_sdk.BadInputError, match="takes no options"):
+    with pytest.raises(edge_sdk.BadInputError, match="unknown onnxruntime option.*performance_hint"):
         edge_sdk.load(tiny_artifacts["fp32"].path, options={"performance_hint": "latency"})
+    # CUDA's options are accepted (and only used when CUDA is chosen)
+    assert edge_sdk.load(tiny_artifacts["fp32"].path, options={"device_id": 0}).selection.accelerator == "cpu"
+
+
+def test_gpu_provider_options(tiny_artifacts: dict, tmp_path: Path) -> None:
+    from edge_sdk.runtimes.onnxruntime import provider_options_for
+
+    fp16, fp32 = tiny_artifacts["fp16"], tiny_artifacts["fp32"]
+    assert provider_options_for("cpu", fp32, {}) == {}
+    assert provider_options_for("cuda", fp32, {"device_id": 1}) == {"device_id": 1}
+    trt = provider_options_for("tensorrt", fp16, {"trt_engine_cache": str(tmp_path)})
+    assert trt == {
+        "device_id": 0,
+        "trt_fp16_enable": True,
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": str(tmp_path),
+    }
+    assert provider_options_for("tensorrt", fp32, {})["trt_fp16_enable"] is False
