@@ -271,6 +271,38 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- devices ---------------------------------------------------------------------------------------
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from edge_sdk.devices import detect, open_telemetry
+
+    d = detect(args.root, probe_backends=not args.no_probe)
+    telemetry = open_telemetry(list(d.profile.telemetry), root=args.root)
+    if args.json:
+        console.emit_json({**d.to_dict(), "telemetry": telemetry.to_dict()})
+        return 0
+    names = " + ".join([d.profile.name] + [a.name for a in d.addons])
+    console.out.print(f"device: {names} — {d.profile.description}", markup=False)
+    console.out.print(
+        f"matched: {'; '.join(d.matched) or 'nothing specific (generic profile)'}", markup=False
+    )
+    console.out.print(
+        f"threads: {d.threads or 'backend default'}; backends probed: {'yes' if d.probed else 'no'}"
+    )
+    rows = [
+        [f"{a.backend}/{a.accelerator}", "yes" if a.usable else "no", a.reason, a.enable]
+        for a in d.accelerators
+    ]
+    console.table(
+        "accelerators, in the order selection prefers them",
+        ["accelerator", "usable", "why", "to enable"],
+        rows,
+    )
+    console.out.print(str(telemetry), markup=False)
+    return 0
+
+
 # -- demo ------------------------------------------------------------------------------------------
 
 
@@ -372,6 +404,13 @@ def build_parser() -> argparse.ArgumentParser:
     mp.add_argument("name")
     mp.add_argument("--force", action="store_true", help="fetch again even if cached")
     mp.set_defaults(func=cmd_models)
+
+    dv = sub.add_parser("devices", parents=[common], help="the board, its accelerators and telemetry")
+    dv.add_argument("--root", default="/", help="read the board's evidence under this path (a recorded tree)")
+    dv.add_argument(
+        "--no-probe", action="store_true", help="judge from files and packages; do not ask the backends"
+    )
+    dv.set_defaults(func=cmd_devices)
 
     d = sub.add_parser(
         "demo", parents=[common], help="pull Silero VAD, convert it to every format, compare them"

@@ -190,3 +190,17 @@ def test_demo_end_to_end(tmp_path: Path, silero_cache: Path) -> None:
     assert rows["onnx:int8-dynamic"]["size"] < rows["onnx:fp32"]["size"] / 2
     for fmt in ("openvino", "tflite"):  # each format is either compared or said to be skipped or failed
         assert any(t.startswith(fmt) for t in rows) or any(n.startswith(fmt) for n in result["notes"])
+
+
+def test_devices_on_a_recorded_jetson_and_on_this_machine() -> None:
+    tree = Path(__file__).resolve().parents[1] / "devices" / "fixtures" / "jetson-orin"
+    r = cli("devices", "--root", str(tree), "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["profile"]["name"] == "jetson-orin" and data["probed"] is False
+    cuda = next(a for a in data["accelerators"] if a["accelerator"] == "cuda")
+    assert cuda["usable"] is False and "onnxruntime-gpu" in cuda["enable"]
+    assert "ina3221" in data["telemetry"]["sources"] or "ina3221" in str(data["telemetry"]["skipped"])
+    r = cli("devices")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("device: ") and "onnxruntime/cpu" in r.stdout and "telemetry" in r.stdout
