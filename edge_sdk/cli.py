@@ -217,7 +217,14 @@ def _read_inputs(specs: list[Any], given: list[str]) -> dict[str, np.ndarray]:
 def cmd_run(args: argparse.Namespace) -> int:
     from edge_sdk.runtimes import load
 
-    session = load(args.artifact, backend=args.backend, accelerator=args.accelerator, threads=args.threads)
+    session = load(
+        args.artifact,
+        device=args.device,
+        backend=args.backend,
+        accelerator=args.accelerator,
+        threads=args.threads,
+        strict=args.strict,
+    )
     outputs = session.run(_read_inputs(session.inputs, args.input))
     if args.output:
         np.savez(args.output, **outputs)
@@ -276,11 +283,19 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_devices(args: argparse.Namespace) -> int:
     from edge_sdk.devices import detect, open_telemetry
+    from edge_sdk.runtimes import load
 
     d = detect(args.root, probe_backends=not args.no_probe)
     telemetry = open_telemetry(list(d.profile.telemetry), root=args.root)
+    chosen = load(args.artifacts, device=d).selection if args.artifacts else None
     if args.json:
-        console.emit_json({**d.to_dict(), "telemetry": telemetry.to_dict()})
+        console.emit_json(
+            {
+                **d.to_dict(),
+                "telemetry": telemetry.to_dict(),
+                "selection": chosen.to_dict() if chosen else None,
+            }
+        )
         return 0
     names = " + ".join([d.profile.name] + [a.name for a in d.addons])
     console.out.print(f"device: {names} — {d.profile.description}", markup=False)
@@ -300,6 +315,8 @@ def cmd_devices(args: argparse.Namespace) -> int:
         rows,
     )
     console.out.print(str(telemetry), markup=False)
+    if chosen is not None:
+        console.out.print(f"for {args.artifacts}:\n{chosen}", markup=False)
     return 0
 
 
@@ -394,6 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--backend", default="auto")
     r.add_argument("--accelerator", default="auto")
     r.add_argument("--threads", type=int)
+    r.add_argument("--device", default="auto", help="a device profile name (default: detect this board)")
+    r.add_argument("--strict", action="store_true", help="fail rather than fall back past an accelerator")
     r.set_defaults(func=cmd_run)
 
     m = sub.add_parser("models", help="pretrained third-party models: list, pull")
@@ -409,6 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
     dv.add_argument("--root", default="/", help="read the board's evidence under this path (a recorded tree)")
     dv.add_argument(
         "--no-probe", action="store_true", help="judge from files and packages; do not ask the backends"
+    )
+    dv.add_argument(
+        "--artifacts", metavar="PATH", help="also say which of these artifacts would run, and where"
     )
     dv.set_defaults(func=cmd_devices)
 

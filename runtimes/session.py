@@ -35,6 +35,9 @@ class Selection:
     backend: str
     accelerator: str
     candidates: list[Candidate] = field(default_factory=list)
+    device: str | None = None  # the device profile selection walked
+    artifact: str | None = None  # which of the artifacts given was chosen
+    fallback: bool = False  # something the device has was passed over
 
     def add(self, backend: str, accelerator: str, status: str, reason: str) -> None:
         self.candidates.append(Candidate(backend, accelerator, status, reason))
@@ -43,11 +46,18 @@ class Selection:
         return {
             "backend": self.backend,
             "accelerator": self.accelerator,
+            "device": self.device,
+            "artifact": self.artifact,
+            "fallback": self.fallback,
             "candidates": [c.__dict__ for c in self.candidates],
         }
 
     def __str__(self) -> str:
-        lines = [f"running on {self.backend}/{self.accelerator}"]
+        lines = [
+            f"running {self.artifact or 'the model'} on {self.backend}/{self.accelerator}"
+            + (f" (device {self.device})" if self.device else "")
+            + (", a fall-back" if self.fallback else "")
+        ]
         for c in self.candidates:
             lines.append(f"  {c.status:8} {c.backend}/{c.accelerator}: {c.reason}")
         return "\n".join(lines)

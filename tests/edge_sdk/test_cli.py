@@ -204,3 +204,16 @@ def test_devices_on_a_recorded_jetson_and_on_this_machine() -> None:
     r = cli("devices")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("device: ") and "onnxruntime/cpu" in r.stdout and "telemetry" in r.stdout
+
+
+def test_devices_says_what_would_run(converted: Path) -> None:
+    tree = Path(__file__).resolve().parents[1] / "devices" / "fixtures" / "raspberry-pi-5"
+    r = cli("devices", "--root", str(tree), "--artifacts", str(converted), "--json")
+    assert r.returncode == 0, r.stderr
+    sel = json.loads(r.stdout)["selection"]
+    assert sel["device"] == "raspberry-pi-5" and sel["backend"] == "onnxruntime"
+    assert sel["artifact"] == "tiny-onnx-int8"  # the Pi prefers int8
+    r = cli(
+        "run", str(converted), "--input", str(converted.parent / "x.npy"), "--device", "x86-64", "--strict"
+    )
+    assert r.returncode == 0, r.stderr

@@ -86,5 +86,5 @@ def test_standard_op_without_a_kernel_for_its_type(erf_double_onnx: Path) -> Non
 
 
 def test_no_backend_for_the_format(tiny_artifacts: dict[str, Any]) -> None:
-    with pytest.raises(edge_sdk.BadInputError, match="no backend runs format 'onnx'"):
+    with pytest.raises(edge_sdk.BadInputError, match="unknown backend 'no-such-backend'"):
         edge_sdk.load(tiny_artifacts["fp32"].path, backend="no-such-backend")

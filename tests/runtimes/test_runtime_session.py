@@ -182,13 +182,12 @@ def test_selection_records_every_candidate(session: edge_sdk.Session) -> None:
     ]
     reasons = {c.accelerator: c.reason for c in sel.candidates}
     assert (
-        "TensorrtExecutionProvider" in reasons["tensorrt"]
-        and "not in this onnxruntime" in reasons["tensorrt"]
+        "onnxruntime-gpu not installed" in reasons["tensorrt"]
+        and "pip install onnxruntime-gpu" in reasons["cuda"]
     )
-    assert "CUDAExecutionProvider" in reasons["cuda"] and "onnxruntime-gpu" in reasons["cuda"]
     assert "CPUExecutionProvider" in reasons["cpu"]
     text = str(sel)
-    assert text.splitlines()[0] == "running on onnxruntime/cpu"
+    assert text.splitlines()[0].startswith("running ") and "on onnxruntime/cpu" in text.splitlines()[0]
     assert "skipped" in text and "taken" in text
     d = sel.to_dict()
     assert d["backend"] == "onnxruntime" and len(d["candidates"]) == 3
@@ -198,7 +197,7 @@ def test_selection_records_every_candidate(session: edge_sdk.Session) -> None:
 def test_explicit_cpu(tiny_artifacts: dict[str, Any]) -> None:
     sel = edge_sdk.load(tiny_artifacts["fp32"].path, accelerator="cpu").selection
     assert sel.accelerator == "cpu"
-    assert [(c.accelerator, c.status) for c in sel.candidates] == [("cpu", "taken")]
+    assert [(c.accelerator, c.status) for c in sel.candidates if c.status == "taken"] == [("cpu", "taken")]
 
 
 def test_explicit_cuda_without_cuda_is_a_device_error(tiny_artifacts: dict[str, Any]) -> None:
@@ -221,8 +220,8 @@ def test_unknown_accelerator_lists_known_ones(tiny_artifacts: dict[str, Any]) ->
 
 
 def test_backend_options_reach_the_backend_and_unknown_ones_are_refused(tiny_artifacts: dict) -> None:
-    with pytest.raises(edge_sdk.BadInputError, match="unknown onnxruntime option.*performance_hint"):
-        edge_sdk.load(tiny_artifacts["fp32"].path, options={"performance_hint": "latency"})
+    with pytest.raises(edge_sdk.BadInputError, match="unknown load option.*colour"):
+        edge_sdk.load(tiny_artifacts["fp32"].path, options={"colour": "red"})
     # CUDA's options are accepted (and only used when CUDA is chosen)
     assert edge_sdk.load(tiny_artifacts["fp32"].path, options={"device_id": 0}).selection.accelerator == "cpu"
 

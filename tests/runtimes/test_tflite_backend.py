@@ -75,10 +75,10 @@ def test_selection_records_runtime_and_every_accelerator(arts: dict) -> None:
     assert (sel.backend, sel.accelerator) == ("tflite", "cpu")
     seen = _candidates(session)
     assert seen["runtime:ai-edge-litert"][0] == "taken"
-    assert seen["edgetpu"] == ("skipped", "the model is not compiled for the Edge TPU (edgetpu_compiler)")
-    status, reason = seen["gpu"]
-    assert status == "skipped" and "libtensorflowlite_gpu_delegate.so" in reason
-    assert seen["cpu"] == ("taken", "builtin kernels with the XNNPACK delegate")
+    # this x86-64 profile lists no TFLite delegate; the ONNX and OpenVINO entries cannot run a .tflite
+    assert seen["cpu"][0] == "taken" and seen["cpu"][1].startswith(
+        "builtin kernels with the XNNPACK delegate"
+    )
     assert "tflite/cpu" in str(sel)
 
 
