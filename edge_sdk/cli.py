@@ -305,6 +305,21 @@ def cmd_devices(args: argparse.Namespace) -> int:
     console.out.print(
         f"threads: {d.threads or 'backend default'}; backends probed: {'yes' if d.probed else 'no'}"
     )
+    shown = (
+        "arch",
+        "device_tree_model",
+        "tegra_release",
+        "cpu_model",
+        "cpu_flags",
+        "dev",
+        "pci",
+        "usb",
+        "libraries",
+        "packages",
+        "probe",
+    )
+    evidence = [[k, str(d.evidence.get(k))] for k in shown if d.evidence.get(k) not in (None, [], {})]
+    console.table("evidence", ["what", "found"], evidence)
     rows = [
         [f"{a.backend}/{a.accelerator}", "yes" if a.usable else "no", a.reason, a.enable]
         for a in d.accelerators
