@@ -15,7 +15,6 @@ import contextlib
 import importlib.metadata
 import importlib.util
 import io
-import itertools
 import logging
 import re
 import warnings
@@ -25,16 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from edge_sdk.converters.onnx2tflite import StepError, describe
+from edge_sdk.converters.onnx2tflite import StepError, describe, output_perm
 from edge_sdk.errors import BadInputError
 from edge_sdk.manifest import TensorSpec
 
 PRECISIONS = ("fp32", "fp16", "int8-dynamic")
 INSTALL = "pip install 'edge-sdk[litert-torch]'"
-# How far the converted file may differ from the program on the example inputs, relative to the
-# output's scale, before it counts as a different model. Both run float32.
-_WRONG_MODEL_RTOL = 5e-2
-
 
 # -- the user's process ---------------------------------------------------------------------------------
 
@@ -149,29 +144,6 @@ def _signature(
     return names[0], names[1]
 
 
-def _output_perm(name: str, ref: np.ndarray, got: np.ndarray) -> tuple[list[int], float]:
-    """The axes order ``p`` with ``got.transpose(p)`` closest to ``ref`` (the identity among equals)."""
-    scale = max(float(np.abs(ref).max()), 1e-6) if ref.size else 1.0
-    best: tuple[list[int], float] | None = None
-    for perm in itertools.permutations(range(ref.ndim)) if ref.ndim <= 5 else [tuple(range(ref.ndim))]:
-        moved = got.transpose(perm)
-        if moved.shape == ref.shape:
-            err = float(np.abs(moved.astype(np.float64) - ref).max()) if ref.size else 0.0
-            if best is None or err < best[1]:
-                best = (list(perm), err)
-    if best is None:
-        raise StepError(
-            "layout", f"litert-torch made output '{name}' of shape {list(got.shape)} from {list(ref.shape)}"
-        )
-    if best[1] > _WRONG_MODEL_RTOL * scale:
-        raise StepError(
-            "layout",
-            f"litert-torch's model gives different results from the module at output '{name}' (max abs "
-            f"error {best[1]:.3g} where the output reaches {scale:.3g})",
-        )
-    return best
-
-
 def _quantize(content: bytes, precision: str) -> tuple[bytes, dict[str, Any]]:
     """fp16 weights or dynamic-range int8 with ai-edge-quantizer; returns the file and the recipe."""
     from ai_edge_quantizer import algorithm_manager, qtyping, quantizer, recipe, recipe_manager
@@ -233,7 +205,9 @@ def run(job: dict[str, Any], stage: Callable[[str], None]) -> dict[str, Any]:
     )
     out_perms, worst = {}, 0.0
     for name, ref in zip(stored_out, reference, strict=True):
-        out_perms[name], err = _output_perm(name, ref, np.asarray(got[name]))
+        out_perms[name], err = output_perm(
+            name, ref, np.asarray(got[name]), made_by="litert-torch's model", source="the module"
+        )
         worst = max(worst, err)
     used: dict[str, Any] = {"litert_torch.convert": "defaults (float32, int64 → int32)"}
     if job["precision"] != "fp32":

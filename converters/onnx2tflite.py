@@ -151,9 +151,17 @@ def _input_perm(onnx_shape: tuple[int, ...], tf_shape: tuple[int, ...], kept: bo
     raise StepError("layout", f"onnx2tf made an input of shape {list(tf_shape)} from {list(onnx_shape)}")
 
 
-def _output_perm(name: str, ref: np.ndarray, got: np.ndarray) -> tuple[list[int], float]:
+def output_perm(
+    name: str,
+    ref: np.ndarray,
+    got: np.ndarray,
+    *,
+    made_by: str = "onnx2tf's TensorFlow model",
+    source: str = "the ONNX model",
+) -> tuple[list[int], float]:
     """The axes order ``p`` with ``got.transpose(p)`` closest to ``ref``, and its max abs error. Among
-    equally good orders (size-1 or equal dims) the identity wins, then channels-last."""
+    equally good orders (size-1 or equal dims) the identity wins, then channels-last. Both TFLite
+    converters (onnx2tf, litert-torch) find their outputs' stored layout with it."""
     rank = ref.ndim
     preferred = [list(range(rank))] + ([_inverse(channels_last(rank))] if 3 <= rank <= 5 else [])
     others = [list(p) for p in itertools.permutations(range(rank))] if rank <= 5 else []
@@ -170,12 +178,12 @@ def _output_perm(name: str, ref: np.ndarray, got: np.ndarray) -> tuple[list[int]
             return perm, err
     if best is None:
         raise StepError(
-            "layout", f"onnx2tf made output '{name}' of shape {list(got.shape)} from {list(ref.shape)}"
+            "layout", f"{made_by} made output '{name}' of shape {list(got.shape)} from {list(ref.shape)}"
         )
     if best[1] > _WRONG_MODEL_RTOL * scale:
         raise StepError(
             "layout",
-            f"onnx2tf's TensorFlow model gives different results from the ONNX model at output '{name}' "
+            f"{made_by} gives different results from {source} at output '{name}' "
             f"(max abs error {best[1]:.3g} where the output reaches {scale:.3g})",
         )
     return best
@@ -211,7 +219,7 @@ def find_layouts(
     out_perms: dict[str, list[int]] = {}
     worst = 0.0
     for name, tensor in zip(names, outs, strict=True):
-        out_perms[name], err = _output_perm(name, reference[name], np.asarray(tensor))
+        out_perms[name], err = output_perm(name, reference[name], np.asarray(tensor))
         worst = max(worst, err)
     return in_perms, out_perms, worst
 
