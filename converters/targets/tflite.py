@@ -262,6 +262,17 @@ def _specs(
     return specs, quant
 
 
+def _convert(job: dict[str, Any], tmp: Path, ctx: BuildContext, label: str, precision: str) -> dict[str, Any]:
+    """Run one job in the worker process, with progress; its log goes to debug, its failure is raised."""
+    ctx.report("convert", 0, 1)
+    report, output = _tflite_process.run_job(job, tmp)
+    log.debug("%s: converter log:\n%s", label, output)
+    ctx.report("convert", 1, 1)
+    if "error" in report:
+        raise _failure(label, precision, report["error"], output)
+    return report
+
+
 class TfliteTarget:
     name = "tflite"
     precisions = {
@@ -326,12 +337,7 @@ class TfliteTarget:
                 if ctx.calibration
                 else None,
             }
-            ctx.report("convert", 0, 1)
-            report, output = _tflite_process.run_job(job, tmp)
-            log.debug("%s: converter log:\n%s", label, output)
-            ctx.report("convert", 1, 1)
-        if "error" in report:
-            raise _failure(label, precision, report["error"], output)
+            report = _convert(job, tmp, ctx, label, precision)
         if precision == "int8-dynamic" and report["int8_tensors"] == 0:
             log.warning(
                 "%s: the TFLite converter quantised no weights (it keeps tensors under 1024 elements in "
@@ -391,12 +397,7 @@ def _build_litert_torch(hub: Path, precision: str, out_dir: Path, ctx: BuildCont
             raise BadInputError(f"{label}: {e}") from None
         except StepError as e:
             raise _failure(label, precision, e.info, "") from None
-        ctx.report("convert", 0, 1)
-        report, output = _tflite_process.run_job(job, tmp)
-        log.debug("%s: converter log:\n%s", label, output)
-        ctx.report("convert", 1, 1)
-    if "error" in report:
-        raise _failure(label, precision, report["error"], output)
+        report = _convert(job, tmp, ctx, label, precision)
     pairs = [*zip(in_specs, report["inputs"], strict=True), *zip(out_specs, report["outputs"], strict=True)]
     renames = {s.name: d["name"] for s, d in pairs}
     inputs, _ = _specs(in_specs, report["inputs"], renames, True)
