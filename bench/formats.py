@@ -16,7 +16,7 @@ import tempfile
 
 import numpy as np
 import torch
-from quantize_speedup import SHAPE, conv_model, median_ms
+from quantize_speedup import SHAPE, calibration_images, conv_model, median_ms
 
 import edge_sdk
 from edge_sdk.converters import all_targets
@@ -32,7 +32,7 @@ def main() -> None:
     args = ap.parse_args()
 
     rng = np.random.default_rng(0)
-    calib = [{"x": rng.standard_normal(SHAPE).astype(np.float32)} for _ in range(32)]
+    calib = calibration_images(rng)
     skipped = unavailable_formats()
     targets = [t for t in all_targets() if t.split(":")[0] not in skipped]
     with tempfile.TemporaryDirectory() as out:

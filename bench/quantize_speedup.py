@@ -46,6 +46,11 @@ def conv_model() -> torch.nn.Module:
     return torch.nn.Sequential(*layers).eval()
 
 
+def calibration_images(rng: np.random.Generator, count: int = 32) -> list[dict[str, np.ndarray]]:
+    """Random normal input images for the conv model, as calibration and parity samples."""
+    return [{"x": rng.standard_normal(SHAPE).astype(np.float32)} for _ in range(count)]
+
+
 def median_ms(session: edge_sdk.Session, x: np.ndarray, runs: int) -> float:
     times = []
     for _ in range(runs):
@@ -64,7 +69,7 @@ def main() -> None:
     args = ap.parse_args()
 
     rng = np.random.default_rng(0)
-    calib = [{"x": rng.standard_normal(SHAPE).astype(np.float32)} for _ in range(32)]
+    calib = calibration_images(rng)
     with tempfile.TemporaryDirectory() as out:
         fp32, int8 = edge_sdk.convert(
             conv_model(),
