@@ -4,9 +4,13 @@ import edge_sdk
 arts = edge_sdk.convert("model.onnx", ["onnx:fp32", "onnx:int8"], calibration="calib/", out="out")
 session = edge_sdk.load(arts[1].path)
 outputs = session.run({"input": x})
+
+loop = edge_sdk.AudioLoop(source, [edge_sdk.stages.make("vad", "silero")], on_event=print)
+summary = loop.run()
 """
 
 from edge_sdk._version import __version__
+from edge_sdk.audio_loop import AudioLoop, LatencyHistogram, LoopSummary, StageFailed, StageStats
 from edge_sdk.converters import ConversionFailed, convert
 from edge_sdk.errors import (
     BadInputError,
@@ -16,11 +20,24 @@ from edge_sdk.errors import (
     EdgeSDKError,
     MissingExtraError,
 )
+from edge_sdk.events import EventLog
 from edge_sdk.manifest import Artifact, TensorSpec, load_artifact
 from edge_sdk.runtimes import Selection, Session, load
+from edge_sdk.stages import Block, Event, SpeechSegment, SpeechStart, Stage
 
 __all__ = [
     "Artifact",
+    "AudioLoop",
+    "Block",
+    "Event",
+    "EventLog",
+    "LatencyHistogram",
+    "LoopSummary",
+    "SpeechSegment",
+    "SpeechStart",
+    "Stage",
+    "StageFailed",
+    "StageStats",
     "BadInputError",
     "ConversionError",
     "ConversionFailed",

@@ -3,7 +3,6 @@ compare them on a real speech clip (size, parity, latency, speech decisions agai
 
 from __future__ import annotations
 
-import time
 import wave
 from importlib import resources
 from pathlib import Path
@@ -15,13 +14,14 @@ from edge_sdk.converters import ConversionFailed, all_targets, convert
 from edge_sdk.converters.targets import Progress
 from edge_sdk.errors import BadInputError
 from edge_sdk.matrix import unavailable_formats
-from edge_sdk.runtimes import Session, load
+from edge_sdk.runtimes import load
+from edge_sdk.stages.vad import SILERO_CHUNK, SILERO_CONTEXT, stream_vad
 
 MODEL = "silero-vad-op18"
 CLIP = "librivox-sense-and-sensibility.wav"
 RATE = 16000
-CHUNK = 512  # samples per step at 16 kHz (32 ms), as Silero VAD v5+ expects
-CONTEXT = 64  # trailing samples of the previous chunk the model sees in front of each chunk
+CHUNK = SILERO_CHUNK[RATE]  # samples per step (32 ms), as Silero VAD v5+ expects
+CONTEXT = SILERO_CONTEXT[RATE]  # trailing samples of the previous chunk the model sees in front of it
 THRESHOLD = 0.5
 COLUMNS = ["target", "backend", "size", "prob max err", "cosine", "mean latency", "speech", "agree"]
 
@@ -33,31 +33,6 @@ def read_wav(path: Path) -> np.ndarray:
             raise BadInputError(f"{path}: need mono 16-bit {RATE} Hz PCM")
         pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
     return pcm.astype(np.float32) / 32768.0
-
-
-def stream_vad(session: Session, audio: np.ndarray) -> tuple[np.ndarray, list[dict[str, np.ndarray]], float]:
-    """Run Silero VAD chunk by chunk, carrying its state and context as a live loop would.
-
-    Returns the speech probability per chunk, the input dict of every step (real calibration and
-    parity inputs, states included) and the mean latency per chunk in seconds.
-    """
-    state = np.zeros((2, 1, 128), np.float32)
-    context = np.zeros((1, CONTEXT), np.float32)
-    needs_sr = "sr" in session.input_names
-    probs, steps, spent = [], [], 0.0
-    for start in range(0, len(audio) - CHUNK + 1, CHUNK):
-        x = np.concatenate([context, audio[None, start : start + CHUNK]], axis=1)
-        feed = {"input": x, "state": state}
-        steps.append(dict(feed))
-        if needs_sr:
-            feed["sr"] = np.array(RATE, dtype=np.int64)
-        t0 = time.perf_counter()
-        out = session.run(feed)
-        spent += time.perf_counter() - t0
-        probs.append(float(out["output"].reshape(-1)[0]))
-        state = out["stateN"]
-        context = x[:, -CONTEXT:]
-    return np.array(probs), steps, spent / max(len(probs), 1)
 
 
 def run(out: Path, progress: Progress | None = None) -> dict[str, Any]:

@@ -1,0 +1,363 @@
+"""The live audio loop: blocks from a source through the stages in order, events out to callbacks and a
+JSONL log, and per-stage latency statistics that cost the same memory after a minute or a month."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edge_sdk.errors import EdgeSDKError
+from edge_sdk.events import EventLog
+from edge_sdk.stages.base import Block, Event, Stage
+
+log = logging.getLogger("edge_sdk.audio_loop")
+
+EventCallback = Callable[[Event], Any]
+
+
+class LatencyHistogram:
+    """Latencies in log-spaced bins (``per_decade`` per factor of ten, from ``low`` to ``high`` seconds):
+    constant memory however long the loop runs, quantiles within half a bin (about 3 % at 40 per
+    decade). Exact count, total, min and max are kept beside the bins."""
+
+    def __init__(self, low: float = 1e-6, high: float = 100.0, per_decade: int = 40) -> None:
+        self.low, self.per_decade = low, per_decade
+        self._log_low = math.log10(low)
+        self.bins = [0] * (int(round((math.log10(high) - self._log_low) * per_decade)) + 1)
+        self.count = 0
+        self.total = 0.0
+        self.min = math.inf
+        self.max = 0.0
+
+    def add(self, seconds: float) -> None:
+        """Count one latency."""
+        i = int((math.log10(max(seconds, self.low)) - self._log_low) * self.per_decade)
+        self.bins[min(i, len(self.bins) - 1)] += 1
+        self.count += 1
+        self.total += seconds
+        self.min = min(self.min, seconds)
+        self.max = max(self.max, seconds)
+
+    def quantile(self, q: float) -> float:
+        """The ``q``-quantile in seconds (0 when empty): the geometric middle of its bin, kept within
+        the exact min and max."""
+        if self.count == 0:
+            return 0.0
+        rank = q * (self.count - 1)
+        seen = 0
+        for i, n in enumerate(self.bins):
+            seen += n
+            if seen > rank:
+                middle = 10 ** (self._log_low + (i + 0.5) / self.per_decade)
+                return min(max(middle, self.min), self.max)
+        return self.max
+
+    @property
+    def mean(self) -> float:
+        """Mean latency in seconds (0 when empty)."""
+        return self.total / self.count if self.count else 0.0
+
+
+@dataclass(frozen=True)
+class StageStats:
+    """One stage's figures: blocks processed, latency per block (ms), total seconds spent, and its
+    real-time factor (seconds spent / seconds of audio; below 1 keeps up, 0.05 leaves 95 % idle)."""
+
+    name: str
+    blocks: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    mean_ms: float
+    total_s: float
+    rtf: float
+
+    @classmethod
+    def of(cls, name: str, h: LatencyHistogram, audio_seconds: float) -> StageStats:
+        return cls(
+            name,
+            h.count,
+            h.quantile(0.5) * 1e3,
+            h.quantile(0.99) * 1e3,
+            h.max * 1e3,
+            h.mean * 1e3,
+            h.total,
+            h.total / audio_seconds if audio_seconds > 0 else 0.0,
+        )
+
+    def cells(self) -> list[str]:
+        """The row of the summary table."""
+        return [
+            self.name,
+            str(self.blocks),
+            f"{self.p50_ms:.3f}",
+            f"{self.p99_ms:.3f}",
+            f"{self.max_ms:.3f}",
+            f"{self.total_s:.2f}",
+            f"{self.rtf:.4f}",
+        ]
+
+
+@dataclass
+class LoopSummary:
+    """What a loop did: the stream, each stage's figures and their total, the source's overruns and
+    overflows, blocks lost (``drops``: blocks the source had to discard because the loop fell
+    behind), events by kind, how it ended, and notes (such as a fallback that was taken)."""
+
+    source: str
+    sample_rate: int
+    blocks: int
+    audio_seconds: float
+    wall_seconds: float
+    stages: list[StageStats]
+    total: StageStats
+    overruns: int = 0
+    overflows: int = 0
+    drops: int = 0
+    events: dict[str, int] = field(default_factory=dict)
+    interrupted: bool = False
+    stopped: bool = False
+    running: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    COLUMNS = ["stage", "blocks", "p50 ms", "p99 ms", "max ms", "total s", "RTF"]
+
+    @property
+    def ending(self) -> str:
+        """How the loop ended: interrupted (Ctrl-C), stopped (``stop()``), done, or still running."""
+        for word, on in (
+            ("interrupted", self.interrupted),
+            ("stopped", self.stopped),
+            ("running", self.running),
+        ):
+            if on:
+                return word
+        return "done"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+    def rows(self) -> list[list[str]]:
+        """Rows of the per-stage table (``COLUMNS``), the total last."""
+        return [s.cells() for s in self.stages] + [self.total.cells()]
+
+    def headline(self) -> str:
+        """One line: the stream, how it ended, overruns and events."""
+        events = ", ".join(f"{k} {v}" for k, v in sorted(self.events.items())) or "none"
+        rtf = self.wall_seconds / self.audio_seconds if self.audio_seconds else 0.0
+        return (
+            f"{self.source}: {self.audio_seconds:.2f} s of audio in {self.blocks} blocks, "
+            f"{self.wall_seconds:.2f} s wall (x{rtf:.3f}), {self.ending}; overruns {self.overruns}, "
+            f"overflows {self.overflows}, drops {self.drops}; events: {events}"
+        )
+
+    def text(self) -> str:
+        """The summary as plain text: the headline, the table, the notes."""
+        widths = [max(len(r[i]) for r in [self.COLUMNS, *self.rows()]) for i in range(len(self.COLUMNS))]
+        lines = [self.headline()]
+        for r in [self.COLUMNS, *self.rows()]:
+            lines.append(
+                "  ".join(
+                    c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+                )
+            )
+        return "\n".join(lines + [f"note: {n}" for n in self.notes])
+
+
+class StageFailed(EdgeSDKError):
+    """A stage raised: the loop stopped (stages closed, recording finalised) and says which stage, on
+    which block, and why. ``summary`` holds the figures up to the failure; the exit code is the
+    cause's when that was an edge-sdk error (bad input stays exit 2)."""
+
+    def __init__(self, stage: str, block: Block, cause: BaseException, summary: LoopSummary) -> None:
+        self.stage, self.summary = stage, summary
+        if isinstance(cause, EdgeSDKError):
+            self.exit_code = cause.exit_code
+        super().__init__(
+            f"stage {stage} failed on block {block.index} (stream time {block.start:.3f} s): "
+            f"{type(cause).__name__}: {cause}"
+        )
+
+
+class AudioLoop:
+    """Runs ``source`` (an iterable of float32 mono blocks with ``sample_rate``, and optionally
+    ``name``, ``overruns``, ``overflows``, ``close()``) through ``stages`` in order, on this thread.
+
+    Each block's events go to ``on_event`` (one callable or a list) and, with ``events_path``, to a
+    JSONL log. A stage with ``latency`` delays the audio after it, so the blocks the later stages see
+    carry their start time moved back by it: event times stay aligned with the source. At the end of
+    the stream (or ``max_seconds`` of audio, ``stop()``, or Ctrl-C) every stage is flushed, then
+    stages and source are closed. ``notes`` are carried into every summary.
+    """
+
+    def __init__(
+        self,
+        source: Iterable[np.ndarray],
+        stages: Sequence[Stage],
+        *,
+        on_event: EventCallback | Sequence[EventCallback] | None = None,
+        events_path: str | os.PathLike[str] | None = None,
+        notes: Sequence[str] = (),
+        close_source: bool = True,
+    ) -> None:
+        self.source = source
+        self.stages = list(stages)
+        callbacks = [] if on_event is None else [on_event] if callable(on_event) else list(on_event)
+        self._callbacks: list[EventCallback] = callbacks
+        self._events_path = events_path
+        self.notes = list(notes)
+        self.close_source = close_source
+        self.sample_rate = int(getattr(source, "sample_rate", 16000))
+        self._names = _unique([getattr(s, "name", type(s).__name__) for s in self.stages])
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._reset_stats()
+
+    def _reset_stats(self) -> None:
+        self._hists = [LatencyHistogram() for _ in self.stages]
+        self._total = LatencyHistogram()
+        self._samples = 0
+        self._blocks = 0
+        self._events: dict[str, int] = {}
+        self._t0: float | None = None
+        self._wall = 0.0
+        self._interrupted = False
+        self._running = False
+
+    def stop(self) -> None:
+        """End the loop after the current block (safe from another thread or from a callback)."""
+        self._stop.set()
+
+    def summary(self) -> LoopSummary:
+        """The figures so far; callable while the loop runs, from any thread."""
+        with self._lock:
+            audio = self._samples / self.sample_rate
+            wall = time.perf_counter() - self._t0 if self._running and self._t0 else self._wall
+            overruns = int(getattr(self.source, "overruns", 0) or 0)
+            return LoopSummary(
+                source=str(getattr(self.source, "name", type(self.source).__name__)),
+                sample_rate=self.sample_rate,
+                blocks=self._blocks,
+                audio_seconds=audio,
+                wall_seconds=wall,
+                stages=[StageStats.of(n, h, audio) for n, h in zip(self._names, self._hists, strict=True)],
+                total=StageStats.of("total", self._total, audio),
+                overruns=overruns,
+                overflows=int(getattr(self.source, "overflows", 0) or 0),
+                drops=overruns,
+                events=dict(self._events),
+                interrupted=self._interrupted,
+                stopped=self._stop.is_set(),
+                running=self._running,
+                notes=list(self.notes),
+            )
+
+    def run(self, max_seconds: float | None = None) -> LoopSummary:
+        """Run until the source ends, ``max_seconds`` of audio have passed, ``stop()`` or Ctrl-C; return
+        the summary (``interrupted=True`` after Ctrl-C). A stage that raises stops the loop with
+        :class:`StageFailed`; stages and the source are closed whatever happens."""
+        self._reset_stats()
+        self._stop.clear()
+        rate = self.sample_rate
+        # Where each stage's blocks start relative to the source, after the delays of the stages before it.
+        shift, offsets = 0, []
+        for s in self.stages:
+            offsets.append(shift / rate)
+            shift += int(getattr(s, "latency", 0) or 0)
+        limit = None if max_seconds is None else int(round(max_seconds * rate))
+        sinks = list(self._callbacks)
+        event_log = EventLog(self._events_path) if self._events_path is not None else None
+        if event_log is not None:
+            sinks.append(event_log)
+        failure: BaseException | None = None
+        self._t0, self._running = time.perf_counter(), True
+        try:
+            try:
+                for samples in self.source:
+                    self._step(samples, offsets, sinks)
+                    if self._stop.is_set() or (limit is not None and self._samples >= limit):
+                        break
+            except KeyboardInterrupt:
+                log.info("interrupted: flushing the stages")
+                self._interrupted = True
+            end = Block(np.zeros(0, np.float32), rate, self._samples / rate, self._blocks)
+            for k, (name, stage) in enumerate(zip(self._names, self.stages, strict=True)):
+                end.start = self._samples / rate - offsets[k]
+                self._guard(name, end, lambda stage=stage: stage.flush(end))
+            self._deliver(end.events, sinks)
+        except BaseException as e:
+            failure = e
+            raise
+        finally:
+            with self._lock:
+                self._wall = time.perf_counter() - self._t0
+                self._running = False
+            self._close_all(event_log, failure)
+        return self.summary()
+
+    def _step(self, samples: np.ndarray, offsets: list[float], sinks: list[EventCallback]) -> None:
+        samples = np.asarray(samples, np.float32)
+        start = self._samples / self.sample_rate
+        block = Block(samples, self.sample_rate, start, self._blocks)
+        spent = []
+        for k, (name, stage) in enumerate(zip(self._names, self.stages, strict=True)):
+            block.start = start - offsets[k]
+            t0 = time.perf_counter()
+            block = self._guard(name, block, lambda stage=stage, b=block: stage.process(b))
+            spent.append(time.perf_counter() - t0)
+        with self._lock:
+            for h, s in zip(self._hists, spent, strict=True):
+                h.add(s)
+            self._total.add(sum(spent))
+            self._samples += len(samples)
+            self._blocks += 1
+        self._deliver(block.events, sinks)
+
+    def _guard(self, name: str, block: Block, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except (KeyboardInterrupt, StageFailed):
+            raise
+        except Exception as e:
+            raise StageFailed(name, block, e, self.summary()) from e
+
+    def _deliver(self, events: list[Event], sinks: list[EventCallback]) -> None:
+        for event in events:
+            with self._lock:
+                self._events[event.kind] = self._events.get(event.kind, 0) + 1
+            for sink in sinks:
+                sink(event)
+
+    def _close_all(self, event_log: EventLog | None, failure: BaseException | None) -> None:
+        # Everything is closed even if one close fails; the first such error is raised unless the loop
+        # is already failing for another reason (which must not be masked).
+        closers: list[tuple[str, Callable[[], Any]]] = [
+            (n, s.close) for n, s in zip(self._names, self.stages, strict=True)
+        ]
+        if event_log is not None:
+            closers.append(("event log", event_log.close))
+        if self.close_source and hasattr(self.source, "close"):
+            closers.append(("source", self.source.close))  # type: ignore[attr-defined]
+        first: BaseException | None = None
+        for what, close in closers:
+            try:
+                close()
+            except Exception as e:
+                log.error("closing %s failed: %s", what, e)
+                first = first or e
+        if first is not None and failure is None:
+            raise first
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Stage names for the table, numbered when the same stage appears twice."""
+    return [f"{n}#{names[:i].count(n) + 1}" if names.count(n) > 1 else n for i, n in enumerate(names)]
