@@ -1,0 +1,171 @@
+"""Evaluation speech and noises for the audio-quality benchmark, all at 16 kHz, all from Debian packages.
+
+Speech (real recordings nobody here made):
+
+* pocketsphinx-testdata: LibriVox (*Sense and Sensibility*, one reader) and the AN4 / TIDIGITS clips
+  (``cards/*.wav``, ``goforward.raw``, ``numbers.raw``, ``something.raw``, ``tidigits/dhd.2934z.raw``),
+  16 kHz 16-bit mono.
+* asterisk-core-sounds-en-wav: Allison Smith's prompts, 8 kHz telephone band, resampled to 16 kHz. Only
+  the files ``edge_sdk.recipes.speech_data`` holds out of the denoiser's training (its ``"test"`` split).
+
+Noises: white, pink, babble (6 talkers drawn from the training split of the Asterisk prompts and from
+synthesised sentences, so no evaluated utterance is ever part of the noise), and keyboard typing built from
+the real key recordings of bucklespring-data (an IBM Model M, GPL-2+).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_sdk import audio_mix
+from edge_sdk.recipes import speech_data
+
+RATE = 16000
+SPHINX = Path("/usr/share/pocketsphinx/test/data")
+SPHINX_RAW = ("goforward.raw", "numbers.raw", "something.raw", "tidigits/dhd.2934z.raw")
+BUCKLE = Path("/usr/share/buckle/wav")
+NOISES = ("white", "pink", "babble", "keyboard")
+SNRS = (0, 5, 10)
+SEED = 2026
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One evaluation utterance: a stable name, its corpus, and 16 kHz float32 samples."""
+
+    name: str
+    corpus: str
+    audio: np.ndarray
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """Speech plus one noise at one SNR; ``noisy`` and ``clean`` share the same scaling."""
+
+    clip: Clip
+    noise: str
+    snr: int
+    noisy: np.ndarray
+    clean: np.ndarray
+
+
+def _read_raw(path: Path) -> np.ndarray:
+    return (np.fromfile(path, dtype="<i2").astype(np.float32) / 32768.0).astype(np.float32)
+
+
+def sphinx_clips(root: Path = SPHINX) -> list[Clip]:
+    """The pocketsphinx test utterances: LibriVox and AN4 WAVs, then the raw 16 kHz clips."""
+    out = []
+    for sub, corpus in (("librivox", "librivox"), ("cards", "an4")):
+        for path in sorted((root / sub).glob("*.wav")):
+            audio, rate = speech_data.read_wav(path)
+            out.append(Clip(f"{sub}/{path.name}", corpus, speech_data.resample(audio, rate)))
+    for rel in SPHINX_RAW:
+        if (root / rel).exists():
+            out.append(Clip(rel, "an4", _read_raw(root / rel)))
+    return out
+
+
+def asterisk_clips(count: int, min_seconds: float = 1.0) -> list[Clip]:
+    """``count`` held-out Asterisk prompts of at least ``min_seconds``, a seeded choice that does not depend
+    on anything but the installed files (so every run scores the same ones)."""
+    held_out = [u for u in speech_data.asterisk_prompts("test") if len(u.audio) >= min_seconds * RATE]
+    held_out.sort(key=lambda u: u.name)
+    order = np.random.default_rng(SEED).permutation(len(held_out))[:count]
+    return [Clip(held_out[i].name, "asterisk", held_out[i].audio) for i in sorted(order)]
+
+
+def evaluation_clips(asterisk: int = 40, limit: int | None = None) -> list[Clip]:
+    """The evaluation set: every pocketsphinx clip and ``asterisk`` held-out prompts; with ``limit``, the
+    first ``limit`` of them taken alternately from the two sources so a small run still sees both."""
+    sphinx, ast = sphinx_clips(), asterisk_clips(asterisk)
+    if limit is None:
+        return sphinx + ast
+    merged = [c for pair in zip(sphinx, ast, strict=False) for c in pair]
+    longer = sphinx if len(sphinx) > len(ast) else ast
+    merged += longer[min(len(sphinx), len(ast)) :]
+    return merged[:limit]
+
+
+def babble_voices(rng_seed: int = SEED + 1, real: int = 40, synthetic: int = 20) -> list[np.ndarray]:
+    """Talkers for babble: ``real`` training-split Asterisk prompts and ``synthetic`` espeak-ng/flite
+    sentences (several voices, so the babble is not one speaker), none of them evaluated."""
+    rng = np.random.default_rng(rng_seed)
+    train = sorted(speech_data.asterisk_prompts("train"), key=lambda u: u.name)
+    voices = [train[i].audio for i in rng.permutation(len(train))[:real]]
+    if synthetic and speech_data.tts_available("espeak-ng"):
+        voices += [u.audio for u in speech_data.synthetic_corpus(synthetic, seed=rng_seed)]
+    return voices
+
+
+def key_sounds(root: Path = BUCKLE) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """bucklespring's recordings as ``{key code: (press, release)}`` at 16 kHz."""
+    keys: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for press in sorted(root.glob("*-0.wav")):
+        release = press.with_name(press.name.replace("-0.wav", "-1.wav"))
+        if release.exists():
+            keys[press.name[:-6]] = (speech_data.load_16k(press), speech_data.load_16k(release))
+    if not keys:
+        raise FileNotFoundError(f"no key recordings in {root} (apt-get install bucklespring-data)")
+    return keys
+
+
+def typing(keys: dict[str, tuple[np.ndarray, np.ndarray]], n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` samples of someone typing: key presses about 5.5 a second (gamma-distributed gaps), with
+    a pause now and then, each key's release 60-140 ms after its press, levels varying by ±3 dB; unit RMS."""
+    codes = sorted(keys)
+    out = np.zeros(n + RATE, np.float32)  # headroom for a sample starting near the end
+    t = int(rng.integers(0, RATE // 4))
+    while t < n:
+        press, release = keys[codes[int(rng.integers(len(codes)))]]
+        gain = np.float32(10 ** (rng.uniform(-3, 3) / 20))
+        out[t : t + len(press)] += gain * press[: len(out) - t]
+        r = t + int(rng.uniform(0.06, 0.14) * RATE)
+        out[r : r + len(release)] += gain * release[: max(0, len(out) - r)]
+        gap = rng.gamma(4.0, 0.045) + (rng.uniform(0.4, 1.2) if rng.random() < 0.08 else 0.0)
+        t += int(gap * RATE)
+    return audio_mix.rms_normalize(out[:n])
+
+
+class NoiseBank:
+    """Makes each kind of noise on demand; the babble voices and key sounds are loaded once, lazily."""
+
+    def __init__(self) -> None:
+        self._voices: list[np.ndarray] | None = None
+        self._keys: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
+
+    def make(self, kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` samples of noise ``kind`` (one of NOISES), unit RMS."""
+        if kind == "white":
+            return audio_mix.white_noise(n, rng)
+        if kind == "pink":
+            return audio_mix.pink_noise(n, rng)
+        if kind == "babble":
+            if self._voices is None:
+                self._voices = babble_voices()
+            return audio_mix.babble(self._voices, n, rng, talkers=6)
+        if kind == "keyboard":
+            if self._keys is None:
+                self._keys = key_sounds()
+            return typing(self._keys, n, rng)
+        raise ValueError(f"unknown noise {kind!r}; known: {', '.join(NOISES)}")
+
+
+def mixtures(
+    clips: list[Clip], bank: NoiseBank, noises: tuple[str, ...] = NOISES, snrs: tuple[int, ...] = SNRS
+) -> list[Mixture]:
+    """Every clip × noise × SNR. Each mixture's generator is seeded by (SEED, clip name, noise, SNR), so a
+    mixture is the same whatever else is in the run (``--limit`` changes which, never how)."""
+    out = []
+    for clip in clips:
+        for noise in noises:
+            for snr in snrs:
+                key = [SEED, zlib.crc32(clip.name.encode()), zlib.crc32(noise.encode()), snr]
+                rng = np.random.default_rng(key)
+                mixed = audio_mix.mix_at_snr(clip.audio, bank.make(noise, len(clip.audio), rng), snr)
+                out.append(Mixture(clip, noise, snr, mixed[0], mixed[1]))
+    return out

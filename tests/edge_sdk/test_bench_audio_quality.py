@@ -1,0 +1,56 @@
+"""Smoke test of bench/audio_quality.py: its pieces run end to end on one real utterance (noisy input
+only, white noise), and its alignment finds a known delay. The benchmark itself is a script, not a test."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+@pytest.fixture(scope="module")
+def aq() -> Iterator[ModuleType]:
+    """bench/audio_quality.py imported as a module (bench/ on the path while the tests run)."""
+    pytest.importorskip("pesq")
+    pytest.importorskip("pystoi")
+    pytest.importorskip("soxr")
+    sys.path.insert(0, str(BENCH))
+    try:
+        import audio_quality
+
+        yield audio_quality
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_align_finds_a_known_delay(aq: ModuleType) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(8000).astype(np.float32)
+    delayed = np.concatenate([np.zeros(37, np.float32), x])
+    out, lag = aq.align(delayed, x)
+    assert lag == 37
+    np.testing.assert_array_equal(out, x)
+
+
+def test_one_utterance_noisy_only(aq: ModuleType) -> None:
+    corpus = aq.corpus
+    if not corpus.SPHINX.exists():
+        pytest.skip("pocketsphinx-testdata is not installed")
+    clip = corpus.sphinx_clips()[0]
+    mixes = corpus.mixtures([clip], corpus.NoiseBank(), ("white",), (5,))
+    again = corpus.mixtures([clip], corpus.NoiseBank(), ("white",), (5,))
+    np.testing.assert_array_equal(mixes[0].noisy, again[0].noisy)  # seeded: the same mixture every run
+    noisy = aq.BUILDERS["noisy"]()
+    scores = [aq.score(m, noisy) for m in mixes]
+    summary = aq.summarize(scores, [noisy])
+    overall = summary["methods"]["noisy input"]["overall"]
+    assert overall["d_si_sdr"] == 0.0 and 3.0 < overall["si_sdr"] < 7.0  # 5 dB SNR, white noise
+    assert summary["pesq_scored"] == 1 and 1.0 <= overall["pesq"] <= 4.7
+    doc = aq.to_markdown(summary, [clip], 1.0)
+    assert "| noisy input | 0 |" in doc and "bench/audio_quality.py" in doc
