@@ -1,6 +1,7 @@
 """Converters: bring a source to ONNX, simplify it, make each target, and check parity."""
 
 from edge_sdk.converters.convert import ConversionFailed, convert
+from edge_sdk.converters.streaming import make_streaming
 from edge_sdk.converters.targets import TARGETS, all_targets
 
-__all__ = ["TARGETS", "ConversionFailed", "all_targets", "convert"]
+__all__ = ["TARGETS", "ConversionFailed", "all_targets", "convert", "make_streaming"]
