@@ -282,6 +282,10 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
+    if args.audio:
+        from edge_sdk.cli_audio import cmd_devices_audio
+
+        return cmd_devices_audio(args)
     from edge_sdk.devices import detect, open_telemetry
     from edge_sdk.runtimes import load
 
@@ -360,6 +364,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    common.add_argument("-v", "--verbose", action="store_true", help="show debug logs and third-party output")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars, errors only")
+    return common
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; target choices come from the converter registry."""
     from edge_sdk._version import __version__
@@ -367,10 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="edge-sdk", description="Convert, check and run models on edge devices.")
     p.add_argument("--version", action="version", version=f"edge-sdk {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
-    common.add_argument("-v", "--verbose", action="store_true", help="show debug logs and third-party output")
-    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars, errors only")
+    common = _common_options()
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("convert", parents=[common], help="convert a model into artifacts")
@@ -413,7 +422,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("path")
     i.set_defaults(func=cmd_inspect)
 
-    r = sub.add_parser("run", parents=[common], help="run an artifact or model file on inputs")
+    r = sub.add_parser(
+        "run",
+        parents=[common],
+        help="run an artifact or model file on inputs; 'run audio' runs the live audio loop",
+        epilog="'edge-sdk run audio --help' describes the live audio loop (microphone or WAV file).",
+    )
     r.add_argument("artifact")
     r.add_argument(
         "--input",
@@ -447,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     dv.add_argument(
         "--artifacts", metavar="PATH", help="also say which of these artifacts would run, and where"
     )
+    dv.add_argument("--audio", action="store_true", help="list the audio input devices instead")
     dv.set_defaults(func=cmd_devices)
 
     d = sub.add_parser(
@@ -459,8 +474,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``edge-sdk``; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:2] == ["run", "audio"]:
+        # 'run audio' is its own parser: 'run ARTIFACT' keeps its positional, so existing use is unchanged
+        # (a model file named 'audio' still runs as './audio').
+        from edge_sdk.cli_audio import build_run_audio_parser
+
+        args = build_run_audio_parser(_common_options()).parse_args(argv[2:])
+    else:
+        args = build_parser().parse_args(argv)
     console.setup_logging(getattr(args, "verbose", False), getattr(args, "quiet", False))
     try:
         return int(args.func(args))
