@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
@@ -56,15 +58,17 @@ class StreamState:
         return np.broadcast_to(self.initial, shape).astype(self.dtype)
 
 
-def make_streaming(model: onnx.ModelProto | str | os.PathLike[str], *, check: bool = True) -> onnx.ModelProto:
-    """A copy of ``model`` whose recurrent nodes take their state from graph inputs ``state_in_{i}``
-    (``cell_in_{i}``) and give it back as graph outputs ``state_out_{i}`` (``cell_out_{i}``); see
-    :func:`make_streaming_with_states` for which were made and the rules."""
-    return make_streaming_with_states(model, check=check)[0]
+def make_streaming(
+    source: onnx.ModelProto | str | os.PathLike[str], *, check: bool = True
+) -> onnx.ModelProto:
+    """A copy of ``source`` (a model or an ONNX file) whose recurrent nodes take their state from graph
+    inputs ``state_in_{i}`` (``cell_in_{i}``) and give it back as graph outputs ``state_out_{i}``
+    (``cell_out_{i}``); see :func:`make_streaming_with_states` for which were made and the rules."""
+    return make_streaming_with_states(source, check=check)[0]
 
 
 def make_streaming_with_states(
-    model: onnx.ModelProto | str | os.PathLike[str], *, check: bool = True
+    source: onnx.ModelProto | str | os.PathLike[str], *, check: bool = True
 ) -> tuple[onnx.ModelProto, list[StreamState]]:
     """Rewire every GRU/LSTM/RNN node of the main graph to carry its state through the graph's I/O.
 
@@ -74,10 +78,10 @@ def make_streaming_with_states(
     Raises BadInputError for a model without recurrent nodes, for a recurrent node inside a subgraph
     (If/Loop/Scan), and for a bidirectional or reverse node, which looks at the future.
     """
-    if isinstance(model, onnx.ModelProto):
-        model = onnx.ModelProto.FromString(model.SerializeToString())
+    if isinstance(source, onnx.ModelProto):
+        model = onnx.ModelProto.FromString(source.SerializeToString())
     else:
-        model = load_onnx(model, check=False)
+        model = load_onnx(source, check=False)
     graph = model.graph
     _refuse_nested(graph)
     toposort(model)
@@ -91,7 +95,7 @@ def make_streaming_with_states(
         direction = _attr(n, "direction", b"forward")
         if direction != b"forward":
             raise BadInputError(
-                f"make_streaming: node '{n.name}' ({n.op_type}) is {direction.decode()}: a "
+                f"make_streaming: node {_who(n)} is {direction.decode()}: a "
                 f"{direction.decode()} recurrent layer looks at the future, so it can't stream; "
                 "export the model with forward-only (unidirectional) recurrent layers"
             )
@@ -152,7 +156,13 @@ def make_streaming_with_states(
     return model, states
 
 
-def _attr(node: onnx.NodeProto, name: str, default: object) -> object:
+def _who(node: onnx.NodeProto) -> str:
+    """How an error names a node: its name and op, or the value it makes when it has no name."""
+    name = f"'{node.name}'" if node.name else f"(unnamed, making '{next(iter(node.output), '')}')"
+    return f"{name} ({node.op_type})"
+
+
+def _attr(node: onnx.NodeProto, name: str, default: Any) -> Any:
     for a in node.attribute:
         if a.name == name:
             return onnx.helper.get_attribute_value(a)
@@ -166,7 +176,7 @@ def _refuse_nested(graph: onnx.GraphProto) -> None:
         for n in g.node:
             if n.op_type in RECURRENT_OPS:
                 raise BadInputError(
-                    f"make_streaming: node '{n.name}' ({n.op_type}) sits inside a subgraph of node "
+                    f"make_streaming: node {_who(n)} sits inside a subgraph of node "
                     f"'{owner.name}' ({owner.op_type}); only recurrent nodes of the main graph can carry "
                     "their state out. Fix the inputs that choose the branch (converters.specialize."
                     "freeze_inputs) and simplify the model so the branch is inlined, then try again"
@@ -177,10 +187,10 @@ def _refuse_nested(graph: onnx.GraphProto) -> None:
         _subgraphs_of(n, walk)
 
 
-def _subgraphs_of(node: onnx.NodeProto, visit: object) -> None:
+def _subgraphs_of(node: onnx.NodeProto, visit: Callable[[onnx.GraphProto, onnx.NodeProto], None]) -> None:
     for a in node.attribute:
         for g in [a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs):
-            visit(g, node)  # type: ignore[operator]
+            visit(g, node)
 
 
 def _shape_info(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
@@ -209,13 +219,13 @@ def _elem_type(name: str, graph: onnx.GraphProto, shapes: dict[str, onnx.TypePro
 def _state_shape(
     node: onnx.NodeProto, graph: onnx.GraphProto, shapes: dict[str, onnx.TypeProto]
 ) -> list[int | str]:
-    hidden = int(_attr(node, "hidden_size", 0))  # type: ignore[arg-type]
+    hidden = int(_attr(node, "hidden_size", 0))
     if hidden <= 0:
         raise BadInputError(
-            f"make_streaming: node '{node.name}' ({node.op_type}) has no hidden_size attribute; "
+            f"make_streaming: node {_who(node)} has no hidden_size attribute; "
             "re-export the model with a current exporter"
         )
-    layout = int(_attr(node, "layout", 0))  # type: ignore[arg-type]
+    layout = int(_attr(node, "layout", 0))
     batch = _batch_dim(node, layout, graph, shapes)
     return [batch, 1, hidden] if layout else [1, batch, hidden]
 
@@ -259,7 +269,7 @@ def _claim(name: str, taken: set[str], node: onnx.NodeProto) -> None:
     if name in taken:
         raise BadInputError(
             f"make_streaming: the model already has a value named '{name}', the name the state of node "
-            f"'{node.name}' ({node.op_type}) would get; rename that value first"
+            f"{_who(node)} would get; rename that value first"
         )
     taken.add(name)
 
