@@ -24,8 +24,8 @@ BLOCKS = (1, 2, 7)
 
 
 def _session(model: onnx.ModelProto | str) -> ort.InferenceSession:
-    # One thread: the comparison is exact, and onnxruntime's kernels then run the same code path
-    # whatever the sequence length (see the report on threads in test_nsnet2 below).
+    # One thread, so how onnxruntime splits work between threads (which may depend on the number of
+    # frames per run and on the machine's cores) can't enter an exact comparison.
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     so.inter_op_num_threads = 1
