@@ -3,12 +3,14 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-EXTRAS ?= torch,openvino,tflite,litert-torch,dev
+EXTRAS ?= torch,openvino,tflite,litert-torch,audio,dev
 ONNX2TF := onnx2tf==1.29.24
 
 .PHONY: demo test lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
+	# Debian packages pip cannot bring (portaudio19-dev for PyAudio, espeak-ng); installs only what is missing
+	.ci/system-deps $(PYTHON)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
 	# onnx2tf pins exact old versions of everything; it runs with ours (see the tflite extra)
