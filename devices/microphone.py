@@ -87,7 +87,8 @@ def _install_alsa_error_handler() -> None:
 
         def handler(file: bytes, line: int, function: bytes, err: int, fmt: bytes) -> None:
             try:
-                log.debug("ALSA %s:%d (%s) err=%d: %s", file, line, function, err, fmt)
+                text = [(b or b"?").decode(errors="replace") for b in (file, function, fmt)]
+                log.debug("ALSA %s:%d (%s) err=%d: %s", text[0], line, text[1], err, text[2])
             except Exception:  # noqa: BLE001 - an exception must never unwind into C
                 pass
 

@@ -166,6 +166,17 @@ def test_unknown_name_lists_the_inputs_there_are(alsa_env: dict[str, str]) -> No
 
 
 @needs_alsa
+def test_no_input_devices_at_all_says_so(alsa_env: dict[str, str]) -> None:
+    env = dict(alsa_env, ALSA_CONFIG_PATH=str(SYSTEM_ALSA_CONF))  # without the edgesdk PCMs
+    listed, _ = run_scenario(env, list=True)
+    if listed["devices"]:
+        pytest.skip(f"this machine has real audio inputs: {[d['name'] for d in listed['devices']]}")
+    result, _ = run_scenario(env, spec="mic:anything")
+    assert result["error"]["type"] == "DeviceError"
+    assert "no audio input devices" in result["error"]["message"]
+
+
+@needs_alsa
 def test_ambiguous_name_and_bad_index(alsa_env: dict[str, str]) -> None:
     result, _ = run_scenario(alsa_env, device="edgesdk")
     assert result["error"]["type"] == "DeviceError"
