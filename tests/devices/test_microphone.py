@@ -74,8 +74,7 @@ def alsa_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     np.round(np.clip(up, -1, 1 - 2**-15) * 32768).astype("<i2").tofile(d / "speech48.raw")
     conf = d / "edgesdk.conf"
     conf.write_text((ALSA_DIR / "edgesdk.conf").read_text().replace("@DIR@", str(d)))
-    env = dict(os.environ, ALSA_CONFIG_PATH=f"{SYSTEM_ALSA_CONF}:{conf}", EDGESDK_TEST_DIR=str(d))
-    return env
+    return dict(os.environ, ALSA_CONFIG_PATH=f"{SYSTEM_ALSA_CONF}:{conf}")
 
 
 def run_scenario(env: dict[str, str], **args: Any) -> tuple[dict[str, Any], str]:
