@@ -22,8 +22,9 @@ class AudioSource(Protocol):
     """A stream of audio blocks with the counters a loop reports.
 
     ``overruns`` counts blocks lost because the consumer fell behind; ``overflows`` counts input
-    overflows the audio driver reported (always 0 for a file). ``close`` ends the stream; sources
-    are context managers.
+    overflows the audio driver reported (always 0 for a file). ``dropped_samples`` is how much audio,
+    at ``sample_rate``, those overruns lost, so a loop keeps its stream clock on the source's clock.
+    ``close`` ends the stream; sources are context managers.
     """
 
     name: str
@@ -35,6 +36,9 @@ class AudioSource(Protocol):
 
     @property
     def overflows(self) -> int: ...
+
+    @property
+    def dropped_samples(self) -> int: ...
 
     def __iter__(self) -> Iterator[np.ndarray]: ...
 

@@ -322,6 +322,14 @@ class Microphone:
         """Blocks lost because the consumer did not keep up (the ring buffer was full)."""
         return -(-self._ring.dropped_bytes // self._chunk_bytes) if self._stream else 0
 
+    @property
+    def dropped_samples(self) -> int:
+        """Audio lost to overruns, in samples at ``sample_rate`` (the ring holds the device's rate)."""
+        if not self._stream:
+            return 0
+        frames = self._ring.dropped_bytes // (2 * self.channels)
+        return int(round(frames * self.sample_rate / self.opened_rate))
+
     def start(self) -> None:
         """Start capturing (iterating does this); audio from then on is buffered for the consumer."""
         if self._closed:

@@ -156,6 +156,11 @@ class WavFile:
         """Blocks one pass yields (None when looping forever)."""
         return None if self.loop else -(-self.num_samples // self.block_size)
 
+    @property
+    def dropped_samples(self) -> int:
+        """Audio skipped because a paced consumer fell behind, in samples."""
+        return self.overruns * self.block_size
+
     def _block(self, i: int) -> np.ndarray:
         start, n, total = i * self.block_size, self.block_size, self.num_samples
         if self.loop:

@@ -227,6 +227,7 @@ class AudioLoop:
         self._hists = [LatencyHistogram() for _ in self.stages]
         self._total = LatencyHistogram()
         self._samples = 0
+        self._lost = 0
         self._blocks = 0
         self._events: dict[str, int] = {}
         self._t0: float | None = None
@@ -290,9 +291,10 @@ class AudioLoop:
             except KeyboardInterrupt:
                 log.info("interrupted: flushing the stages")
                 self._interrupted = True
-            end = Block(np.zeros(0, np.float32), rate, self._samples / rate, self._blocks)
+            clock = (self._samples + self._lost) / rate
+            end = Block(np.zeros(0, np.float32), rate, clock, self._blocks)
             for k, (name, stage) in enumerate(zip(self._names, self.stages, strict=True)):
-                end.start = self._samples / rate - offsets[k]
+                end.start = clock - offsets[k]
                 self._guard(name, end, stage.flush)
             self._deliver(end.events, sinks)
         except BaseException as e:
@@ -307,7 +309,10 @@ class AudioLoop:
 
     def _step(self, samples: np.ndarray, offsets: list[float], sinks: list[EventCallback]) -> None:
         samples = np.asarray(samples, np.float32)
-        start = self._samples / self.sample_rate
+        # Audio the source lost to overruns still passed on its clock: count it, so event times stay
+        # true to the source over a days-long run instead of falling behind by every drop.
+        self._lost = int(getattr(self.source, "dropped_samples", 0) or 0)
+        start = (self._samples + self._lost) / self.sample_rate
         block = Block(samples, self.sample_rate, start, self._blocks)
         spent = []
         for k, (name, stage) in enumerate(zip(self._names, self.stages, strict=True)):

@@ -251,3 +251,31 @@ def test_real_wav_file_source(tmp_path: Path) -> None:
         s = AudioLoop(source, [EnergyVAD(), WavWriter(tmp_path / "r.wav")]).run()
     assert s.source == "librivox-sense-and-sensibility.wav" and s.blocks == source.num_blocks
     assert s.events == {"speech_start": 2, "speech_segment": 2}
+
+
+class _Slow(Stage):
+    """Takes longer than real time on some blocks and notes where each block sits on the stream clock."""
+
+    name = "slow"
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[float, np.ndarray]] = []
+
+    def process(self, block: Block) -> Block:
+        self.seen.append((block.start, block.samples.copy()))
+        if block.index % 4 == 0:
+            time.sleep(0.12)
+        return block
+
+
+def test_blocks_a_paced_source_drops_keep_their_place_on_the_source_clock(clip: np.ndarray) -> None:
+    wav_file = pytest.importorskip("edge_sdk.devices.wav_file")
+    clip_path = resources.files("edge_sdk") / "samples" / "librivox-sense-and-sensibility.wav"
+    slow = _Slow()
+    with resources.as_file(clip_path) as p:
+        source = wav_file.WavFile(p, block_size=320, realtime=True, buffer_blocks=2)
+        summary = AudioLoop(source, [slow]).run(max_seconds=1.0)
+    assert summary.overruns > 0 and source.dropped_samples == summary.overruns * 320
+    for start, samples in slow.seen:
+        at = int(round(start * RATE))
+        np.testing.assert_array_equal(samples, clip[at : at + 320])
