@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -31,7 +32,6 @@ from edge_sdk.audio_mix import si_sdr
 
 RATE = corpus.RATE
 MAX_LAG = RATE * 50 // 1000
-TINY_ONNX = Path(__file__).resolve().parents[1] / "edge_sdk" / "zoo" / "tiny-denoiser" / "model.onnx"
 #: The 2017 RNNoise (Valin, MMSP 2018) had 87,503 weights; the library pyrnnoise ships is RNNoise 0.2.
 RNNOISE_2017_PARAMS = 87_503
 
@@ -138,17 +138,19 @@ def _stage(name: str, label: str) -> Method | None:
     """A registered denoise stage run through ``denoise_array``; None (with a note) until it exists."""
     try:
         from edge_sdk import stages
-        from edge_sdk.stages.denoise import denoise_array
+        from edge_sdk.stages.denoise import TINY_MODEL, denoise_array
 
+        note = "denoise_array; onnxruntime threads=1"
         try:
             stage = stages.make("denoise", name, threads=1)
-        except TypeError:
+        except Exception:  # a stage without a threads option still runs, but the doc must say so
             stage = stages.make("denoise", name)
+            note = "denoise_array; stage took no threads option (onnxruntime default)"
     except Exception as exc:  # the stage or its model may not have landed yet: say so and go on
         print(f"note: skipping {label}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return None
     if name == "tiny":
-        params = onnx_params(TINY_ONNX) if TINY_ONNX.exists() else None
+        params = onnx_params(TINY_MODEL) if TINY_MODEL.exists() else None
     else:
         from edge_sdk import zoo
 
@@ -159,7 +161,7 @@ def _stage(name: str, label: str) -> Method | None:
         stage.reset()
         return np.asarray(denoise_array(stage, x), np.float32)
 
-    return Method(label, run, params, "edge_sdk.stages.denoise.denoise_array")
+    return Method(label, run, params, note)
 
 
 BUILDERS: dict[str, Callable[[], Method | None]] = {
@@ -289,6 +291,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="write the markdown table here")
     args = ap.parse_args()
     limit_threads()
+    load = os.getloadavg()[0]
     started = time.perf_counter()
     methods = [m for m in (BUILDERS[k]() for k in dict.fromkeys(["noisy", *args.methods])) if m is not None]
     clips = corpus.evaluation_clips(args.asterisk, args.limit)
@@ -299,7 +302,7 @@ def main() -> None:
         if (i + 1) % 20 == 0 or i + 1 == len(mixes):
             print(f"{i + 1}/{len(mixes)} mixtures, {time.perf_counter() - started:.0f} s", file=sys.stderr)
     summary = summarize(scores, methods)
-    doc = to_markdown(summary, clips, time.perf_counter() - started)
+    doc = to_markdown(summary, clips, time.perf_counter() - started, load)
     if args.out:
         args.out.write_text(doc)
     if args.json:
