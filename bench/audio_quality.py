@@ -215,6 +215,12 @@ def score(mix: corpus.Mixture, method: Method) -> Score:
     return s
 
 
+def clean_si_sdr(clips: list[corpus.Clip], method: Method) -> float:
+    """Mean SI-SDR of ``method`` fed clean speech (no noise, untimed), aligned as usual: the distortion the
+    method adds by itself, a ceiling on what it can score on noisy input."""
+    return mean([si_sdr(align(method.run(c.audio), c.audio)[0], c.audio) for c in clips])
+
+
 def mean(values: list[float]) -> float:
     """Mean of a list (nan when empty)."""
     return float(np.mean(values)) if values else float("nan")
@@ -302,6 +308,8 @@ def main() -> None:
         if (i + 1) % 20 == 0 or i + 1 == len(mixes):
             print(f"{i + 1}/{len(mixes)} mixtures, {time.perf_counter() - started:.0f} s", file=sys.stderr)
     summary = summarize(scores, methods)
+    for m in methods:
+        summary["methods"][m.name]["clean_si_sdr"] = clean_si_sdr(clips, m)
     doc = to_markdown(summary, clips, time.perf_counter() - started, load)
     if args.out:
         args.out.write_text(doc)
