@@ -131,7 +131,8 @@ def to_markdown(summary: dict, clips: list[corpus.Clip], elapsed: float, load: f
                 + " |"
             )
     lines += ["", "## Alignment, and SI-SDR on clean input", ""]
-    lines += ["| method | median lag ms | 5–95 % lag spread ms | SI-SDR dB, clean in |", "|---|---:|---:|---:|"]
+    lines += ["| method | median lag ms | 5–95 % lag spread ms | SI-SDR dB, clean in |"]
+    lines += ["|---|---:|---:|---:|"]
     for name, m in ms.items():
         lines.append(
             f"| {name} | {_f(m['lag_median_ms'], 1)} | {_f(m['lag_spread_ms'], 1)} | "
