@@ -13,10 +13,11 @@ NOTES = """## How it was made
 
 **Speech** (real, recorded by others; nothing synthesised is ever scored):
 
-* Debian `pocketsphinx-testdata` (`/usr/share/pocketsphinx/test/data`): the 5 LibriVox clips (*Sense and
-  Sensibility*, one reader, from 64 kb/s MP3 originals, so already slightly coded), the 5 AN4 `cards/*.wav`
-  and the 16 kHz raw clips `goforward.raw`, `numbers.raw`, `something.raw`, `tidigits/dhd.2934z.raw`.
-  Full band (to 8 kHz).
+* Debian `pocketsphinx-testdata` (`/usr/share/pocketsphinx/test/data`), 16 kHz, full band: the 5
+  LibriVox clips (*Sense and Sensibility*, one reader, from 64 kb/s MP3 originals, so already slightly
+  coded), and the short clips pocketsphinx's own tests decode, labelled `sphinx-tests` below
+  (`cards/*.wav`, spoken playing cards; `goforward.raw`, `numbers.raw`, `something.raw`;
+  `tidigits/dhd.2934z.raw`, a TIDIGITS digit string).
 * Debian `asterisk-core-sounds-en-wav`: Allison Smith's prompts (CC-BY-SA-3.0), 8 kHz, resampled to 16 kHz
   with soxr, so **their speech stops at 4 kHz** while the noise fills the band to 8 kHz: removing the upper
   band is easy there, which inflates every denoiser's gain on this corpus (see the per-corpus table). Only

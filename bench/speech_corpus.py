@@ -2,9 +2,9 @@
 
 Speech (real recordings nobody here made):
 
-* pocketsphinx-testdata: LibriVox (*Sense and Sensibility*, one reader) and the AN4 / TIDIGITS clips
-  (``cards/*.wav``, ``goforward.raw``, ``numbers.raw``, ``something.raw``, ``tidigits/dhd.2934z.raw``),
-  16 kHz 16-bit mono.
+* pocketsphinx-testdata: LibriVox (*Sense and Sensibility*, one reader) and the short clips its own
+  tests decode (``cards/*.wav``, ``goforward.raw``, ``numbers.raw``, ``something.raw``,
+  ``tidigits/dhd.2934z.raw``), 16 kHz 16-bit mono.
 * asterisk-core-sounds-en-wav: Allison Smith's prompts, 8 kHz telephone band, resampled to 16 kHz. Only
   the files ``edge_sdk.recipes.speech_data`` holds out of the denoiser's training (its ``"test"`` split).
 
@@ -58,15 +58,15 @@ def _read_raw(path: Path) -> np.ndarray:
 
 
 def sphinx_clips(root: Path = SPHINX) -> list[Clip]:
-    """The pocketsphinx test utterances: LibriVox and AN4 WAVs, then the raw 16 kHz clips."""
+    """The pocketsphinx test utterances: LibriVox WAVs, then the short test clips (WAV and raw)."""
     out = []
-    for sub, corpus in (("librivox", "librivox"), ("cards", "an4")):
+    for sub, corpus in (("librivox", "librivox"), ("cards", "sphinx-tests")):
         for path in sorted((root / sub).glob("*.wav")):
             audio, rate = speech_data.read_wav(path)
             out.append(Clip(f"{sub}/{path.name}", corpus, speech_data.resample(audio, rate)))
     for rel in SPHINX_RAW:
         if (root / rel).exists():
-            out.append(Clip(rel, "an4", _read_raw(root / rel)))
+            out.append(Clip(rel, "sphinx-tests", _read_raw(root / rel)))
     return out
 
 
