@@ -29,9 +29,10 @@ over the whole clip), one seeded generator per (clip, noise, SNR):
 
 * white and pink: `audio_mix.white_noise` / `pink_noise`.
 * babble: `audio_mix.babble`, 6 talkers drawn from 40 training-split Asterisk prompts and 20 espeak-ng/flite
-  sentences (`speech_data.synthetic_corpus`). No evaluated utterance is in it, but the babble talkers are
-  the kind of speech the tiny denoiser was trained on, and the Asterisk babble is the same voice as the
-  Asterisk test prompts.
+  sentences (`speech_data.synthetic_corpus(20, seed=2027)`). No evaluated utterance is in it, but it
+  favours the tiny denoiser: those Asterisk prompts are files it trained on, and its training noise
+  includes babble made from its training speech. The Asterisk babble is also the voice of the Asterisk
+  test prompts (one speaker), a hard case for every method.
 * keyboard: **real recordings** of an IBM Model M keyboard, every key's press and release, from Debian's
   `bucklespring-data` 1.4.0 (`/usr/share/buckle/wav`, 44.1 kHz, © 2016 Ico Doornekamp, GPL-2+; upstream
   says each key's sound "has carefully been sampled"). The recordings are real; their arrangement into
