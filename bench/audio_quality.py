@@ -127,11 +127,12 @@ def _noisereduce(stationary: bool) -> Method:
 
 
 def onnx_params(path: Path) -> int:
-    """Number of values in an ONNX model's initializers."""
+    """Number of floating-point values in an ONNX model's initializers (integer shape constants left out)."""
     import onnx
 
+    floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
     model = onnx.load(str(path))
-    return int(sum(np.prod(t.dims, dtype=np.int64) for t in model.graph.initializer))
+    return int(sum(np.prod(t.dims, dtype=np.int64) for t in model.graph.initializer if t.data_type in floats))
 
 
 def _stage(name: str, label: str) -> Method | None:

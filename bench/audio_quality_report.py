@@ -55,6 +55,10 @@ layers and three 384-unit GRUs): its parameter count is read from the library's 
 tiny denoiser and NSNet2 run through `edge_sdk.stages.denoise.denoise_array`, the same streaming stage
 the capture loop uses, with onnxruntime on one thread.
 
+**Parameters** are the floating-point values stored in the model: ONNX float initializers for the tiny
+denoiser and NSNet2 (the tiny model's count includes 322 fixed input-normalisation constants next to its
+trained weights), the float weight table for RNNoise, none for the noisy input and spectral gating.
+
 **Metrics.** SI-SDR: `edge_sdk.audio_mix.si_sdr` (dB). PESQ: ITU-T P.862.2 wideband (`pesq` package,
 mode `wb`, 16 kHz); a mixture where PESQ refuses any method's output is left out of every method's PESQ
 mean, and counted above. STOI: `pystoi`, classic (not extended). Δ is the mean of the per-mixture
