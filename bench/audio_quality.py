@@ -32,8 +32,6 @@ from edge_sdk.audio_mix import si_sdr
 
 RATE = corpus.RATE
 MAX_LAG = RATE * 50 // 1000
-#: The 2017 RNNoise (Valin, MMSP 2018) had 87,503 weights; the library pyrnnoise ships is RNNoise 0.2.
-RNNOISE_2017_PARAMS = 87_503
 
 
 @dataclass

@@ -48,9 +48,10 @@ itself (RNNoise's input high-pass and band-wise gains cost it SI-SDR even on cle
 
 **Methods.** RNNoise is the `pyrnnoise` wheel's library, which is **RNNoise 0.2** (2024 model: two conv
 layers and three 384-unit GRUs): its parameter count is read from the library's own weight table
-(float weights and biases). The 87,503-weight figure often quoted is the 2017 model of the RNNoise paper
-(Valin, MMSP 2018), which this is not. It runs at 48 kHz: input resampled 16→48 kHz and back with soxr,
-10 ms frames, a fresh state per utterance. noisereduce 3.0 is spectral gating with its defaults
+(float weights and biases). The "about 88k" often quoted belongs to the first RNNoise (Valin, MMSP 2018:
+215 units in 4 hidden layers; 87,503 weights and biases counted from its layer sizes), not to this one.
+It runs at 48 kHz: input resampled 16→48 kHz and back with soxr, 10 ms frames, a fresh state per
+utterance. noisereduce 3.0 is spectral gating with its defaults
 (noise estimated from the clip itself), in both its stationary and non-stationary modes, on numpy. The
 tiny denoiser and NSNet2 run through `edge_sdk.stages.denoise.denoise_array`, the same streaming stage
 the capture loop uses, with onnxruntime on one thread.
