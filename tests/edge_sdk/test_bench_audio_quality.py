@@ -20,6 +20,7 @@ def aq() -> Iterator[ModuleType]:
     pytest.importorskip("pesq")
     pytest.importorskip("pystoi")
     pytest.importorskip("soxr")
+    pytest.importorskip("edge_sdk.recipes.speech_data", reason="speech-data recipe not in this checkout")
     sys.path.insert(0, str(BENCH))
     try:
         import audio_quality
