@@ -1,0 +1,131 @@
+"""Noise for training recipes, all generated (no recorded noise is shipped or read here).
+
+Stationary: white, pink, brown, mains hum with harmonics, spectrally shaped ("fan"/"engine") noise.
+Non-stationary: babble from held-in speech, drifting tones, amplitude-modulated noise, impulsive
+bursts (knocks, dishes) and clicks (typing, tapping, switches). Every generator returns unit-RMS float32
+and is deterministic for a generator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from edge_sdk.audio_mix import babble, colored_noise, pink_noise, rms_normalize, white_noise
+
+SAMPLE_RATE = 16000
+
+
+def hum(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Mains hum: 50 or 60 Hz and up to 15 harmonics with random levels and phases, plus a little hiss."""
+    f0 = float(rng.choice([50.0, 60.0])) * (1 + rng.normal(0, 0.002))
+    t = np.arange(n) / SAMPLE_RATE
+    x = np.zeros(n)
+    for k in range(1, int(rng.integers(4, 16))):
+        level = rng.random() / k ** rng.uniform(0.3, 1.5)
+        x += level * np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 2 * np.pi))
+    x = rms_normalize(x) + 10 ** (-rng.uniform(1.5, 3)) * white_noise(n, rng)
+    return rms_normalize(x)
+
+
+def shaped_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise with a random smooth spectral envelope (a few random resonances on a tilt): fans,
+    engines, air conditioning, road noise."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.linspace(0, SAMPLE_RATE / 2, len(spec))
+    env = (1 + f / 100.0) ** (-rng.uniform(0, 1.5))
+    for _ in range(int(rng.integers(1, 5))):
+        centre, width = rng.uniform(50, 6000), rng.uniform(30, 1500)
+        env = env + rng.uniform(0.5, 6) * env.mean() * np.exp(-0.5 * ((f - centre) / width) ** 2)
+    return rms_normalize(np.fft.irfft(spec * env, n=n))
+
+
+def tones(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A few sinusoids whose frequencies drift slowly (whine, alarms, music-like tones), with hiss."""
+    x = np.zeros(n)
+    for _ in range(int(rng.integers(1, 4))):
+        f = rng.uniform(100, 4000) * np.exp(np.cumsum(rng.normal(0, 2e-5, n)))
+        x += rng.uniform(0.3, 1) * np.sin(2 * np.pi * np.cumsum(f) / SAMPLE_RATE)
+    gate = np.repeat(rng.random(-(-n // 4000)) < 0.7, 4000)[:n] if rng.random() < 0.5 else 1.0
+    return rms_normalize(rms_normalize(x * gate) + 0.05 * white_noise(n, rng))
+
+
+def modulated_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Coloured noise whose level swells and fades at 0.2-4 Hz (passing traffic, wind, crowd)."""
+    base = colored_noise(n, rng, rng.uniform(0, 2))
+    t = np.arange(n) / SAMPLE_RATE
+    env = 1 + rng.uniform(0.3, 0.95) * np.sin(2 * np.pi * rng.uniform(0.2, 4) * t + rng.uniform(0, 6.3))
+    return rms_normalize(base * env)
+
+
+def bursts(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Impulsive noise: decaying filtered bursts (knocks, clicks, dishes, keyboard) over a low floor."""
+    x = 0.02 * white_noise(n, rng)
+    for _ in range(int(rng.integers(2, 6) * n / SAMPLE_RATE)):
+        length = int(rng.uniform(0.005, 0.25) * SAMPLE_RATE)
+        start = int(rng.integers(max(1, n - length)))
+        burst = colored_noise(length, rng, rng.uniform(-1, 2)) * np.exp(-np.arange(length) / (length / 5))
+        x[start : start + length] += rng.uniform(0.2, 3) * burst[: n - start]
+    return rms_normalize(x)
+
+
+def _click(rng: np.random.Generator) -> np.ndarray:
+    """One mechanical click: a sharp noise burst (0.3-5 ms decay) plus 1-4 decaying resonances."""
+    length = int(rng.uniform(0.01, 0.06) * SAMPLE_RATE)
+    t = np.arange(length) / SAMPLE_RATE
+    x = colored_noise(length, rng, rng.uniform(-1.5, 1.0)) * np.exp(-t / rng.uniform(3e-4, 5e-3))
+    for _ in range(int(rng.integers(1, 5))):
+        f, tau = rng.uniform(300, 7500), rng.uniform(2e-3, 3e-2)
+        x += rng.uniform(0.1, 1.0) * np.sin(2 * np.pi * f * t + rng.uniform(0, 6.3)) * np.exp(-t / tau)
+    return x / (np.max(np.abs(x)) + 1e-9)
+
+
+def clicks(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Typing, tapping, mouse and switch clicks: a set of 4-16 click sounds (``_click``) played at 2-10
+    a second with gamma-distributed gaps, most followed 40-160 ms later by a softer release click,
+    levels varying by ±4 dB, over a faint noise floor."""
+    sounds = [_click(rng) for _ in range(int(rng.integers(4, 17)))]
+    out = np.zeros(n + SAMPLE_RATE) + 10 ** (-rng.uniform(2, 3.5)) * colored_noise(n + SAMPLE_RATE, rng, 1.0)
+    rate, t = rng.uniform(2, 10), int(rng.integers(SAMPLE_RATE // 4))
+    while t < n:
+        hits = [(0.0, 0.0), (rng.uniform(0.04, 0.16), -rng.uniform(0, 8))][: 1 + int(rng.random() < 0.8)]
+        for delay, level in hits:
+            c = sounds[int(rng.integers(len(sounds)))] * 10 ** ((level + rng.uniform(-4, 4)) / 20)
+            s = t + int(delay * SAMPLE_RATE)
+            out[s : s + len(c)] += c[: max(0, len(out) - s)]
+        t += int(rng.gamma(3.0, 1 / (3 * rate)) * SAMPLE_RATE) + 1
+    return rms_normalize(out[:n])
+
+
+def brown_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """1/f² noise, unit RMS."""
+    return colored_noise(n, rng, 2.0)
+
+
+#: Generators that need nothing but a length and a random generator, by name.
+GENERATORS: dict[str, Callable[[int, np.random.Generator], np.ndarray]] = {
+    "white": white_noise,
+    "pink": pink_noise,
+    "brown": brown_noise,
+    "hum": hum,
+    "shaped": shaped_noise,
+    "tones": tones,
+    "modulated": modulated_noise,
+    "bursts": bursts,
+    "clicks": clicks,
+}
+
+
+def noise_bank(
+    seconds_each: float, rng: np.random.Generator, voices: list[np.ndarray] | None = None, pieces: int = 4
+) -> dict[str, np.ndarray]:
+    """A long recording of each noise kind, made of ``pieces`` independent draws of ``seconds_each /
+    pieces`` seconds (so shaped/tonal kinds vary); ``"babble"`` is added when ``voices`` are given."""
+    n = int(seconds_each * SAMPLE_RATE) // pieces
+    bank = {name: np.concatenate([gen(n, rng) for _ in range(pieces)]) for name, gen in GENERATORS.items()}
+    if voices:
+        bank["babble"] = np.concatenate(
+            [babble(voices, n, rng, talkers=int(rng.integers(3, 10))) for _ in range(pieces)]
+        )
+    return {k: v.astype(np.float32) for k, v in bank.items()}
