@@ -68,7 +68,7 @@ def build_data(n_tts: int, seed: int = 0, noise_seconds: float = 60.0) -> dict[s
         voices = groups[f"{part}_tts"] + groups[f"{part}_real"]
         bank = noise_data.noise_bank(noise_seconds if part == "train" else noise_seconds / 4, rng, voices)
         data.update({f"noise_{part}/{k}": v for k, v in bank.items()})
-    np.savez(path, **data)
+    np.savez(path, **data)  # type: ignore[arg-type]  # numpy stubs type the first kwarg as allow_pickle
     return data
 
 
@@ -147,10 +147,10 @@ def make_model(mean: np.ndarray, std: np.ndarray, proj: int = 64, hidden: int = 
     torch = _torch()
     nn = torch.nn
 
-    class TinyDenoiser(nn.Module):
+    class TinyDenoiser(nn.Module):  # type: ignore[name-defined,misc]  # torch is imported lazily
         def __init__(self) -> None:
             super().__init__()
-            self.layers, self.hidden = layers, hidden
+            self.layers, self.hidden, self.folded = layers, hidden, False
             self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
             self.register_buffer("inv_std", 1.0 / torch.as_tensor(std, dtype=torch.float32))
             self.inp = nn.Linear(BINS, proj)
@@ -158,7 +158,9 @@ def make_model(mean: np.ndarray, std: np.ndarray, proj: int = 64, hidden: int = 
             self.out = nn.Linear(hidden, BINS)
 
         def forward(self, features: Any, state: Any) -> tuple[Any, Any]:
-            x = torch.relu(self.inp((features - self.mean) * self.inv_std))
+            if not self.folded:
+                features = (features - self.mean) * self.inv_std
+            x = torch.relu(self.inp(features))
             y, state = self.gru(x, state)
             return torch.sigmoid(self.out(y)), state
 
@@ -168,8 +170,7 @@ def make_model(mean: np.ndarray, std: np.ndarray, proj: int = 64, hidden: int = 
                 w = self.inp.weight * self.inv_std
                 self.inp.bias -= w @ self.mean
                 self.inp.weight.copy_(w)
-                self.mean.zero_()
-                self.inv_std.fill_(1.0)
+            self.folded = True
 
     return TinyDenoiser()
 
