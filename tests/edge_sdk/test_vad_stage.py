@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from importlib import resources
 from pathlib import Path
 
@@ -144,6 +145,8 @@ def test_wrong_rate_is_bad_input(silero: SileroVAD, silero_cache: Path) -> None:
 def test_silero_unavailable_falls_back_to_energy_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # Another test may have run the CLI in this process, which sets the root logger to ERROR.
+    caplog.set_level(logging.WARNING, logger="edge_sdk")
     # An empty cache and an index that refuses connections: the pull fails as it would offline.
     monkeypatch.setenv("EDGE_SDK_PYPI_INDEX", "http://127.0.0.1:9/simple")
     with pytest.raises(DownloadError):
