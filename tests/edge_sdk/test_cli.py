@@ -190,6 +190,17 @@ def test_demo_end_to_end(tmp_path: Path, silero_cache: Path) -> None:
     assert rows["onnx:int8-dynamic"]["size"] < rows["onnx:fp32"]["size"] / 2
     for fmt in ("openvino", "tflite"):  # each format is either compared or said to be skipped or failed
         assert any(t.startswith(fmt) for t in rows) or any(n.startswith(fmt) for n in result["notes"])
+    # The live loop on the bundled noisy clip: both denoisers ran, improved the speech, and the VAD found
+    # the clip's two sentences in the denoised audio.
+    audio = result["audio_loop"]
+    assert 4.5 < audio["noisy_si_sdr_db"] < 5.5
+    loops = {row["denoiser"]: row for row in audio["rows"]}
+    assert set(loops) == {"tiny", "nsnet2"}
+    for name, row in loops.items():
+        assert row["si_sdr_gain_db"] > 3.0, (name, row)
+        assert row["speech_segments"] == 2 and Path(row["recording"]).is_file()
+        stages = [s["name"] for s in audio["summaries"][name]["stages"]]
+        assert stages == [f"denoise.{name}", "vad.silero", "record.wav"]
 
 
 def test_devices_on_a_recorded_jetson_and_on_this_machine() -> None:

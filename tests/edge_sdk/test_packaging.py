@@ -41,6 +41,11 @@ def test_wheel_holds_and_imports_every_package(tmp_path: Path) -> None:
         "edge_sdk/zoo/catalog.toml",
         "edge_sdk/py.typed",
         "edge_sdk/samples/librivox-sense-and-sensibility.wav",
+        "edge_sdk/samples/librivox-pink-noise-5db.wav",
+        "edge_sdk/zoo/tiny-denoiser/model.onnx",
+        "edge_sdk/zoo/tiny-denoiser/MODEL_CARD.md",
+        "edge_sdk/stages/denoise.py",
+        "edge_sdk/recipes/tiny_denoiser.py",
     ):
         assert required in names
     assert not any(n.startswith(("converters/", "runtimes/", "devices/", "tests/")) for n in names)
@@ -53,7 +58,9 @@ def test_wheel_holds_and_imports_every_package(tmp_path: Path) -> None:
     )
     code = (
         "import edge_sdk, edge_sdk.converters, edge_sdk.runtimes, edge_sdk.devices, edge_sdk.zoo; "
-        "print(edge_sdk.converters.__file__); print(sorted(edge_sdk.zoo.catalog()))"
+        "print(edge_sdk.converters.__file__); print(sorted(edge_sdk.zoo.catalog())); "
+        # the bundled denoiser loads from the installed package, not from the checkout
+        "from edge_sdk.stages import make; print('tiny latency', make('denoise', 'tiny').latency)"
     )
     r = subprocess.run(
         [sys.executable, "-c", code],
@@ -64,4 +71,4 @@ def test_wheel_holds_and_imports_every_package(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert r.stdout.splitlines()[0].startswith(str(target))
-    assert "silero-vad" in r.stdout
+    assert "silero-vad" in r.stdout and "tiny latency" in r.stdout
