@@ -23,11 +23,11 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 
+from edge_sdk.devices.audio_source import ClosingSource
 from edge_sdk.devices.resample import StreamResampler
 from edge_sdk.devices.ring_buffer import DropPolicy, RingBuffer
 from edge_sdk.errors import BadInputError, DeviceError, MissingExtraError
@@ -209,7 +209,7 @@ def _supports(pa: Any, pyaudio: Any, index: int, rate: int, channels: int) -> tu
         return False, str(e.args[0] if e.args else e)
 
 
-class Microphone:
+class Microphone(ClosingSource):
     """A live microphone: float32 mono blocks of ``block_size`` samples at ``sample_rate``.
 
     ``device`` is None (the default input), a PortAudio index, or a name substring (an exact name wins;
@@ -389,14 +389,6 @@ class Microphone:
                 self._stream.close()
             if getattr(self, "_pa", None) is not None:
                 self._pa.terminate()
-
-    def __enter__(self) -> Microphone:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"Microphone({self.name!r}, {self.sample_rate} Hz, opened at {self.opened_rate} Hz)"

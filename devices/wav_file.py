@@ -10,10 +10,10 @@ import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 
 import numpy as np
 
+from edge_sdk.devices.audio_source import ClosingSource
 from edge_sdk.devices.resample import resample
 from edge_sdk.errors import BadInputError
 
@@ -96,7 +96,7 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int, int]:
     return mono, rate, channels
 
 
-class WavFile:
+class WavFile(ClosingSource):
     """A WAV file as an audio source: float32 mono blocks of ``block_size`` samples at ``sample_rate``.
 
     The file is read and, if its rate differs, resampled once when opened (``resample_method`` says
@@ -196,14 +196,6 @@ class WavFile:
     def close(self) -> None:
         """End any iteration in progress; the samples stay readable."""
         self._closed = True
-
-    def __enter__(self) -> WavFile:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return (

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edge_sdk import zoo
+from edge_sdk.demo import read_wav
 
 
 @pytest.fixture(scope="session")
@@ -14,3 +17,12 @@ def silero_cache() -> Path:
     cache = Path(__file__).resolve().parents[2] / ".cache" / "test-models"
     zoo.pull("silero-vad", cache_dir=cache)
     return cache
+
+
+@pytest.fixture(scope="module")
+def clip() -> np.ndarray:
+    """The bundled LibriVox clip (two sentences between silences) as float32 at 16 kHz."""
+    with resources.as_file(
+        resources.files("edge_sdk") / "samples" / "librivox-sense-and-sensibility.wav"
+    ) as p:
+        return read_wav(p)

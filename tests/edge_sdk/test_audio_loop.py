@@ -18,7 +18,6 @@ import pytest
 
 from edge_sdk import AudioLoop, LatencyHistogram, LoopSummary
 from edge_sdk.audio_loop import StageFailed
-from edge_sdk.demo import read_wav
 from edge_sdk.errors import BadInputError
 from edge_sdk.events import read_events
 from edge_sdk.stages import Block, Event, SpeechSegment, Stage
@@ -76,14 +75,6 @@ class Broken(Stage):
 
     def close(self) -> None:
         self.closed = True
-
-
-@pytest.fixture(scope="module")
-def clip() -> np.ndarray:
-    with resources.as_file(
-        resources.files("edge_sdk") / "samples" / "librivox-sense-and-sensibility.wav"
-    ) as p:
-        return read_wav(p)
 
 
 def test_events_recording_and_summary(clip: np.ndarray, tmp_path: Path) -> None:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edge_sdk.audio_mix import mix_at_snr, pink_noise
-from edge_sdk.demo import read_wav
 from edge_sdk.errors import BadInputError, DownloadError
 from edge_sdk.stages import SpeechSegment, SpeechStart, Stage, make, names_of
 from edge_sdk.stages.base import Block, Event
@@ -19,14 +17,6 @@ from edge_sdk.stages.vad import EnergyVAD, SegmentRules, SegmentTracker, SileroV
 RATE = 16000
 # Where the clip's two utterances are (edge_sdk/samples/README.md: 0.5 s, 7.10 s, 1.0 s, 2.99 s, 0.5 s).
 TRUTH = [(0.5, 7.6), (8.6, 11.59)]
-
-
-@pytest.fixture(scope="module")
-def clip() -> np.ndarray:
-    with resources.as_file(
-        resources.files("edge_sdk") / "samples" / "librivox-sense-and-sensibility.wav"
-    ) as p:
-        return read_wav(p)
 
 
 @pytest.fixture(scope="module")
