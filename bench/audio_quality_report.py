@@ -57,8 +57,8 @@ tiny denoiser and NSNet2 run through `edge_sdk.stages.denoise.denoise_array`, th
 the capture loop uses, with onnxruntime on one thread.
 
 **Parameters** are the floating-point values stored in the model: ONNX float initializers for the tiny
-denoiser and NSNet2 (the tiny model's count includes 322 fixed input-normalisation constants next to its
-trained weights), the float weight table for RNNoise, none for the noisy input and spectral gating.
+denoiser and NSNet2 (the tiny model's input normalisation is folded into its first layer), the float
+weight table for RNNoise, none for the noisy input and spectral gating.
 
 **Metrics.** SI-SDR: `edge_sdk.audio_mix.si_sdr` (dB). PESQ: ITU-T P.862.2 wideband (`pesq` package,
 mode `wb`, 16 kHz); a mixture where PESQ refuses any method's output is left out of every method's PESQ
