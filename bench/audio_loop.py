@@ -25,11 +25,12 @@ from typing import Any
 import numpy as np
 
 from edge_sdk import console
-from edge_sdk.audio_loop import AudioLoop, LoopSummary, audio_stages
+from edge_sdk.audio_loop import AudioLoop, LoopSummary
 from edge_sdk.audio_mix import mix_at_snr, pink_noise
 from edge_sdk.demo import read_wav
 from edge_sdk.devices.wav_file import WavFile
 from edge_sdk.stages import names_of
+from edge_sdk.stages.chain import audio_stages
 
 RATE = 16000
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")

@@ -63,8 +63,9 @@ def _event_line(e: Event) -> str:
 
 
 def cmd_run_audio(args: argparse.Namespace) -> int:
-    from edge_sdk.audio_loop import AudioLoop, StageFailed, audio_stages
+    from edge_sdk.audio_loop import AudioLoop, StageFailed
     from edge_sdk.devices.audio_source import open_audio_source
+    from edge_sdk.stages.chain import audio_stages
 
     live = not (args.json or args.quiet)
 

@@ -10,10 +10,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from edge_sdk.audio_loop import AudioLoop, LoopSummary, audio_stages
+from edge_sdk.audio_loop import AudioLoop, LoopSummary
 from edge_sdk.audio_mix import si_sdr
 from edge_sdk.devices.wav_file import WavFile, read_wav
 from edge_sdk.errors import EdgeSDKError
+from edge_sdk.stages.chain import audio_stages
 
 CLEAN = "librivox-sense-and-sensibility.wav"
 NOISY = "librivox-pink-noise-5db.wav"
