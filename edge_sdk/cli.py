@@ -343,45 +343,9 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from edge_sdk import demo, demo_audio
+    from edge_sdk.cli_demo import cmd_demo as run_demo
 
-    with console.progress_bars(not args.quiet) as progress:
-        result = demo.run(Path(args.out), progress=progress)
-    audio, summaries = demo_audio.run(Path(args.out) / "audio")
-    if args.json:
-        console.emit_json({**result, "audio_loop": audio})
-        return 0
-    console.out.print(
-        f"Silero VAD ({result['model']}) on {result['clip']} ({result['seconds']:.1f} s, "
-        f"{result['chunks']} chunks of {result['chunk_ms']} ms)"
-    )
-    console.table(
-        "Silero VAD in every installed format and precision, CPU",
-        demo.COLUMNS,
-        [r["cells"] for r in result["rows"]],
-    )
-    for note in result["notes"]:
-        console.out.print(f"note: {note}")
-    console.out.print(f"\nLive audio loop on {audio['clip']}: denoiser → Silero VAD → recorder, one thread")
-    for name, summary in summaries.items():
-        console.out.print(summary.headline(), markup=False, highlight=False)
-        console.table(f"--denoise {name}: per stage (latency per block)", summary.COLUMNS, summary.rows())
-    rows = [["noisy input", f"{audio['noisy_si_sdr_db']:.2f} dB", "", "", ""]] + [
-        [
-            r["denoiser"],
-            f"{r['si_sdr_db']:.2f} dB",
-            f"{r['si_sdr_gain_db']:+.2f} dB",
-            f"{r['rtf']:.4f}",
-            r["recording"],
-        ]
-        for r in audio["rows"]
-    ]
-    console.table(
-        "speech quality against the clean recording", ["audio", "SI-SDR", "gain", "RTF", "recording"], rows
-    )
-    for note in audio["notes"]:
-        console.out.print(f"note: {note}", markup=False, highlight=False)
-    return 0
+    return run_demo(args)
 
 
 def _common_options() -> argparse.ArgumentParser:
