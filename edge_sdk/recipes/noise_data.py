@@ -98,6 +98,73 @@ def clicks(n: int, rng: np.random.Generator) -> np.ndarray:
     return rms_normalize(out[:n])
 
 
+def _click_wide(rng: np.random.Generator) -> np.ndarray:
+    """A click from a wider family than ``_click``: sharper or duller attacks (0.1-10 ms), resonances
+    from 150 Hz to 7.8 kHz decaying in 1-100 ms (a spring's ping), sometimes a low thump (a key bottoming
+    out) or a second attack a few ms later (a rattling key cap)."""
+    length = int(rng.uniform(0.01, 0.15) * SAMPLE_RATE)
+    t = np.arange(length) / SAMPLE_RATE
+    x = colored_noise(length, rng, rng.uniform(-2.0, 1.5)) * np.exp(-t / rng.uniform(1e-4, 1e-2))
+    for _ in range(int(rng.integers(0, 6))):
+        f, tau = rng.uniform(150, 7800), rng.uniform(1e-3, 0.1)
+        x += rng.uniform(0.05, 1.0) * np.sin(2 * np.pi * f * t + rng.uniform(0, 6.3)) * np.exp(-t / tau)
+    if rng.random() < 0.4:
+        f, tau = rng.uniform(60, 250), rng.uniform(5e-3, 3e-2)
+        x += rng.uniform(0.2, 1.5) * np.sin(2 * np.pi * f * t) * np.exp(-t / tau)
+    if rng.random() < 0.3:
+        d = int(rng.uniform(0.002, 0.015) * SAMPLE_RATE)
+        x[d:] += rng.uniform(0.2, 0.8) * x[: length - d]
+    return x / (np.max(np.abs(x)) + 1e-9)
+
+
+def typing_floor(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Transient click trains (typing, mouse, tapping; ``_click``/``_click_wide`` sounds, 1-14 a second,
+    bursts and pauses, ±6 dB per hit, most with a release click; mostly with a room's reverberant tail and
+    a random microphone tilt) over a stationary floor (white, pink,
+    brown or shaped noise) from 40 dB below to about as loud as the clicks, so a model learns to remove
+    the clicks and the floor together. For fine-tuning on transients; not in ``GENERATORS``."""
+    pool = [(_click_wide if rng.random() < 0.6 else _click)(rng) for _ in range(int(rng.integers(6, 25)))]
+    out = np.zeros(n + SAMPLE_RATE)
+    rate, t = rng.uniform(1, 14), int(rng.integers(SAMPLE_RATE // 4))
+    release_p, shape = rng.uniform(0.3, 1.0), rng.uniform(1.0, 5.0)
+    while t < n:
+        hits = [(0.0, 0.0), (rng.uniform(0.03, 0.2), -rng.uniform(0, 10))][
+            : 1 + int(rng.random() < release_p)
+        ]
+        for delay, level in hits:
+            c = pool[int(rng.integers(len(pool)))] * 10 ** ((level + rng.uniform(-6, 6)) / 20)
+            s = t + int(delay * SAMPLE_RATE)
+            out[s : s + len(c)] += c[: max(0, len(out) - s)]
+        gap = rng.gamma(shape, 1 / (shape * rate))
+        if rng.random() < 0.05:  # a pause in the typing
+            gap += rng.uniform(0.3, 1.5)
+        t += int(gap * SAMPLE_RATE) + 1
+    x = out[:n]
+    if rng.random() < 0.7:  # heard in a room: a random exponentially decaying noise tail (RT60 0.1-0.7 s)
+        rt60 = rng.uniform(0.1, 0.7)
+        h = rng.standard_normal(int(rt60 * SAMPLE_RATE)) * np.exp(
+            -6.9 * np.arange(int(rt60 * SAMPLE_RATE)) / (rt60 * SAMPLE_RATE)
+        )
+        h *= 10 ** (-rng.uniform(0, 15) / 20) / (np.sqrt(np.sum(h**2)) + 1e-9)
+        h[0] += 1.0
+        m = len(x) + len(h) - 1
+        x = np.fft.irfft(np.fft.rfft(x, m) * np.fft.rfft(h, m), m)[:n]
+    if rng.random() < 0.5:  # the microphone's colour: a random spectral tilt
+        spec = np.fft.rfft(x)
+        x = np.fft.irfft(spec * (1 + np.linspace(0, 1, len(spec)) * 40) ** rng.uniform(-0.6, 0.3), n=n)
+    x = rms_normalize(x)
+    floor_kind = int(rng.integers(4))
+    if floor_kind == 0:
+        floor = white_noise(n, rng)
+    elif floor_kind == 1:
+        floor = pink_noise(n, rng)
+    elif floor_kind == 2:
+        floor = colored_noise(n, rng, rng.uniform(1.5, 2.0))
+    else:
+        floor = shaped_noise(n, rng)
+    return rms_normalize(x + 10 ** (-rng.uniform(0, 40) / 20) * rms_normalize(floor))
+
+
 def brown_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     """1/f² noise, unit RMS."""
     return colored_noise(n, rng, 2.0)

@@ -15,6 +15,12 @@ complex spectra, plus a waveform SI-SDR term through an istft identical to ``aud
     python -m edge_sdk.recipes.tiny_denoiser --out runs/tiny --steps 6000
 
 writes ``ckpt.pt`` (resumable), ``best.pt``, ``train_log.jsonl`` and ``model.onnx`` into ``--out``.
+Fine-tuning starts from another run's weights with a fresh optimizer and schedule; ``--typing P`` draws the
+noise of a share P of clips from click trains over a stationary floor (``noise_data.typing_floor``, also
+scored as a second validation set) and ``--w-over`` weights a loss on residual noise:
+
+    python -m edge_sdk.recipes.tiny_denoiser --out runs/ft --init runs/tiny/best.pt --steps 1200 \
+        --lr 4e-4 --typing 0.5 --w-over 1.0
 """
 
 from __future__ import annotations
@@ -79,9 +85,12 @@ def make_batch(
     clip: int,
     rng: np.random.Generator,
     p_real: float = 0.4,
+    p_boost: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``batch`` random (noisy, clean) clips of ``clip`` samples from ``part`` ("train" or "val"): SNR
-    uniform in [-5, 20] dB, sometimes a second noise, speech level -45 to -12 dBFS, no clipping."""
+    uniform in [-5, 20] dB, sometimes a second noise, speech level -45 to -12 dBFS, no clipping. With
+    ``p_boost`` > 0 the first noise is, with that probability, drawn from ``data["boost_<part>"]`` (see
+    ``--typing``) instead of the bank's kinds."""
     kinds = sorted(k for k in data if k.startswith(f"noise_{part}/"))
     noisy, clean = np.zeros((batch, clip), np.float32), np.zeros((batch, clip), np.float32)
     for i in range(batch):
@@ -92,8 +101,12 @@ def make_batch(
         s = int(rng.integers(len(stream) - clip))
         speech = stream[s : s + clip]
         noise = np.zeros(clip, np.float32)
+        boosted = p_boost > 0 and rng.random() < p_boost
         for j in range(1 if rng.random() < 0.7 else 2):
-            bank = data[kinds[int(rng.integers(len(kinds)))]]
+            if boosted and j == 0:
+                bank = data[f"boost_{part}"]
+            else:
+                bank = data[kinds[int(rng.integers(len(kinds)))]]
             t = int(rng.integers(len(bank) - clip))
             noise += bank[t : t + clip] * (1.0 if j == 0 else 10 ** (-rng.uniform(0, 10) / 20))
         snr = rng.uniform(-5, 20)
@@ -180,8 +193,12 @@ def n_params(model: Any) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def loss_terms(model: Any, noisy: Any, clean: Any, ops: tuple[Any, Any, Any], w_sisdr: float) -> dict:
-    """Loss of one batch: compressed magnitude MSE + compressed complex MSE + ``w_sisdr`` × (−SI-SDR)."""
+def loss_terms(
+    model: Any, noisy: Any, clean: Any, ops: tuple[Any, Any, Any], w_sisdr: float, w_over: float = 0.0
+) -> dict:
+    """Loss of one batch: compressed magnitude MSE + compressed complex MSE + ``w_sisdr`` × (−SI-SDR)
+    + ``w_over`` × MSE of the compressed magnitude only where the output exceeds the clean speech
+    (residual noise, which PESQ punishes more than a little speech lost)."""
     torch = _torch()
     stft, istft, log_power = ops
     spec_n = stft(noisy)
@@ -195,7 +212,11 @@ def loss_terms(model: Any, noisy: Any, clean: Any, ops: tuple[Any, Any, Any], w_
     wave = istft(est)[:, : clean.shape[1]]
     sisdr = si_sdr_torch(wave, clean * scale)
     total = 0.7 * l_mag + 0.3 * l_cplx - w_sisdr * sisdr.mean()
-    return {"loss": total, "mag": l_mag, "cplx": l_cplx, "sisdr": sisdr.mean()}
+    terms = {"loss": total, "mag": l_mag, "cplx": l_cplx, "sisdr": sisdr.mean()}
+    if w_over > 0:
+        terms["over"] = torch.mean(torch.relu(mag_e - mag_r) ** 2)
+        terms["loss"] = total + w_over * terms["over"]
+    return terms
 
 
 def si_sdr_torch(est: Any, ref: Any) -> Any:
@@ -230,13 +251,31 @@ def train(args: argparse.Namespace) -> Path:
         time.time() - t0,
         {k: len(v) / SR for k, v in data.items() if "/" not in k},
     )
+    if args.typing > 0:  # a bank of click trains over stationary floors, drawn apart from the cached data
+        trng = np.random.default_rng(args.seed + 7)
+        for part, secs in (("train", 120.0), ("val", 30.0)):
+            n = int(secs * SR) // 8
+            data[f"boost_{part}"] = np.concatenate(
+                [noise_data.typing_floor(n, trng) for _ in range(8)]
+            ).astype(np.float32)
     rng = np.random.default_rng(args.seed + 1)
     val = [
         make_batch(data, "val", 32, 4 * SR, np.random.default_rng(1000 + i)) for i in range(args.val_batches)
     ]
+    val_typing = [
+        make_batch(data, "val", 32, 4 * SR, np.random.default_rng(2000 + i), p_boost=1.0)
+        for i in range(args.val_batches if args.typing > 0 else 0)
+    ]
     ckpt_path = out / "ckpt.pt"
     hp = {k: getattr(args, k) for k in DEFAULTS}
-    if ckpt_path.exists():
+    if not ckpt_path.exists() and args.init:  # fine-tune: weights only; fresh optimizer, schedule, best
+        init = torch.load(args.init, weights_only=False)
+        model = make_model(init["mean"], init["std"], **init["hp"])
+        model.load_state_dict(init["model"])
+        step, best = 0, -1e9
+        ckpt = {"mean": init["mean"], "std": init["std"], "hp": init["hp"], "init": str(args.init)}
+        log.info("fine-tuning from %s (its step %s)", args.init, init.get("step"))
+    elif ckpt_path.exists():
         ckpt = torch.load(ckpt_path, weights_only=False)
         model = make_model(ckpt["mean"], ckpt["std"], **ckpt["hp"])
         model.load_state_dict(ckpt["model"])
@@ -260,8 +299,10 @@ def train(args: argparse.Namespace) -> Path:
         )
         for g in opt.param_groups:
             g["lr"] = lr
-        noisy, clean = make_batch(data, "train", args.batch, int(args.clip * SR), rng)
-        terms = loss_terms(model, torch.from_numpy(noisy), torch.from_numpy(clean), ops, args.w_sisdr)
+        noisy, clean = make_batch(data, "train", args.batch, int(args.clip * SR), rng, p_boost=args.typing)
+        terms = loss_terms(
+            model, torch.from_numpy(noisy), torch.from_numpy(clean), ops, args.w_sisdr, args.w_over
+        )
         opt.zero_grad()
         terms["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -275,12 +316,15 @@ def train(args: argparse.Namespace) -> Path:
             rec["s_per_step"] = (time.time() - tick) / n
             running, tick = {}, time.time()
             if step % args.eval_every == 0 or step == args.steps:
-                rec["val_sisdr_gain"] = validate(model, val, ops)
+                rec["val_sisdr_gain"] = score = validate(model, val, ops)
+                if val_typing:  # fine-tuning on transients: keep the best of both sets together
+                    rec["val_typing_gain"] = validate(model, val_typing, ops)
+                    score = (score + rec["val_typing_gain"]) / 2
                 ckpt.update(
                     model=model.state_dict(), opt=opt.state_dict(), rng=rng.bit_generator.state, step=step
                 )
-                if rec["val_sisdr_gain"] > best:
-                    best = rec["val_sisdr_gain"]
+                if score > best:
+                    best = score
                     torch.save({**ckpt, "best": best, "opt": None}, out / "best.tmp")
                     (out / "best.tmp").replace(out / "best.pt")
                 ckpt["best"] = best
@@ -372,6 +416,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--clip", type=float, default=3.0, help="seconds per training clip")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--w-sisdr", dest="w_sisdr", type=float, default=0.01)
+    p.add_argument(
+        "--w-over", dest="w_over", type=float, default=0.0, help="weight of the residual-noise term"
+    )
+    p.add_argument(
+        "--typing", type=float, default=0.0, help="share of clips whose noise is click trains over a floor"
+    )
+    p.add_argument("--init", help="fine-tune from this checkpoint's weights (fresh optimizer and schedule)")
     p.add_argument("--tts", type=int, default=1500, help="synthesised utterances")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for this small GRU)")
