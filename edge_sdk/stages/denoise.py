@@ -15,6 +15,7 @@ import math
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -214,64 +215,75 @@ def streaming_model(path: str | os.PathLike[str], cache: str | os.PathLike[str])
     return dest
 
 
-def _open(path: Path, threads: int | None, load_options: dict[str, Any]) -> Session:
-    from edge_sdk.runtimes import load
-
-    return load(path, threads=threads, **load_options)
+ModelSource = Callable[[Any, Any], tuple[Path, str | None]]
 
 
-@stages.register("denoise.nsnet2")
-def nsnet2(
-    *,
-    model: str | os.PathLike[str] | None = None,
-    threads: int | None = 1,
-    min_gain_db: float = -80.0,
-    block_size: int | None = None,
-    backend: str = "auto",
-    device: Any = "auto",
-    accelerator: str = "auto",
-    cache_dir: str | os.PathLike[str] | None = None,
-) -> Denoiser:
-    """NSNet2 (ICASSP 2021 DNS Challenge baseline, CC-BY-4.0) as a loop stage. The model is pulled from
-    the zoo on first use (``model`` overrides it with a file or artifact), made streaming once and kept
-    beside the pulled file; ``threads``, ``backend``, ``device`` and ``accelerator`` go to
-    ``edge_sdk.load``."""
+def _factory(name: str, resolve: ModelSource, doc: str) -> Callable[..., Denoiser]:
+    """A registry factory for the denoiser ``name``: ``resolve(model, cache_dir)`` gives the streaming
+    model file and its attribution; the options are the same for every denoiser."""
+
+    def build(
+        *,
+        model: str | os.PathLike[str] | None = None,
+        threads: int | None = 1,
+        min_gain_db: float = -80.0,
+        block_size: int | None = None,
+        backend: str = "auto",
+        device: Any = "auto",
+        accelerator: str = "auto",
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> Denoiser:
+        from edge_sdk.runtimes import load
+
+        path, credit = resolve(model, cache_dir)
+        session = load(path, threads=threads, backend=backend, device=device, accelerator=accelerator)
+        return Denoiser(
+            session, min_gain_db=min_gain_db, block_size=block_size, name=name, attribution=credit
+        )
+
+    build.__doc__ = doc
+    build.__name__ = build.__qualname__ = name.split(".")[1]
+    return build
+
+
+def _nsnet2_model(model: Any, cache_dir: Any) -> tuple[Path, str | None]:
     from edge_sdk import zoo
 
-    if model is None:
-        src = zoo.pull("nsnet2-16k", cache_dir=cache_dir)
-        path = streaming_model(src, src.parent)
-        record = zoo.license_record("nsnet2-16k", cache_dir=cache_dir) or {}
-        credit = f"{record.get('attribution', '')} ({record.get('license', 'CC-BY-4.0')})".strip()
-    else:
-        path = streaming_model(_existing(model, "denoise.nsnet2"), zoo.cache_root(cache_dir) / "streaming")
-        credit = None
-    session = _open(path, threads, {"backend": backend, "device": device, "accelerator": accelerator})
-    return Denoiser(
-        session, min_gain_db=min_gain_db, block_size=block_size, name="denoise.nsnet2", attribution=credit
-    )
+    if model is not None:
+        return streaming_model(
+            _existing(model, "denoise.nsnet2"), zoo.cache_root(cache_dir) / "streaming"
+        ), None
+    src = zoo.pull("nsnet2-16k", cache_dir=cache_dir)
+    record = zoo.license_record("nsnet2-16k", cache_dir=cache_dir) or {}
+    credit = f"{record.get('attribution', '')} ({record.get('license', 'CC-BY-4.0')})".strip()
+    return streaming_model(src, src.parent), credit
 
 
-@stages.register("denoise.tiny")
-def tiny(
-    *,
-    model: str | os.PathLike[str] | None = None,
-    threads: int | None = 1,
-    min_gain_db: float = -80.0,
-    block_size: int | None = None,
-    backend: str = "auto",
-    device: Any = "auto",
-    accelerator: str = "auto",
-    cache_dir: str | os.PathLike[str] | None = None,
-) -> Denoiser:
-    """edge-sdk's own small denoiser (``edge_sdk/zoo/tiny-denoiser/model.onnx``, or ``model``: a file or
-    an artifact converted from it) as a loop stage; options as for ``denoise.nsnet2``."""
+def _tiny_model(model: Any, cache_dir: Any) -> tuple[Path, str | None]:
     from edge_sdk import zoo
 
     src = _existing(model if model is not None else TINY_MODEL, "denoise.tiny")
-    path = streaming_model(src, zoo.cache_root(cache_dir) / "streaming")
-    session = _open(path, threads, {"backend": backend, "device": device, "accelerator": accelerator})
-    return Denoiser(session, min_gain_db=min_gain_db, block_size=block_size, name="denoise.tiny")
+    return streaming_model(src, zoo.cache_root(cache_dir) / "streaming"), None
+
+
+nsnet2 = stages.register("denoise.nsnet2")(
+    _factory(
+        "denoise.nsnet2",
+        _nsnet2_model,
+        """NSNet2 (ICASSP 2021 DNS Challenge baseline, CC-BY-4.0) as a loop stage. The model is pulled from
+    the zoo on first use (``model`` overrides it with a file or artifact), made streaming once and kept
+    beside the pulled file; ``threads``, ``backend``, ``device`` and ``accelerator`` go to
+    ``edge_sdk.load``.""",
+    )
+)
+tiny = stages.register("denoise.tiny")(
+    _factory(
+        "denoise.tiny",
+        _tiny_model,
+        """edge-sdk's own small denoiser (``edge_sdk/zoo/tiny-denoiser/model.onnx``, or ``model``: a file or
+    an artifact converted from it) as a loop stage; options as for ``denoise.nsnet2``.""",
+    )
+)
 
 
 def _existing(model: str | os.PathLike[str], stage: str) -> Path:
