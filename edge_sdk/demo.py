@@ -3,7 +3,6 @@ compare them on a real speech clip (size, parity, latency, speech decisions agai
 
 from __future__ import annotations
 
-import wave
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,12 +26,13 @@ COLUMNS = ["target", "backend", "size", "prob max err", "cosine", "mean latency"
 
 
 def read_wav(path: Path) -> np.ndarray:
-    """Mono 16-bit PCM WAV at 16 kHz → float32 in [-1, 1]."""
-    with wave.open(str(path), "rb") as w:
-        if w.getnchannels() != 1 or w.getsampwidth() != 2 or w.getframerate() != RATE:
-            raise BadInputError(f"{path}: need mono 16-bit {RATE} Hz PCM")
-        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
-    return pcm.astype(np.float32) / 32768.0
+    """A 16 kHz WAV → float32 mono in [-1, 1] (the devices' WAV reader, held to the models' rate)."""
+    from edge_sdk.devices.wav_file import read_wav as read_any
+
+    audio, rate, _ = read_any(path)
+    if rate != RATE:
+        raise BadInputError(f"{path}: need {RATE} Hz audio, the file is {rate} Hz")
+    return audio
 
 
 def run(out: Path, progress: Progress | None = None) -> dict[str, Any]:
