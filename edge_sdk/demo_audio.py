@@ -10,6 +10,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edge_sdk.audio_loop import AudioLoop, LoopSummary
 from edge_sdk.audio_mix import si_sdr
 from edge_sdk.devices.wav_file import WavFile, read_wav
@@ -26,15 +28,14 @@ def _sample(name: str) -> Path:
         return Path(p)
 
 
-def run_chain(denoise: str, out: Path, vad: str = "silero") -> tuple[LoopSummary, float]:
+def run_chain(denoise: str, out: Path, clean: np.ndarray, vad: str = "silero") -> tuple[LoopSummary, float]:
     """Replay the noisy clip through ``denoise`` + ``vad`` + a recorder as fast as possible; returns the
-    loop's summary and the SI-SDR of the recording against the clean speech (latency compensated)."""
+    loop's summary and the SI-SDR of the recording against ``clean`` (latency compensated)."""
     recording = out / f"denoised-{denoise}.wav"
     stages, notes = audio_stages(denoise=denoise, vad=vad, record=recording)
     latency = sum(int(getattr(s, "latency", 0) or 0) for s in stages)
     with WavFile(_sample(NOISY)) as source:
         summary = AudioLoop(source, stages, notes=notes).run()
-    clean = read_wav(_sample(CLEAN))[0]
     denoised = read_wav(recording)[0][latency : latency + len(clean)]
     return summary, si_sdr(denoised, clean[: len(denoised)])
 
@@ -52,7 +53,7 @@ def run(out: Path) -> tuple[dict[str, Any], dict[str, LoopSummary]]:
     summaries: dict[str, LoopSummary] = {}
     for name in DENOISERS:
         try:
-            summary, score = run_chain(name, out)
+            summary, score = run_chain(name, out, clean)
         except EdgeSDKError as e:
             notes.append(f"denoiser {name} did not run: {str(e).splitlines()[0]}")
             continue
