@@ -5,6 +5,9 @@
 * ``asterisk_prompts(split)`` reads the Asterisk core prompts in English (one real speaker, Allison
   Smith, 8 kHz telephone band; CC-BY-SA-3.0), split by a hash of the file name: ``"train"`` is about
   80 %, ``"test"`` the rest, the same on every machine.
+* ``asterisk_wideband(split, languages)`` reads the same prompt sets as recorded in G.722 (16 kHz, speech
+  up to 7 kHz) in English, Spanish, French, Italian and Russian: four real speakers in the full band the
+  live loop hears. English keeps the 8 kHz prompts' split, so a held-out prompt is held out in both.
 * ``sentences()`` is the text pool: the Asterisk prompt transcripts and a set of Harvard sentences.
 
 The pocketsphinx test data (LibriVox, AN4) is the quality benchmark's and is never read here. Generated
@@ -31,6 +34,15 @@ from edge_sdk.errors import BadInputError, MissingExtraError
 SAMPLE_RATE = 16000
 ASTERISK_ROOT = Path("/usr/share/asterisk/sounds/en")
 ASTERISK_TRANSCRIPTS = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
+ASTERISK_SOUNDS = Path("/usr/share/asterisk/sounds")
+#: Asterisk prompt sets recorded in G.722 (Debian ``asterisk-core-sounds-LANG-g722``): who speaks each.
+WIDEBAND_VOICES = {
+    "en": "Allison Smith, CC-BY-SA-3.0",
+    "es": "Allison Smith, CC-BY-SA-3.0",
+    "fr": "June Wallack, CC-BY-SA-3.0",
+    "it": "Carlo Flora, CC-BY-3.0",
+    "ru": "Maxim Topal (ivrvoice.ru), CC-BY-3.0",
+}
 HELD_OUT_FRACTION = 0.2
 
 #: espeak-ng English voices and the voice variants (``voice+variant``) used for variety.
@@ -160,6 +172,69 @@ def asterisk_prompts(
         audio = load_16k(path)
         if len(audio) >= min_seconds * SAMPLE_RATE:
             out.append(Utterance(f"asterisk/{rel}", audio, "asterisk"))
+    return out
+
+
+def read_g722(path: str | Path) -> np.ndarray:
+    """A raw G.722 file (Asterisk's ``.g722``: 16 kHz, no header) as float32 in [-1, 1], decoded by FFmpeg's
+    G.722 decoder through PyAV (``train`` extra)."""
+    try:
+        import av
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingExtraError("av", "train", "decoding G.722 speech") from exc
+    try:
+        with av.open(str(path), format="g722") as container:
+            frames = [f.to_ndarray().reshape(-1) for f in container.decode(audio=0)]
+    except (av.error.FFmpegError, OSError) as exc:
+        raise BadInputError(f"{path}: cannot be decoded as G.722 ({exc})") from exc
+    if not frames:
+        return np.zeros(0, np.float32)
+    x = np.concatenate(frames)
+    return (x / 32768.0 if x.dtype.kind == "i" else x).astype(np.float32)
+
+
+def asterisk_wideband(
+    split: str = "train",
+    languages: tuple[str, ...] = tuple(WIDEBAND_VOICES),
+    max_minutes: float | None = None,
+    seed: int = 0,
+    min_seconds: float = 0.3,
+    root: Path = ASTERISK_SOUNDS,
+) -> list[Utterance]:
+    """The Asterisk prompts recorded in G.722 for ``languages``, 16 kHz, tones excluded.
+
+    English follows ``asterisk_prompts``'s split, decided by the name of the prompt's WAV recording, so
+    the English prompts held out there are held out here too. No other language is ever evaluated, so all
+    of their prompts are ``"train"`` (``"test"`` has none). ``max_minutes`` keeps a seeded random choice of
+    each language's prompts, at most that long. A language whose package is missing is an error naming it.
+    """
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"split must be train, test or all, not {split!r}")
+    out = []
+    for lang in languages:
+        if lang not in WIDEBAND_VOICES:
+            raise ValueError(f"no wideband Asterisk prompts in {lang!r}; there are {sorted(WIDEBAND_VOICES)}")
+        folder = Path(root) / lang
+        files = sorted(folder.rglob("*.g722")) if folder.is_dir() else []
+        if not files:
+            raise BadInputError(
+                f"no G.722 prompts under {folder}: install them with "
+                f"apt-get install asterisk-core-sounds-{lang}-g722"
+            )
+        order = np.random.default_rng([seed, *lang.encode()]).permutation(len(files))
+        budget = float("inf") if max_minutes is None else max_minutes * 60 * SAMPLE_RATE
+        for i in order:
+            rel = files[i].relative_to(folder).as_posix()
+            if re.search(r"beep|tone|silence/", rel):
+                continue
+            part = split_of(rel[: -len(".g722")] + ".wav") if lang == "en" else "train"
+            if split != "all" and part != split:
+                continue
+            audio = read_g722(files[i])
+            if len(audio) < min_seconds * SAMPLE_RATE or len(audio) > budget:
+                continue
+            budget -= len(audio)
+            out.append(Utterance(f"asterisk-{lang}-g722/{rel}", audio, "asterisk-g722"))
     return out
 
 
