@@ -29,6 +29,7 @@ import argparse
 import hashlib
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -46,24 +47,38 @@ SR = speech_data.SAMPLE_RATE
 DEFAULTS = {"proj": 64, "hidden": 80, "layers": 2}
 
 
-def build_data(n_tts: int, seed: int = 0, noise_seconds: float = 60.0) -> dict[str, np.ndarray]:
+def build_data(
+    n_tts: int,
+    seed: int = 0,
+    noise_seconds: float = 60.0,
+    wide_languages: tuple[str, ...] = (),
+    wide_minutes: float | None = None,
+) -> dict[str, np.ndarray]:
     """Speech streams and noise banks for training and validation, cached as one ``.npz``.
 
-    ``train_tts``/``train_real``/``val_tts``/``val_real`` are utterances joined with random pauses
-    (0.05-0.6 s); ``noise_train/<kind>`` and ``noise_val/<kind>`` are independent noise draws, babble made
-    from the training (resp. validation) utterances. The validation utterances are 10 % by name."""
-    key = hashlib.sha1(f"v2|{n_tts}|{seed}|{noise_seconds}".encode()).hexdigest()[:12]
-    path = speech_data.cache_dir() / f"denoiser-data-{key}.npz"
+    ``train_tts``/``train_real``/``train_wide`` and their ``val_`` twins are utterances joined with random
+    pauses (0.05-0.6 s): synthesised, the 8 kHz Asterisk prompts, and the G.722 Asterisk prompts of
+    ``wide_languages`` (at most ``wide_minutes`` each). ``noise_train/<kind>`` and ``noise_val/<kind>`` are
+    independent noise draws, babble made from the training (resp. validation) utterances. The validation
+    utterances are 10 % by name."""
+    wide = (tuple(wide_languages), wide_minutes) if wide_languages else ()
+    key = hashlib.sha1(f"v2|{n_tts}|{seed}|{noise_seconds}{'|' + repr(wide) if wide else ''}".encode())
+    path = speech_data.cache_dir() / f"denoiser-data-{key.hexdigest()[:12]}.npz"
     if path.exists():
         with np.load(path) as z:
             return {k: z[k] for k in z.files}
     rng = np.random.default_rng(seed)
     utts = speech_data.synthetic_corpus(n_tts, seed=seed) + speech_data.asterisk_prompts("train")
-    groups: dict[str, list[np.ndarray]] = {"train_tts": [], "train_real": [], "val_tts": [], "val_real": []}
+    if wide_languages:
+        utts += speech_data.asterisk_wideband("train", tuple(wide_languages), wide_minutes, seed=seed)
+    kinds = {"asterisk": "real", "asterisk-g722": "wide"}
+    names = [f"{part}_{kind}" for part in ("train", "val") for kind in ("tts", "real", "wide")]
+    groups: dict[str, list[np.ndarray]] = {name: [] for name in names}
     for u in utts:
         part = "val" if speech_data.split_of(u.name + "#val", 0.1) == "test" else "train"
-        kind = "real" if u.source == "asterisk" else "tts"
-        groups[f"{part}_{kind}"].append(u.audio / max(float(np.max(np.abs(u.audio))), 1e-4) * 0.5)
+        groups[f"{part}_{kinds.get(u.source, 'tts')}"].append(
+            u.audio / max(float(np.max(np.abs(u.audio))), 1e-4) * 0.5
+        )
     data: dict[str, np.ndarray] = {}
     for name, items in groups.items():
         pieces = []
@@ -71,10 +86,12 @@ def build_data(n_tts: int, seed: int = 0, noise_seconds: float = 60.0) -> dict[s
             pieces += [a, np.zeros(int(rng.uniform(0.05, 0.6) * SR), np.float32)]
         data[name] = np.concatenate(pieces or [np.zeros(0)]).astype(np.float32)
     for part in ("train", "val"):
-        voices = groups[f"{part}_tts"] + groups[f"{part}_real"]
+        voices = groups[f"{part}_tts"] + groups[f"{part}_real"] + groups[f"{part}_wide"]
         bank = noise_data.noise_bank(noise_seconds if part == "train" else noise_seconds / 4, rng, voices)
         data.update({f"noise_{part}/{k}": v for k, v in bank.items()})
-    np.savez(path, **data)  # type: ignore[arg-type]  # numpy stubs type the first kwarg as allow_pickle
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.npz")  # atomic: two runs may build it at once
+    np.savez(tmp, **data)  # type: ignore[arg-type]  # numpy stubs type the first kwarg as allow_pickle
+    os.replace(tmp, path)
     return data
 
 
@@ -86,17 +103,23 @@ def make_batch(
     rng: np.random.Generator,
     p_real: float = 0.4,
     p_boost: float = 0.0,
+    p_wide: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``batch`` random (noisy, clean) clips of ``clip`` samples from ``part`` ("train" or "val"): SNR
-    uniform in [-5, 20] dB, sometimes a second noise, speech level -45 to -12 dBFS, no clipping. With
+    """``batch`` random (noisy, clean) clips of ``clip`` samples from ``part`` ("train" or "val"): the
+    speech from the wideband prompts with probability ``p_wide``, the 8 kHz prompts with ``p_real``, else
+    synthesised; SNR uniform in [-5, 20] dB, sometimes a second noise, speech level -45 to -12 dBFS, no
+    clipping. With
     ``p_boost`` > 0 the first noise is, with that probability, drawn from ``data["boost_<part>"]`` (see
     ``--typing``) instead of the bank's kinds."""
     kinds = sorted(k for k in data if k.startswith(f"noise_{part}/"))
     noisy, clean = np.zeros((batch, clip), np.float32), np.zeros((batch, clip), np.float32)
     for i in range(batch):
-        stream = data[f"{part}_real"] if rng.random() < p_real else data[f"{part}_tts"]
-        if len(stream) <= clip:  # tiny data sets (tests): the other stream, the training data, or repeat
-            stream = max(data[f"{part}_real"], data[f"{part}_tts"], data["train_tts"], key=len)
+        r = rng.random()  # one draw whatever the shares, so p_wide=0 draws what it always did
+        source = "wide" if r < p_wide else "real" if r < p_wide + p_real else "tts"
+        stream = data.get(f"{part}_{source}", np.zeros(0, np.float32))
+        if len(stream) <= clip:  # tiny data sets (tests): another stream, the training data, or repeat
+            names = (f"{part}_wide", f"{part}_real", f"{part}_tts", "train_tts")
+            stream = max((data[k] for k in names if k in data), key=len)
             stream = np.tile(stream, -(-(clip + 1) // len(stream)))
         s = int(rng.integers(len(stream) - clip))
         speech = stream[s : s + clip]
@@ -245,7 +268,8 @@ def train(args: argparse.Namespace) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     ops = spectral_ops()
     t0 = time.time()
-    data = build_data(args.tts, seed=args.seed)
+    languages = tuple(x for x in args.wide_languages.split(",") if x) if args.wide > 0 else ()
+    data = build_data(args.tts, seed=args.seed, wide_languages=languages, wide_minutes=args.wide_minutes)
     log.info(
         "data ready in %.0f s: %s",
         time.time() - t0,
@@ -260,10 +284,11 @@ def train(args: argparse.Namespace) -> Path:
             ).astype(np.float32)
     rng = np.random.default_rng(args.seed + 1)
     val = [
-        make_batch(data, "val", 32, 4 * SR, np.random.default_rng(1000 + i)) for i in range(args.val_batches)
+        make_batch(data, "val", 32, 4 * SR, np.random.default_rng(1000 + i), args.real, p_wide=args.wide)
+        for i in range(args.val_batches)
     ]
     val_typing = [
-        make_batch(data, "val", 32, 4 * SR, np.random.default_rng(2000 + i), p_boost=1.0)
+        make_batch(data, "val", 32, 4 * SR, np.random.default_rng(2000 + i), args.real, 1.0, args.wide)
         for i in range(args.val_batches if args.typing > 0 else 0)
     ]
     ckpt_path = out / "ckpt.pt"
@@ -299,7 +324,9 @@ def train(args: argparse.Namespace) -> Path:
         )
         for g in opt.param_groups:
             g["lr"] = lr
-        noisy, clean = make_batch(data, "train", args.batch, int(args.clip * SR), rng, p_boost=args.typing)
+        noisy, clean = make_batch(
+            data, "train", args.batch, int(args.clip * SR), rng, args.real, args.typing, args.wide
+        )
         terms = loss_terms(
             model, torch.from_numpy(noisy), torch.from_numpy(clean), ops, args.w_sisdr, args.w_over
         )
@@ -424,6 +451,19 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--init", help="fine-tune from this checkpoint's weights (fresh optimizer and schedule)")
     p.add_argument("--tts", type=int, default=1500, help="synthesised utterances")
+    p.add_argument("--real", type=float, default=0.4, help="share of clips from the 8 kHz Asterisk prompts")
+    p.add_argument(
+        "--wide", type=float, default=0.0, help="share of clips from the G.722 (wideband) Asterisk prompts"
+    )
+    p.add_argument(
+        "--wide-languages",
+        dest="wide_languages",
+        default=",".join(speech_data.WIDEBAND_VOICES),
+        help="languages of the wideband prompts (Debian asterisk-core-sounds-LANG-g722)",
+    )
+    p.add_argument(
+        "--wide-minutes", dest="wide_minutes", type=float, default=20.0, help="at most this much per language"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for this small GRU)")
     p.add_argument("--log-every", dest="log_every", type=int, default=50)

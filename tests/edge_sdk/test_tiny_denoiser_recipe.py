@@ -74,6 +74,9 @@ def test_torch_spectra_equal_the_numpy_features() -> None:
 def test_recipe_trains_resumes_and_exports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("torch")
     pytest.importorskip("soxr")
+    pytest.importorskip("av", reason="the train extra (PyAV) decodes the wideband prompts")
+    if not list((Path("/usr/share/asterisk/sounds/en")).glob("*.g722")):
+        pytest.skip("needs Debian's asterisk-core-sounds-en-g722 (.ci/system-deps installs it)")
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed (the recipe synthesises its speech with it)")
     from edge_sdk.recipes import tiny_denoiser
@@ -82,6 +85,7 @@ def test_recipe_trains_resumes_and_exports(tmp_path: Path, monkeypatch: pytest.M
     out = tmp_path / "run"
     small = ["--out", str(out), "--batch", "4", "--clip", "1", "--tts", "16", "--log-every", "2"]
     small += ["--eval-every", "2", "--val-batches", "1", "--proj", "16", "--hidden", "24"]
+    small += ["--wide", "0.3", "--wide-languages", "en", "--wide-minutes", "0.3"]  # real wideband speech
     tiny_denoiser.main([*small, "--steps", "2"])
     tiny_denoiser.main([*small, "--steps", "4"])  # resumes from ckpt.pt at step 2
     steps = [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()]
