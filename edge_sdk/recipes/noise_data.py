@@ -1,4 +1,4 @@
-"""Noise for training recipes, all generated (no recorded noise is shipped or read here).
+"""Noise for training recipes: generated, plus recorded keyboards (``recorded_keyboards``, not shipped).
 
 Stationary: white, pink, brown, mains hum with harmonics, spectrally shaped ("fan"/"engine") noise.
 Non-stationary: babble from held-in speech, drifting tones, amplitude-modulated noise, impulsive
@@ -8,11 +8,16 @@ and is deterministic for a generator.
 
 from __future__ import annotations
 
+import io
+import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from edge_sdk.audio_mix import babble, colored_noise, pink_noise, rms_normalize, white_noise
+from edge_sdk.errors import BadInputError
 
 SAMPLE_RATE = 16000
 
@@ -117,22 +122,87 @@ def _click_wide(rng: np.random.Generator) -> np.ndarray:
     return x / (np.max(np.abs(x)) + 1e-9)
 
 
-def typing_floor(n: int, rng: np.random.Generator) -> np.ndarray:
-    """Transient click trains (typing, mouse, tapping; ``_click``/``_click_wide`` sounds, 1-14 a second,
-    bursts and pauses, ±6 dB per hit, most with a release click; mostly with a room's reverberant tail and
-    a random microphone tilt) over a stationary floor (white, pink,
-    brown or shaped noise) from 40 dB below to about as loud as the clicks, so a model learns to remove
-    the clicks and the floor together. For fine-tuning on transients; not in ``GENERATORS``."""
-    pool = [(_click_wide if rng.random() < 0.6 else _click)(rng) for _ in range(int(rng.integers(6, 25)))]
+@dataclass(frozen=True)
+class Keyboard:
+    """Recorded sounds of one keyboard at 16 kHz: key presses and key releases."""
+
+    name: str
+    presses: tuple[np.ndarray, ...]
+    releases: tuple[np.ndarray, ...]
+
+
+#: The keyboardsounds wheel's profiles recorded by kbsim (Thomas Lai, MIT): 7 mechanical keyboards.
+KBSIM_PROFILES = (
+    "alpaca",
+    "gateron-black-ink",
+    "gateron-red-ink",
+    "holy-panda",
+    "mx-black",
+    "mx-blue",
+    "mx-brown",
+)
+
+
+def recorded_keyboards(wheel: Path | None = None) -> list[Keyboard]:
+    """The kbsim recordings of ``KBSIM_PROFILES``, read from the pinned keyboardsounds wheel (the zoo's
+    ``keyboard-sounds`` entry, fetched once; ``wheel`` to use another copy) and resampled to 16 kHz.
+    Each profile's own LICENSE is checked to be kbsim's MIT licence before its sounds are used."""
+    from edge_sdk import zoo
+    from edge_sdk.recipes.speech_data import decode_audio, resample
+
+    path = Path(wheel) if wheel else zoo.pull("keyboard-sounds")
+    keyboards = []
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        for profile in KBSIM_PROFILES:
+            folder = f"keyboardsounds/profiles/{profile}/"
+            licence = (
+                zf.read(folder + "LICENSE").decode("utf-8", "replace") if folder + "LICENSE" in names else ""
+            )
+            if "kbsim" not in licence or "Permission is hereby granted" not in licence:
+                raise BadInputError(f"{path}: {folder} does not carry kbsim's MIT licence; not using it")
+            sounds: dict[str, list[np.ndarray]] = {"press": [], "release": []}
+            for name in sorted(n for n in names if n.startswith(folder) and n.endswith(".mp3")):
+                kind = "release" if Path(name).name.startswith("release") else "press"
+                x, rate = decode_audio(io.BytesIO(zf.read(name)))
+                sounds[kind].append(resample(x, rate, SAMPLE_RATE))
+            keyboards.append(Keyboard(profile, tuple(sounds["press"]), tuple(sounds["release"])))
+    return keyboards
+
+
+def _stretch(x: np.ndarray, factor: float) -> np.ndarray:
+    """``x`` played ``factor`` times slower (longer, lower), by linear interpolation."""
+    return np.interp(np.arange(int(len(x) * factor)) / factor, np.arange(len(x)), x)
+
+
+def typing_floor(n: int, rng: np.random.Generator, keyboards: list[Keyboard] | None = None) -> np.ndarray:
+    """Transient click trains (typing, mouse, tapping; 1-14 hits a second, bursts and pauses, ±6 dB per
+    hit, most with a release click; mostly with a room's reverberant tail and a random microphone tilt)
+    over a stationary floor (white, pink, brown or shaped noise) from 40 dB below to about as loud as the
+    clicks, so a model learns to remove the clicks and the floor together. The clicks are generated
+    (``_click``/``_click_wide``), or with ``keyboards`` the recordings of one of them. For fine-tuning on
+    transients; not in ``GENERATORS``."""
+    if keyboards:
+        kb = keyboards[int(rng.integers(len(keyboards)))]
+        # a few recordings per keyboard: each draw detunes them (±15 % in time and pitch) for variety
+        factor = rng.uniform(0.85, 1.15)
+        presses = [_stretch(c, factor) for c in kb.presses]
+        releases = [_stretch(c, factor) for c in kb.releases] or presses
+    else:
+        presses = [
+            (_click_wide if rng.random() < 0.6 else _click)(rng) for _ in range(int(rng.integers(6, 25)))
+        ]
+        releases = presses
     out = np.zeros(n + SAMPLE_RATE)
     rate, t = rng.uniform(1, 14), int(rng.integers(SAMPLE_RATE // 4))
     release_p, shape = rng.uniform(0.3, 1.0), rng.uniform(1.0, 5.0)
+    peak = max(float(np.max(np.abs(c))) for c in presses) + 1e-9  # recorded levels stay relative
     while t < n:
-        hits = [(0.0, 0.0), (rng.uniform(0.03, 0.2), -rng.uniform(0, 10))][
+        hits = [(0.0, 0.0, presses), (rng.uniform(0.03, 0.2), -rng.uniform(0, 10), releases)][
             : 1 + int(rng.random() < release_p)
         ]
-        for delay, level in hits:
-            c = pool[int(rng.integers(len(pool)))] * 10 ** ((level + rng.uniform(-6, 6)) / 20)
+        for delay, level, pool in hits:
+            c = pool[int(rng.integers(len(pool)))] / peak * 10 ** ((level + rng.uniform(-6, 6)) / 20)
             s = t + int(delay * SAMPLE_RATE)
             out[s : s + len(c)] += c[: max(0, len(out) - s)]
         gap = rng.gamma(shape, 1 / (shape * rate))

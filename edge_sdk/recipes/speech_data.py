@@ -26,6 +26,7 @@ import tempfile
 import wave
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -175,22 +176,41 @@ def asterisk_prompts(
     return out
 
 
-def read_g722(path: str | Path) -> np.ndarray:
-    """A raw G.722 file (Asterisk's ``.g722``: 16 kHz, no header) as float32 in [-1, 1], decoded by FFmpeg's
-    G.722 decoder through PyAV (``train`` extra)."""
+def decode_audio(source: str | Path | BinaryIO, fmt: str | None = None) -> tuple[np.ndarray, int]:
+    """Any audio FFmpeg decodes (MP3, G.722, ...) as mono float32 in [-1, 1] and its sample rate, through
+    PyAV (``train`` extra). ``fmt`` names a container FFmpeg cannot guess, such as ``"g722"`` for
+    Asterisk's headerless files; ``source`` is a path or a binary file object."""
     try:
         import av
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise MissingExtraError("av", "train", "decoding G.722 speech") from exc
+        raise MissingExtraError("av", "train", "decoding speech and noise recordings") from exc
+    name = source if isinstance(source, (str, Path)) else getattr(source, "name", "<stream>")
+    chunks, rate = [], 0
     try:
-        with av.open(str(path), format="g722") as container:
-            frames = [f.to_ndarray().reshape(-1) for f in container.decode(audio=0)]
+        with av.open(str(source) if isinstance(source, Path) else source, format=fmt) as container:
+            for frame in container.decode(audio=0):
+                a = frame.to_ndarray()
+                if a.dtype.kind == "i":  # integer samples to [-1, 1]; FFmpeg's only unsigned one is u8
+                    a = a / float(np.iinfo(a.dtype).max + 1)
+                elif a.dtype.kind == "u":
+                    a = (a.astype(np.float64) - 128) / 128
+                channels = len(frame.layout.channels)
+                # planar formats come as (channels, n); packed ones interleaved as (1, n * channels)
+                chunks.append(
+                    a.mean(axis=0) if frame.format.is_planar else a.reshape(-1, channels).mean(axis=1)
+                )
+                rate = frame.sample_rate
     except (av.error.FFmpegError, OSError) as exc:
-        raise BadInputError(f"{path}: cannot be decoded as G.722 ({exc})") from exc
-    if not frames:
-        return np.zeros(0, np.float32)
-    x = np.concatenate(frames)
-    return (x / 32768.0 if x.dtype.kind == "i" else x).astype(np.float32)
+        raise BadInputError(f"{name}: cannot be decoded ({exc})") from exc
+    if not chunks:
+        raise BadInputError(f"{name}: no audio in it")
+    return np.concatenate(chunks).astype(np.float32), rate
+
+
+def read_g722(path: str | Path) -> np.ndarray:
+    """A raw G.722 file (Asterisk's ``.g722``: 16 kHz, no header) as float32 in [-1, 1]."""
+    x, rate = decode_audio(path, "g722")
+    return resample(x, rate)
 
 
 def asterisk_wideband(

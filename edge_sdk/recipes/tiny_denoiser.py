@@ -45,6 +45,8 @@ log = logging.getLogger("edge_sdk.recipes.tiny_denoiser")
 BINS = N_FFT // 2 + 1
 SR = speech_data.SAMPLE_RATE
 DEFAULTS = {"proj": 64, "hidden": 80, "layers": 2}
+#: Recorded keyboards (``noise_data.KBSIM_PROFILES``) kept for validation, never trained on.
+VAL_KEYBOARDS = ("holy-panda", "mx-brown")
 
 
 def build_data(
@@ -277,11 +279,20 @@ def train(args: argparse.Namespace) -> Path:
     )
     if args.typing > 0:  # a bank of click trains over stationary floors, drawn apart from the cached data
         trng = np.random.default_rng(args.seed + 7)
+        keyboards: dict[str, list[noise_data.Keyboard]] = {"train": [], "val": []}
+        if args.keys > 0:  # recorded keyboards; validation hears keyboards training never does
+            for kb in noise_data.recorded_keyboards():
+                keyboards["val" if kb.name in VAL_KEYBOARDS else "train"].append(kb)
+        count = 16 if args.keys > 0 else 8  # (8 and no extra draws: --keys 0 gives the bank it always did)
         for part, secs in (("train", 120.0), ("val", 30.0)):
-            n = int(secs * SR) // 8
-            data[f"boost_{part}"] = np.concatenate(
-                [noise_data.typing_floor(n, trng) for _ in range(8)]
-            ).astype(np.float32)
+            n = int(secs * SR) // count
+            pieces = [
+                noise_data.typing_floor(
+                    n, trng, keyboards[part] if args.keys and trng.random() < args.keys else None
+                )
+                for _ in range(count)
+            ]
+            data[f"boost_{part}"] = np.concatenate(pieces).astype(np.float32)
     rng = np.random.default_rng(args.seed + 1)
     val = [
         make_batch(data, "val", 32, 4 * SR, np.random.default_rng(1000 + i), args.real, p_wide=args.wide)
@@ -448,6 +459,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument(
         "--typing", type=float, default=0.0, help="share of clips whose noise is click trains over a floor"
+    )
+    p.add_argument(
+        "--keys", type=float, default=0.0, help="share of the --typing noise made of recorded keyboards"
     )
     p.add_argument("--init", help="fine-tune from this checkpoint's weights (fresh optimizer and schedule)")
     p.add_argument("--tts", type=int, default=1500, help="synthesised utterances")

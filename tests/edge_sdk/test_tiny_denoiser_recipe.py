@@ -71,6 +71,7 @@ def test_torch_spectra_equal_the_numpy_features() -> None:
 
 
 @pytest.mark.torch
+@pytest.mark.network
 def test_recipe_trains_resumes_and_exports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("torch")
     pytest.importorskip("soxr")
@@ -86,6 +87,7 @@ def test_recipe_trains_resumes_and_exports(tmp_path: Path, monkeypatch: pytest.M
     small = ["--out", str(out), "--batch", "4", "--clip", "1", "--tts", "16", "--log-every", "2"]
     small += ["--eval-every", "2", "--val-batches", "1", "--proj", "16", "--hidden", "24"]
     small += ["--wide", "0.3", "--wide-languages", "en", "--wide-minutes", "0.3"]  # real wideband speech
+    small += ["--typing", "0.5", "--keys", "0.5"]  # click trains, some of recorded keyboards
     tiny_denoiser.main([*small, "--steps", "2"])
     tiny_denoiser.main([*small, "--steps", "4"])  # resumes from ckpt.pt at step 2
     steps = [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()]
