@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from edge_sdk.registry import Registry
-from edge_sdk.stages.base import Block, Event, SpeechSegment, SpeechStart, Stage
+from edge_sdk.stages.base import Block, Event, KeywordDetected, SpeechSegment, SpeechStart, Stage
 
 stages: Registry[Callable[..., Stage]] = Registry("stage", "edge_sdk.stages")
 
@@ -24,4 +24,14 @@ def make(kind: str, name: str, **options: object) -> Stage:
     return stages.get(f"{kind}.{name}")(**options)
 
 
-__all__ = ["Block", "Event", "SpeechSegment", "SpeechStart", "Stage", "make", "names_of", "stages"]
+__all__ = [
+    "Block",
+    "Event",
+    "KeywordDetected",
+    "SpeechSegment",
+    "SpeechStart",
+    "Stage",
+    "make",
+    "names_of",
+    "stages",
+]

@@ -45,6 +45,19 @@ class SpeechSegment(Event):
     end: float = 0.0
 
 
+@dataclass(frozen=True)
+class KeywordDetected(Event):
+    """A keyword spotter heard ``word`` with smoothed posterior ``score``. ``time`` is the stream time when
+    it fired (the end of the block whose audio completed the window); ``start``/``end`` are the stream
+    seconds of the classifier window that fired (``end`` is the end of its last sample)."""
+
+    kind: ClassVar[str] = "keyword"
+    word: str = ""
+    score: float = 0.0
+    start: float = 0.0
+    end: float = 0.0
+
+
 @dataclass
 class Block:
     """One block of audio on its way through the stages.
