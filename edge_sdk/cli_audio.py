@@ -10,7 +10,7 @@ import dataclasses
 
 from edge_sdk import console
 from edge_sdk.audio_loop import LoopSummary
-from edge_sdk.stages import Event, names_of
+from edge_sdk.stages import Event, KeywordDetected, names_of
 
 
 def build_run_audio_parser(common: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -18,8 +18,8 @@ def build_run_audio_parser(common: argparse.ArgumentParser) -> argparse.Argument
     p = argparse.ArgumentParser(
         prog="edge-sdk run audio",
         parents=[common],
-        description="Run a live audio loop: source → denoiser → VAD → recorder, events printed as they "
-        "happen and a per-stage latency summary at the end (also on Ctrl-C).",
+        description="Run a live audio loop: source → denoiser → VAD → keyword spotter → recorder, events "
+        "printed as they happen and a per-stage latency summary at the end (also on Ctrl-C).",
     )
     p.add_argument(
         "--source",
@@ -34,6 +34,24 @@ def build_run_audio_parser(common: argparse.ArgumentParser) -> argparse.Argument
         choices=[*names_of("vad"), "none"],
         help="voice activity detector (silero falls back to energy, and says so, if its model cannot "
         "be fetched)",
+    )
+    p.add_argument(
+        "--kws",
+        metavar="zoo:commands|MODEL.onnx",
+        help="spot keywords with this model (the bundled one is zoo:commands); detections are printed "
+        "live with their score and window",
+    )
+    p.add_argument(
+        "--kws-threshold",
+        type=float,
+        metavar="P",
+        help="fire when a keyword's smoothed posterior reaches P, for every word (default: the thresholds "
+        "stored in the model, else 0.5)",
+    )
+    p.add_argument(
+        "--kws-gate",
+        action="store_true",
+        help="classify only while the VAD hears speech (saves compute; needs --vad)",
     )
     p.add_argument("--record", metavar="OUT.wav", help="record the (denoised) audio to a 16-bit WAV")
     p.add_argument("--events", metavar="OUT.jsonl", help="write every event as a JSON line")
@@ -53,6 +71,11 @@ def build_run_audio_parser(common: argparse.ArgumentParser) -> argparse.Argument
 
 
 def _event_line(e: Event) -> str:
+    if isinstance(e, KeywordDetected):
+        return (
+            f"{e.time:9.3f} s  {e.stage:<14} {e.kind:<16} {e.word.upper():<8} score={e.score:.3f}  "
+            f"window {e.start:.3f}-{e.end:.3f} s"
+        )
     d = e.to_dict()
     extra = "  ".join(
         f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
@@ -79,6 +102,9 @@ def cmd_run_audio(args: argparse.Namespace) -> int:
         stages, notes = audio_stages(
             denoise=args.denoise,
             vad=args.vad,
+            kws=args.kws,
+            kws_threshold=args.kws_threshold,
+            kws_gate=args.kws_gate,
             record=args.record,
             sample_rate=args.sample_rate,
             threads=args.threads,

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Mapping
 from typing import Any
 
+from edge_sdk.errors import BadInputError
 from edge_sdk.stages.base import Stage
 
 
@@ -14,16 +16,26 @@ def audio_stages(
     *,
     denoise: str | None = None,
     vad: str | None = None,
+    kws: str | os.PathLike[str] | None = None,
+    kws_threshold: float | Mapping[str, float] | None = None,
+    kws_gate: bool = False,
     record: str | os.PathLike[str] | None = None,
     sample_rate: int = 16000,
     threads: int | None = 1,
 ) -> tuple[list[Stage], list[str]]:
     """The usual chain from registry names ("none" or None leaves a stage out): denoiser, then VAD, then
-    recorder (so the recording is the audio the VAD judged). ``sample_rate`` and ``threads`` go to the
-    stages whose factories take them. A Silero VAD whose model cannot be fetched is replaced by the
-    energy VAD, with a warning and a note. Returns (stages, notes)."""
+    keyword spotter, then recorder (so the recording is the audio the VAD and spotter judged).
+    ``kws`` is a keyword model (ONNX path or ``zoo:NAME``) for ``kws.onnx``, with ``kws_threshold``
+    overriding its thresholds and ``kws_gate`` classifying only while the VAD hears speech.
+    ``sample_rate`` and ``threads`` go to the stages whose factories take them. A Silero VAD whose model
+    cannot be fetched is replaced by the energy VAD, with a warning and a note. Returns (stages, notes)."""
     from edge_sdk.stages import stages as registry
     from edge_sdk.stages.vad import vad_with_fallback
+
+    use_vad = bool(vad and vad != "none")
+    use_kws = kws is not None and os.fspath(kws) != "none"
+    if kws_gate and not (use_kws and use_vad):
+        raise BadInputError("gating the keyword spotter by VAD needs both a keyword model and a VAD")
 
     def options(kind: str, name: str) -> dict[str, Any]:
         params = inspect.signature(registry.get(f"{kind}.{name}")).parameters
@@ -34,9 +46,13 @@ def audio_stages(
     try:
         if denoise and denoise != "none":
             chain.append(registry.get(f"denoise.{denoise}")(**options("denoise", denoise)))
-        if vad and vad != "none":
-            stage, notes = vad_with_fallback(vad, **options("vad", vad))
+        if use_vad:
+            stage, notes = vad_with_fallback(str(vad), **options("vad", str(vad)))
             chain.append(stage)
+        if use_kws:
+            gate = "vad" if kws_gate else None
+            kws_stage = registry.get("kws.onnx")
+            chain.append(kws_stage(kws, threshold=kws_threshold, gate=gate, **options("kws", "onnx")))
         if record is not None:
             chain.append(registry.get("record.wav")(record, sample_rate=sample_rate))
     except BaseException:
