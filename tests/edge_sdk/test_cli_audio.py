@@ -153,6 +153,16 @@ def test_bad_source_and_missing_microphone() -> None:
     assert "Jack" not in r.stderr and "ALSA lib" not in r.stderr  # PortAudio's noise is kept out
 
 
+def test_bad_keyword_model_options(speech_wav: Path, tmp_path: Path) -> None:
+    # Detections themselves are tested end to end in test_kws_stage.py; here the usage errors (exit 2).
+    r = cli("run", "audio", "--source", str(speech_wav), "--kws", str(tmp_path / "missing.onnx"))
+    assert r.returncode == 2 and "missing.onnx" in r.stderr and "does not exist" in r.stderr
+    r = cli("run", "audio", "--source", str(speech_wav), "--vad", "none", "--kws", "x.onnx", "--kws-gate")
+    assert r.returncode == 2 and "needs both a keyword model and a VAD" in r.stderr
+    r = cli("run", "audio", "--help")
+    assert "--kws" in r.stdout and "--kws-threshold" in r.stdout and "keyword spotter" in r.stdout
+
+
 def test_devices_audio_lists_inputs() -> None:
     r = cli("devices", "--audio", "--json")
     assert r.returncode == 0, r.stderr
