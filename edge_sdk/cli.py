@@ -455,6 +455,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--out", default="demo-out", help="where the demo's artifacts go (default: demo-out)")
     d.set_defaults(func=cmd_demo)
+
+    from edge_sdk.cli_train import add_train_parser
+
+    add_train_parser(sub, common)
     return p
 
 
