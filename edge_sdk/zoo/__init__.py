@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from edge_sdk.errors import DownloadError
+from edge_sdk.errors import BadInputError, DownloadError
 from edge_sdk.manifest import sha256_file, staging_dir
 from edge_sdk.zoo.catalog import CatalogEntry, catalog, entry
 from edge_sdk.zoo.fetch import ProgressFn, download
@@ -184,4 +184,11 @@ def resolve(
     shipped = bundled(name)
     if shipped is not None:
         return shipped
-    return pull(name.removeprefix("zoo:"), cache_dir=cache_dir, progress=progress)
+    plain = name.removeprefix("zoo:")
+    if plain not in catalog():
+        shipped_names = sorted(p.parent.name for p in BUNDLED_ROOT.glob("*/model.onnx"))
+        raise BadInputError(
+            f"unknown zoo model '{plain}'; bundled: {', '.join(shipped_names) or 'none'}; "
+            f"the catalog holds: {', '.join(sorted(catalog()))}"
+        )
+    return pull(plain, cache_dir=cache_dir, progress=progress)

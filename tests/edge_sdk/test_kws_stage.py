@@ -425,7 +425,9 @@ def test_zoo_resolves_bundled_models_before_the_catalog(
     assert zoo.bundled("zoo:tiny-denoiser") == shipped == zoo.resolve("zoo:tiny-denoiser")
     assert zoo.bundled("../zoo") is None and zoo.bundled("no-such-model") is None
     assert not (tmp_path / "cache").exists()  # no cache, no network
-    with pytest.raises(BadInputError, match="no-such-model"):
+    with pytest.raises(
+        BadInputError, match="'no-such-model'; bundled: .*tiny-denoiser.*catalog holds: .*silero"
+    ):
         zoo.resolve("zoo:no-such-model")
 
 
