@@ -1,0 +1,173 @@
+"""The keyword-spotting recipe end to end on real synthesised speech: the voice split, a short training
+through the CLI that writes a loadable ONNX with the contract's metadata, and the Speech Commands loader."""
+
+from __future__ import annotations
+
+import json
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_sdk.audio_features import KwsFeatureConfig, kws_features
+from edge_sdk.recipes import kws_data, speech_data
+from edge_sdk.recipes.kws_data import SILENCE, UNKNOWN
+
+pytestmark = pytest.mark.torch
+
+needs_tts = pytest.mark.skipif(
+    not speech_data.tts_available("espeak-ng"), reason="espeak-ng is not installed"
+)
+
+
+def _write_wav(path: Path, x: np.ndarray, rate: int = 16000) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
+
+
+def test_voice_split_never_trains_on_a_held_out_voice() -> None:
+    assert kws_data.voice_split("espeak-ng:en-029+m1@160/50") == "test"
+    assert kws_data.voice_split({"engine": "espeak-ng", "voice": "en-us+f2"}) == "test"
+    assert kws_data.voice_split(kws_data.Voice("flite", "rms", 150, 40)) == "test"
+    assert kws_data.voice_split("espeak-ng:en-us+m1") == "train"
+    assert kws_data.voice_split("flite:slt") == "train"
+    if not (speech_data.tts_available("espeak-ng") or speech_data.tts_available("flite")):
+        pytest.skip("no speech synthesiser installed")
+    train, test = kws_data.base_voices("train"), kws_data.base_voices("test")
+    assert train and test and not set(train) & set(test)
+    rng = np.random.default_rng(3)
+    drawn = kws_data.draw_voices(300, "train", rng)
+    assert all(kws_data.voice_split(v) == "train" for v in drawn)
+    assert {v.engine for v in drawn} >= {e for e, _ in train}
+    # Speed and pitch never change a voice's side.
+    for v in kws_data.draw_voices(50, "test", rng):
+        assert kws_data.voice_split(v.desc()) == "test"
+
+
+def test_unknown_words_leave_out_keywords_and_homophones() -> None:
+    others = kws_data.unknown_words(["no", "two", "right", "up"])
+    assert len(others) > 300
+    for w in ("no", "know", "two", "to", "too", "right", "write", "up", "seven up"):
+        assert w not in others
+    for near_miss in ("yet", "upon", "dog", "tree", "often", "goal", "nope"):
+        assert near_miss in others
+    with pytest.raises(kws_data.BadInputError):
+        kws_data.labels_for(["yes", "yes"])
+    assert kws_data.labels_for(["Yes", "no"]) == [SILENCE, UNKNOWN, "yes", "no"]
+
+
+@needs_tts
+def test_synthesised_clips_are_trimmed_and_augment_gives_one_second() -> None:
+    clips = kws_data.synthesize_words(["yes"], "test", 3, seed=1, n_unknown=2, engines=("espeak-ng",))
+    assert [c.label for c in clips] == ["yes"] * 3 + [UNKNOWN] * 2
+    assert all(kws_data.voice_split(c.voice) == "test" for c in clips)
+    raw = speech_data.synthesize(
+        "yes", **kws_data.Voice(*clips[0].voice.split(":")[0:1], "en-029+m1").kwargs()
+    )
+    assert 0 < len(kws_data.trim_speech(raw)) < len(raw)
+    rng = np.random.default_rng(0)
+    noise = kws_data.make_noise(2.0, 0, clips)
+    assert "babble" in noise and "pink" in noise
+    for c in [*clips, *kws_data.silence_clips(3)]:
+        x = kws_data.augment(c, rng, noise, kws_data.AugmentConfig(p_reverb=1.0, p_telephone=0.5))
+        assert x.shape == (16000,) and x.dtype == np.float32 and np.isfinite(x).all()
+        assert np.abs(x).max() <= 1.0
+    tel = kws_data.telephone(kws_data.augment(clips[0], rng, {}, kws_data.AugmentConfig.none()))
+    spec = np.abs(np.fft.rfft(tel)) ** 2
+    assert spec[4200:].sum() < 1e-3 * spec.sum()  # bins are 1 Hz: nothing above ~4.2 kHz
+
+
+@needs_tts
+def test_train_kws_cli_writes_a_model_matching_the_contract(tmp_path: Path) -> None:
+    import onnx
+    import torch
+
+    from edge_sdk.cli import main
+    from edge_sdk.recipes import kws
+
+    out = tmp_path / "kws"
+    argv = ["train", "kws", "--words", "yes,no", "--out", str(out), "--per-word", "6", "--test-per-word", "4"]
+    argv += ["--steps", "3", "--batch", "8", "--noise-seconds", "2", "--engines", "espeak-ng,flite", "-q"]
+    assert main(argv) == 0
+    for name in ("model.onnx", "MODEL_CARD.md", "eval.json", "eval.md", "train_log.jsonl"):
+        assert (out / name).is_file(), name
+    m = onnx.load(str(out / "model.onnx"))
+    meta = {p.key: p.value for p in m.metadata_props}
+    labels = json.loads(meta["edge_sdk.kws.labels"])
+    assert labels == [SILENCE, UNKNOWN, "yes", "no"]
+    assert KwsFeatureConfig.from_dict(json.loads(meta["edge_sdk.kws.features"])) == KwsFeatureConfig()
+    assert set(json.loads(meta["edge_sdk.kws.thresholds"])) == {"yes", "no"}
+    (inp,), (outp,) = m.graph.input, m.graph.output
+    assert inp.name == "features" and outp.name == "logits"
+    dims = [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim]
+    assert dims[1:] == [1, 49, 10] and isinstance(dims[0], str)
+    report = json.loads((out / "eval.json").read_text())
+    assert report["parameters"] <= kws.MAX_PARAMS and report["training"]["steps"] == 3
+    assert {"test-clean", "test-noisy"} <= set(report["eval"])
+    assert report["onnx_max_abs_diff"] < 1e-4
+    assert "en-029" in (out / "MODEL_CARD.md").read_text()
+
+    # onnxruntime equals torch on real speech features, for a batch of any size.
+    model = kws.make_model(len(labels))
+    model.eval()
+    kws.export_onnx(model, tmp_path / "fresh.onnx", labels, KwsFeatureConfig())
+    speech = speech_data.synthesize("no", "en-us+m2")
+    clips = np.stack([np.pad(speech, (0, 16000))[i * 1000 : i * 1000 + 16000] for i in range(5)])
+    x = kws_features(clips)[:, None]
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(kws.onnx_logits(tmp_path / "fresh.onnx", x), ref, atol=1e-4, rtol=1e-4)
+
+
+@needs_tts
+def test_speech_commands_layout(tmp_path: Path) -> None:
+    root = tmp_path / "sc"
+    voices = ["en-us+m1", "en+f3", "en-gb-x-rp+m4", "en-gb-scotland+f1"]
+    for word in ("yes", "no", "house"):
+        for i, v in enumerate(voices):
+            x = kws_data.trim_speech(speech_data.synthesize(word, v))
+            _write_wav(root / word / f"spk{i}_nohash_0.wav", np.pad(x, (2000, 16000 - 2000 - len(x))))
+    digit = speech_data.ASTERISK_ROOT / "digits" / "7.wav"
+    if digit.exists():  # real 8 kHz speech: read and resampled by the loader
+        x, rate = speech_data.read_wav(digit)
+        _write_wav(root / "seven" / "asterisk_nohash_0.wav", x, rate)
+    rng = np.random.default_rng(0)
+    _write_wav(root / "_background_noise_" / "pink.wav", 0.1 * kws_data.noise_data.pink_noise(32000, rng))
+    (root / "testing_list.txt").write_text(
+        "yes/spk3_nohash_0.wav\nno/spk3_nohash_0.wav\nhouse/spk3_nohash_0.wav\n"
+    )
+    (root / "validation_list.txt").write_text("yes/spk2_nohash_0.wav\n")
+
+    data = kws_data.load_speech_commands(root, ["yes", "no"])
+    assert data.labels == [SILENCE, UNKNOWN, "yes", "no"]
+    test = {c.source for c in data.clips["test"] if c.label != SILENCE}
+    assert test == {f"speech-commands/{w}/spk3_nohash_0.wav" for w in ("yes", "no", "house")}
+    assert [c.source for c in data.clips["val"] if c.label != SILENCE] == [
+        "speech-commands/yes/spk2_nohash_0.wav"
+    ]
+    train = [c for c in data.clips["train"] if c.label != SILENCE]
+    assert {c.label for c in train} == {"yes", "no", UNKNOWN}
+    assert sum(c.label == UNKNOWN for c in train) == 3 + digit.exists()
+    assert all(c.placed and c.audio.dtype == np.float32 and len(c.audio) <= 16000 for c in train)
+    assert any(c.label == SILENCE for c in data.clips["train"])
+    assert set(data.noise["train"]) == {"pink"}
+    x = kws_data.augment(train[0], rng, data.noise["train"], kws_data.AugmentConfig())
+    assert x.shape == (16000,)
+
+    # Without lists, the speaker decides the split: one speaker is never in two splits.
+    for f in ("testing_list.txt", "validation_list.txt"):
+        (root / f).unlink()
+    data = kws_data.load_speech_commands(root, ["yes", "no"])
+    where: dict[str, set[str]] = {}
+    for split, clips in data.clips.items():
+        for c in clips:
+            if c.label != SILENCE:
+                where.setdefault(c.voice, set()).add(split)
+    assert all(len(s) == 1 for s in where.values())
+    with pytest.raises(kws_data.BadInputError, match="up"):
+        kws_data.load_speech_commands(root, ["yes", "up"])
