@@ -55,3 +55,28 @@ def test_one_utterance_noisy_only(aq: ModuleType) -> None:
     assert summary["pesq_scored"] == 1 and 1.0 <= overall["pesq"] <= 4.7
     doc = aq.to_markdown(summary, [clip], 1.0)
     assert "| noisy input | 0 |" in doc and "bench/audio_quality.py" in doc
+
+
+def test_paired_difference_pairs_mixtures_and_resamples_utterances() -> None:
+    sys.path.insert(0, str(BENCH))
+    try:
+        import paired_difference as pd
+    finally:
+        sys.path.remove(str(BENCH))
+    rows = []
+    for clip, corpus, edge in (("c/one", "c", 0.3), ("c/two", "c", -0.1), ("d/three", "d", 0.1)):
+        for snr in (0, 5):
+            rows.append(
+                {"clip": clip, "corpus": corpus, "noise": "w", "snr": snr, "method": "a", "pesq": 2 + edge}
+            )
+            rows.append(
+                {"clip": clip, "corpus": corpus, "noise": "w", "snr": snr, "method": "b", "pesq": 2.0}
+            )
+    rows.append(
+        {"clip": "d/four", "corpus": "d", "noise": "w", "snr": 0, "method": "a", "pesq": 9.0}
+    )  # unpaired
+    a, b, clips, corpora = pd.paired(rows, "a", "b", "pesq")
+    assert len(a) == 6 and list(corpora).count("d") == 2
+    means = pd.bootstrap(a - b, clips, n=500)
+    assert means.min() >= -0.1 - 1e-9 and means.max() <= 0.3 + 1e-9  # means of whole utterances only
+    assert abs(means.mean() - (0.3 - 0.1 + 0.1) / 3) < 0.03
