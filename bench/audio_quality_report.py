@@ -37,8 +37,10 @@ over the whole clip), one seeded generator per (clip, noise, SNR):
   `bucklespring-data` 1.4.0 (`/usr/share/buckle/wav`, 44.1 kHz, © 2016 Ico Doornekamp, GPL-2+; upstream
   says each key's sound "has carefully been sampled"). The recordings are real; their arrangement into
   typing (about 5.5 keys/s, gamma-distributed gaps, occasional pauses, ±3 dB per key) is ours. A
-  transient, non-stationary noise. (`/usr/share/sounds/alsa/Noise.wav` from alsa-utils was considered and
-  not used: 1.4 s of unattributed, apparently generated noise.)
+  transient, non-stationary noise. The tiny denoiser's last fine-tune heard recorded typing too, on 7
+  other keyboards (kbsim's Cherry MX, Gateron and others; see its model card), never this one.
+  (`/usr/share/sounds/alsa/Noise.wav` from alsa-utils was considered and not used: 1.4 s of unattributed,
+  apparently generated noise.)
 
 **Alignment.** Every output, the noisy baseline's included, is shifted by the lag within ±50 ms that
 maximises its cross-correlation with the noisy input (not the clean speech, which a deployed system
