@@ -1,4 +1,5 @@
-"""``edge-sdk demo``: the Silero VAD format matrix, then the live audio loop on the bundled noisy clip."""
+"""``edge-sdk demo``: the Silero VAD format matrix, then the live audio loop on the bundled noisy clip, then
+keyword spotting on the bundled commands clip (skipped, with a note, when zoo:commands is not bundled)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from edge_sdk import console
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from edge_sdk import demo, demo_audio
+    from edge_sdk import demo, demo_audio, demo_kws
 
     with console.progress_bars(not args.quiet) as progress:
         result = demo.run(Path(args.out), progress=progress)
     audio, summaries = demo_audio.run(Path(args.out) / "audio")
+    kws, kws_summary = demo_kws.run()
     if args.json:
-        console.emit_json({**result, "audio_loop": audio})
+        console.emit_json({**result, "audio_loop": audio, "keyword_spotting": kws})
         return 0
     console.out.print(
         f"Silero VAD ({result['model']}) on {result['clip']} ({result['seconds']:.1f} s, "
@@ -46,5 +48,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "speech quality against the clean recording", ["audio", "SI-SDR", "gain", "RTF", "recording"], rows
     )
     for note in audio["notes"]:
+        console.out.print(f"note: {note}", markup=False, highlight=False)
+    console.out.print(
+        f"\nKeyword spotting on {kws['clip']} (held-out voices, {kws['snr_db']:g} dB SNR): "
+        f"--denoise {kws['denoise']} → VAD → {kws['model']}, one thread"
+    )
+    if kws_summary is not None:
+        console.out.print(kws_summary.headline(), markup=False, highlight=False)
+        console.table("keyword detections against the truth", demo_kws.COLUMNS, demo_kws.table_rows(kws))
+    for line in demo_kws.lines(kws):
+        console.out.print(line, markup=False, highlight=False)
+    for note in kws["notes"]:
         console.out.print(f"note: {note}", markup=False, highlight=False)
     return 0
