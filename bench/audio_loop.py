@@ -1,4 +1,4 @@
-"""The live audio loop's cost: real speech in noise through denoiser + VAD on one thread.
+"""The live audio loop's cost: real speech in noise through denoiser + VAD + keyword spotter on one thread.
 
 1. ``--minutes`` of audio replayed as fast as possible: the real-time factor (seconds of compute per
    second of audio) of each stage and of the whole chain. Target: total RTF <= 0.05 with the tiny
@@ -8,9 +8,13 @@
 
 Speech: the LibriVox utterances of Debian's pocketsphinx-testdata (the bundled clip if absent), with
 0.5-1.5 s pauses between them, repeated to length, mixed with pink noise at ``--snr`` dB. Sessions run
-with threads=1. Run:
+with threads=1. The keyword spotter (``--kws``, by default ``zoo:commands`` when the package bundles it,
+else left out with a note; ``--kws none`` drops it) classifies a 1 s window every 100 ms whatever it
+hears; ``--kws-model`` runs another file for it, e.g. an int8 conversion of the same model (its labels and
+front end are taken from the ``--kws`` model when the file has none). Run:
 
     python bench/audio_loop.py --denoise tiny --vad silero --minutes 10 --paced-seconds 60
+    python bench/audio_loop.py --kws zoo:commands --kws-model artifacts/commands-onnx-int8/model.onnx
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_sdk import console
+from edge_sdk import console, zoo
 from edge_sdk.audio_loop import AudioLoop, LoopSummary
 from edge_sdk.audio_mix import mix_at_snr, pink_noise
 from edge_sdk.demo import read_wav
@@ -35,6 +39,7 @@ from edge_sdk.stages.chain import audio_stages
 RATE = 16000
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 TARGET_RTF = 0.05
+DEFAULT_KWS = "zoo:commands"
 
 
 def speech(seconds: float, snr: float, seed: int = 0) -> tuple[np.ndarray, str]:
@@ -66,11 +71,49 @@ def write_wav(path: Path, x: np.ndarray) -> None:
         w.writeframes((np.clip(x, -1, 1) * 32767).round().astype("<i2").tobytes())
 
 
+def kws_model(kws: str | None, model: str | None, tmp: Path) -> tuple[str, list[str]]:
+    """The model file the spotter runs ("none" to leave it out) and notes: ``kws`` (None: ``zoo:commands``
+    when bundled), or ``model`` with the ``kws`` model's metadata copied in when it has none."""
+    notes: list[str] = []
+    if kws is None:
+        kws = DEFAULT_KWS if zoo.bundled(DEFAULT_KWS) else "none"
+        if kws == "none" and model is None:
+            notes.append(
+                f"{DEFAULT_KWS} is not bundled here: the keyword spotter is left out (--kws PATH adds one)"
+            )
+    if model is None:
+        return kws, notes
+    import onnx
+
+    from edge_sdk.stages.kws import META_LABELS
+
+    path = Path(model)
+    path = path / "model.onnx" if path.is_dir() else path
+    m = onnx.load(str(path))
+    if any(p.key == META_LABELS for p in m.metadata_props):
+        return str(path), notes
+    if kws == "none":
+        raise SystemExit(f"--kws-model {model} has no KWS metadata; name the model it came from with --kws")
+    source = zoo.resolve(kws) if kws.startswith("zoo:") else Path(kws)
+    source = source / "model.onnx" if source.is_dir() else source
+    meta = {p.key: p.value for p in onnx.load(str(source)).metadata_props}
+    for key, value in meta.items():
+        if key.startswith("edge_sdk.kws."):
+            m.metadata_props.add(key=key, value=value)
+    copy = tmp / "kws-model.onnx"
+    onnx.save(m, str(copy))
+    notes.append(f"--kws-model {model}: labels and front end taken from {kws}")
+    return str(copy), notes
+
+
 def run_once(
     path: Path, args: argparse.Namespace, *, realtime: bool, seconds: float | None = None
 ) -> LoopSummary:
     """One pass of the loop over the file with a fresh chain of stages."""
-    stages, notes = audio_stages(denoise=args.denoise, vad=args.vad, sample_rate=RATE, threads=1)
+    stages, notes = audio_stages(
+        denoise=args.denoise, vad=args.vad, kws=args.kws_path, sample_rate=RATE, threads=1
+    )
+    notes = [*args.kws_notes, *notes]
     source = WavFile(path, sample_rate=RATE, block_size=args.block_size, realtime=realtime)
     return AudioLoop(source, stages, notes=notes).run(max_seconds=seconds)
 
@@ -82,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         "--denoise", default="tiny" if "tiny" in denoisers else "none", choices=[*denoisers, "none"]
     )
     p.add_argument("--vad", default="silero", choices=[*names_of("vad"), "none"])
+    p.add_argument(
+        "--kws",
+        default=None,
+        help=f"keyword model: zoo:NAME, an .onnx path or none (default {DEFAULT_KWS} if bundled, else none)",
+    )
+    p.add_argument("--kws-model", default=None, help="the ONNX the spotter runs instead (e.g. int8)")
     p.add_argument("--minutes", type=float, default=10.0, help="audio for the as-fast-as-possible pass")
     p.add_argument("--paced-seconds", type=float, default=60.0, help="audio for the real-time pass (0: skip)")
     p.add_argument("--snr", type=float, default=10.0)
@@ -91,13 +140,21 @@ def main(argv: list[str] | None = None) -> int:
     console.setup_logging(verbose=False, quiet=args.json)
 
     audio, origin = speech(args.minutes * 60, args.snr)
-    result: dict[str, Any] = {"speech": origin, "denoise": args.denoise, "vad": args.vad, "threads": 1}
     with tempfile.TemporaryDirectory() as tmp:
+        args.kws_path, args.kws_notes = kws_model(args.kws, args.kws_model, Path(tmp))
+        result: dict[str, Any] = {
+            "speech": origin,
+            "denoise": args.denoise,
+            "vad": args.vad,
+            "kws": args.kws_path if args.kws_model is None else args.kws_model,
+            "threads": 1,
+        }
         path = Path(tmp) / "speech.wav"
         write_wav(path, audio)
         fast = run_once(path, args, realtime=False)
         result["fast"] = fast.to_dict()
         result["total_rtf"] = fast.total.rtf
+        result["stage_rtf"] = {st.name: st.rtf for st in fast.stages}
         result["meets_rtf_target"] = fast.total.rtf <= TARGET_RTF
         if args.paced_seconds > 0:
             paced = run_once(path, args, realtime=True, seconds=args.paced_seconds)
@@ -106,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         console.emit_json(result)
         return 0
-    console.out.print(f"speech: {origin}; denoise {args.denoise}, vad {args.vad}, threads 1")
+    console.out.print(
+        f"speech: {origin}; denoise {args.denoise}, vad {args.vad}, kws {result['kws']}, threads 1"
+    )
     console.out.print(fast.headline(), markup=False)
     console.table(f"as fast as possible, {args.minutes:g} min", LoopSummary.COLUMNS, fast.rows())
     verdict = "meets" if result["meets_rtf_target"] else "MISSES"
