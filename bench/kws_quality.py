@@ -1,0 +1,489 @@
+"""Keyword spotter quality: held-out synthetic voices, real human digits, false accepts per hour on long
+speech without keywords through the streaming stage, detection latency, and int8 variants per format.
+
+    nice -n 10 .venv/bin/python bench/kws_quality.py [--model zoo:commands] [--quick] [--json PATH]
+        [--out docs/kws-quality.md]
+
+Every set is made with ``edge_sdk.recipes.kws_data`` from fixed seeds, by the voices ``voice_split`` calls
+``"test"`` only (never heard in training); the real digits are Asterisk's recordings of one human speaker.
+False accepts and latency run the ``kws.onnx`` stage (``edge_sdk.stages.kws.KeywordSpotter``) block by
+block, as the capture loop does. The int8 variants come from ``edge_sdk.converters.convert`` and run
+through ``edge_sdk.runtimes`` Sessions on one thread. See ``kws_quality_report.py`` for the document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_sdk.audio_features import KwsFeatureConfig, kws_features
+from edge_sdk.audio_mix import rms
+from edge_sdk.recipes import kws_data, speech_data
+from edge_sdk.recipes.kws_data import SR, AugmentConfig, Clip
+from edge_sdk.stages.base import Block
+from edge_sdk.stages.kws import KeywordSpotter, KwsModelInfo, detection_latency, read_kws_metadata
+
+SEED = 2026
+DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+REAL_SNRS = (20, 10, 5, 0)
+FA_PASSES = (None, 20, 10, 5)  # None: clean; else noise at this SNR (dB)
+FORMATS = ("onnx", "openvino", "tflite")
+TARGETS = {"accuracy": 0.95, "real": 0.80, "fa_per_hour": 2.0, "latency": 0.300, "int8_drop": 0.01}
+
+
+@dataclass
+class Settings:
+    """How big each measurement is; ``quick()`` is a smoke run."""
+
+    per_word: int = 30  # held-out synthetic clips per keyword
+    calib_per_word: int = 8  # training-voice clips per keyword for int8 calibration
+    harvard_voices: int = 6  # held-out voices per Harvard sentence (false-accept speech)
+    asterisk_limit: int | None = None  # at most this many negative Asterisk prompts
+    latency_per_word: int = 5  # keywords per word in the latency stream
+    real_positions: int = 3  # placements of each clean real digit recording
+    latency_runs: int = 300  # timed single-window inferences per format
+    noise_seconds: float = 20.0
+    formats: tuple[str, ...] = FORMATS
+    fa_passes: tuple[float | None, ...] = FA_PASSES
+
+    @classmethod
+    def quick(cls) -> Settings:
+        return cls(
+            per_word=4,
+            calib_per_word=2,
+            harvard_voices=1,
+            asterisk_limit=12,
+            latency_per_word=1,
+            real_positions=1,
+            latency_runs=30,
+            noise_seconds=4.0,
+            fa_passes=(None, 10),
+        )
+
+
+# -- data --------------------------------------------------------------------------------------------
+
+
+def banned_words(keywords: list[str]) -> set[str]:
+    """Words a negative transcript must not contain: the keywords, their homophones (``to`` sounds like
+    ``two``), and the digit words of all ten digits."""
+    words = set(keywords) | set(DIGITS)
+    return words | {h for w in words for h in kws_data.HOMOPHONES.get(w, ())}
+
+
+def is_negative(text: str, banned: set[str]) -> bool:
+    """True when ``text`` holds no banned word and no digit, ``#`` or ``*`` (read out as words)."""
+    if re.search(r"[0-9#*\[]", text):
+        return False
+    return not set(re.findall(r"[a-z]+(?:'[a-z]+)?", text.lower())) & banned
+
+
+def heldout_clips(words: list[str], s: Settings, seed: int) -> tuple[list[Clip], dict[str, np.ndarray]]:
+    """Held-out-voice keyword and unknown-word clips, silence placeholders, and a test noise bank (the
+    recipe's own functions, another seed than training)."""
+    clips = kws_data.synthesize_words(words, "test", s.per_word, seed=seed)
+    clips += kws_data.silence_clips(max(s.per_word // 2, len(clips) // 10), "silence-test")
+    noise = kws_data.make_noise(s.noise_seconds, seed + 1000, clips)
+    return clips, noise
+
+
+def features_of(clips: list[Clip], labels: list[str], noise: dict, aug: AugmentConfig, seed: int, cfg):
+    """``[n,1,frames,dims]`` features of the clips placed (and augmented) in 1 s windows, and labels."""
+    rng = np.random.default_rng([seed, 99])
+    audio = np.stack([kws_data.augment(c, rng, noise, aug) for c in clips])
+    return kws_features(audio, cfg)[:, None], np.array([labels.index(c.label) for c in clips])
+
+
+def real_digit_windows(
+    words: list[str], noise: dict[str, np.ndarray], s: Settings, seed: int, cfg: KwsFeatureConfig
+) -> dict[str, Any]:
+    """Asterisk's digit recordings (8 kHz WAV resampled, and G.722) in 1 s windows: clean (each at
+    ``real_positions`` seeded offsets) and mixed with each test noise at each of ``REAL_SNRS``."""
+    clips = kws_data.real_digit_clips(words)
+    rng = np.random.default_rng([seed, 5])
+    out: dict[str, Any] = {"recordings": [c.source for c in clips], "sets": {}}
+    if not clips:
+        return out
+    kinds = sorted(noise)
+
+    def window(c: Clip) -> np.ndarray:
+        w = np.zeros(SR, np.float32)
+        x = c.audio[:SR]
+        start = int(rng.integers(0, SR - len(x) + 1))
+        w[start : start + len(x)] = x
+        return w
+
+    def scale(x: np.ndarray) -> np.ndarray:
+        return (x * (0.5 / (np.max(np.abs(x)) + 1e-12))).astype(np.float32)  # -6 dBFS peak
+
+    for fmt in ("wav", "g722"):
+        chosen = [c for c in clips if c.source.endswith(fmt)]
+        if not chosen:
+            continue
+        clean = [scale(window(c)) for c in chosen for _ in range(s.real_positions)]
+        out["sets"][f"{fmt}-clean"] = (clean, [c.label for c in chosen for _ in range(s.real_positions)])
+        for snr in REAL_SNRS:
+            mixed, lab = [], []
+            for c in chosen:
+                for kind in kinds:
+                    x = window(c)
+                    n = kws_data.loop_to(noise[kind], SR, rng)
+                    speech = rms(x[np.abs(x) > 0])
+                    mixed.append(scale(x + n * (speech / (rms(n) + 1e-12) / 10 ** (snr / 20))))
+                    lab.append(c.label)
+            out["sets"][f"{fmt}-{snr}dB"] = (mixed, lab)
+    for name, (audio, lab) in list(out["sets"].items()):
+        out["sets"][name] = (kws_features(np.stack(audio), cfg)[:, None], lab)
+    return out
+
+
+def asterisk_negatives(banned: set[str], limit: int | None) -> list[tuple[str, np.ndarray]]:
+    """Asterisk English prompts whose transcript has no banned word (16 kHz)."""
+    path = speech_data.ASTERISK_TRANSCRIPTS
+    if not path.exists():
+        return []
+    out = []
+    with gzip.open(path, "rt", encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if ":" not in line or line.startswith(";"):
+                continue
+            key, text = (p.strip() for p in line.split(":", 1))
+            wav = speech_data.ASTERISK_ROOT / f"{key}.wav"
+            if text and wav.exists() and is_negative(text, banned):
+                out.append((f"asterisk/{key}", speech_data.load_16k(wav)))
+                if limit is not None and len(out) >= limit:
+                    break
+    return out
+
+
+def librivox_negatives(banned: set[str]) -> list[tuple[str, np.ndarray]]:
+    """The pocketsphinx LibriVox clips whose transcription has no banned word."""
+    trans = LIBRIVOX / "transcription"
+    if not trans.exists():
+        return []
+    out = []
+    for line in trans.read_text().splitlines():
+        m = re.match(r"\s*<s>(.*)</s>\s*\((\S+)\)", line)
+        if m and is_negative(m.group(1), banned) and (LIBRIVOX / f"{m.group(2)}.wav").exists():
+            out.append((f"librivox/{m.group(2)}", speech_data.load_16k(LIBRIVOX / f"{m.group(2)}.wav")))
+    return out
+
+
+def harvard_negatives(banned: set[str], n_voices: int, seed: int) -> list[tuple[str, np.ndarray]]:
+    """Harvard sentences (public domain) without banned words, each spoken by ``n_voices`` held-out voices."""
+    texts = [t for t in speech_data.HARVARD if is_negative(t, banned)]
+    rng = np.random.default_rng([seed, 11])
+    out = []
+    for i, text in enumerate(texts):
+        for v in kws_data.draw_voices(n_voices, "test", rng):
+            out.append((f"harvard/{i}/{v.desc()}", speech_data.synthesize(text, **v.kwargs())))
+    return out
+
+
+# -- measurements ------------------------------------------------------------------------------------
+
+
+def onnx_logits(path: Path, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    return np.concatenate([sess.run(None, {name: x[i : i + 256]})[0] for i in range(0, len(x), 256)])
+
+
+def accuracy(logits: np.ndarray, y: np.ndarray, labels: list[str]) -> dict[str, Any]:
+    """Overall accuracy and per-class recall (argmax over all labels)."""
+    pred = logits.argmax(axis=1)
+    per = {}
+    for i, lab in enumerate(labels):
+        m = y == i
+        if m.any():
+            per[lab] = {"n": int(m.sum()), "recall": float(np.mean(pred[m] == i))}
+    wrong: dict[str, int] = {}
+    for t, p in zip(y, pred, strict=True):
+        if t != p:
+            k = f"{labels[t]}->{labels[p]}"
+            wrong[k] = wrong.get(k, 0) + 1
+    top = dict(sorted(wrong.items(), key=lambda kv: -kv[1])[:8])
+    return {"n": int(len(y)), "accuracy": float(np.mean(pred == y)), "per_class": per, "confusions": top}
+
+
+def run_stream(spotter: KeywordSpotter, audio: np.ndarray, block: int) -> list[dict[str, Any]]:
+    """Feed ``audio`` to the stage in blocks of ``block`` samples; its keyword events as dicts."""
+    spotter.reset()
+    events = []
+    for i, start in enumerate(range(0, len(audio), block)):
+        b = Block(audio[start : start + block], SR, start / SR, i)
+        events += [e.to_dict() for e in spotter.process(b).events]
+    return events
+
+
+def false_accepts(
+    model: Path, negatives: dict[str, list[tuple[str, np.ndarray]]], noise: dict, s: Settings, seed: int
+) -> dict[str, Any]:
+    """Every negative corpus strung together (0.5 s gaps), clean and with test noise at each SNR of
+    ``fa_passes``, through the streaming stage (100 ms blocks, default settings and thresholds)."""
+    spotter = KeywordSpotter(model, threads=1)
+    rng = np.random.default_rng([seed, 13])
+    kinds = sorted(noise)
+    rows, t0 = [], time.time()
+    gap = np.zeros(SR // 2, np.float32)
+    for corpus, utts in negatives.items():
+        if not utts:
+            continue
+        speech = np.concatenate(
+            [np.concatenate([x * (0.5 / (np.abs(x).max() + 1e-9)), gap]) for _, x in utts]
+        )
+        for snr in s.fa_passes:
+            x = speech
+            if snr is not None:
+                n = np.concatenate([noise[k] for k in kinds])
+                n = kws_data.loop_to(n, len(speech), rng)
+                active = rms(speech[np.abs(speech) > 1e-4])
+                x = speech + n * (active / (rms(n) + 1e-12) / 10 ** (snr / 20))
+                x = x * min(1.0, 0.95 / float(np.abs(x).max()))  # no clipping
+            events = run_stream(spotter, x.astype(np.float32), SR // 10)
+            rows.append(
+                {
+                    "corpus": corpus,
+                    "condition": "clean" if snr is None else f"noise {snr} dB",
+                    "utterances": len(utts),
+                    "seconds": len(x) / SR,
+                    "false_accepts": len(events),
+                    "words": [e["word"] for e in events],
+                }
+            )
+    hours = sum(r["seconds"] for r in rows) / 3600
+    n = sum(r["false_accepts"] for r in rows)
+    distinct = sum(r["seconds"] for r in rows if r["condition"] == "clean") / 3600
+    return {
+        "rows": rows,
+        "hours": hours,
+        "distinct_hours": distinct,
+        "false_accepts": n,
+        "per_hour": n / hours if hours else None,
+        "thresholds": spotter.thresholds,
+        "seconds_compute": time.time() - t0,
+    }
+
+
+def latency_stream(model: Path, clips: list[Clip], noise: dict, s: Settings, seed: int) -> dict[str, Any]:
+    """Held-out keyword clips strung together with 1.2-2.0 s gaps, at 20 dB SNR in test noise; each
+    word's true span is its trimmed clip (energy within 35 dB of its peak, plus 20 ms either side)."""
+    spotter = KeywordSpotter(model, threads=1)
+    kws = spotter.info.keywords
+    rng = np.random.default_rng([seed, 17])
+    chosen = []
+    for w in kws:
+        mine = [c for c in clips if c.label == w]
+        chosen += [mine[i] for i in rng.permutation(len(mine))[: s.latency_per_word]]
+    chosen = [chosen[i] for i in rng.permutation(len(chosen))]
+    parts, truth, t = [np.zeros(SR, np.float32)], [], SR
+    for c in chosen:
+        x = c.audio * (0.5 / (np.abs(c.audio).max() + 1e-9))
+        truth.append((c.label, t / SR, (t + len(x)) / SR))
+        gap = np.zeros(int(rng.uniform(1.2, 2.0) * SR), np.float32)
+        parts += [x.astype(np.float32), gap]
+        t += len(x) + len(gap)
+    speech = np.concatenate(parts)
+    n = kws_data.loop_to(np.concatenate([noise[k] for k in sorted(noise)]), len(speech), rng)
+    active = rms(speech[np.abs(speech) > 1e-4])
+    audio = (speech + n * (active / (rms(n) + 1e-12) / 10 ** (20 / 20))).astype(np.float32)
+    events = run_stream(spotter, audio, SR // 50)  # 20 ms blocks
+    rep = detection_latency(events, truth).to_dict()
+    wrong = [e for e in events if not any(e["word"] == w for w, _, _ in truth)]
+    rep.update(
+        seconds=len(audio) / SR,
+        detection_rate=rep["hits"] / max(1, rep["keywords"]),
+        wrong_word_events=len(wrong),
+    )
+    rep.pop("latencies")
+    return rep
+
+
+def model_parameters(path: Path) -> dict[str, Any]:
+    """Parameters as the trainer counted them (from the file's doc string) and float initializer values."""
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(str(path))
+    init = sum(numpy_helper.to_array(t).size for t in m.graph.initializer if t.data_type == 1)
+    found = re.search(r"([0-9]+) parameters", m.doc_string or "")
+    return {"trained": int(found.group(1)) if found else None, "initializer_values": int(init)}
+
+
+def int8_formats(
+    model: Path, calib: np.ndarray, evals: dict[str, tuple[np.ndarray, np.ndarray]], labels, s: Settings
+) -> list[dict[str, Any]]:
+    """fp32 and int8 of each format through ``convert`` and a one-thread ``runtimes`` Session: accuracy
+    on every evaluation set, file size, median single-window latency. A failed conversion is a row with
+    its error."""
+    from edge_sdk.converters.convert import convert
+    from edge_sdk.runtimes import load
+
+    cal = [{"features": calib[i : i + 1]} for i in range(len(calib))]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="kws-quality-") as tmp:
+        for fmt in s.formats:
+            for precision in ("fp32", "int8"):
+                row: dict[str, Any] = {"format": fmt, "precision": precision}
+                rows.append(row)
+                t0 = time.time()
+                try:
+                    kw = {"input_shapes": {"features": [1, 1, 49, 10]}} if fmt == "tflite" else {}
+                    (art,) = convert(
+                        str(model), f"{fmt}:{precision}", out=tmp, calibration=cal, name="kws", **kw
+                    )
+                    row["convert_seconds"] = round(time.time() - t0, 1)
+                    row["bytes"] = sum(f.size for f in art.files)
+                    sess = load(art.path, threads=1)
+                    row["backend"] = f"{sess.selection.backend}/{sess.selection.accelerator}"
+                    spec = sess.inputs[0]
+                    batch = 64 if not isinstance(spec.shape[0], int) else 1
+                    out = sess.output_names[0]
+                    for name, (x, y) in evals.items():
+                        logits = np.concatenate(
+                            [sess.run({spec.name: x[i : i + batch]})[out] for i in range(0, len(x), batch)]
+                        )
+                        row[name] = accuracy(logits, y, labels)["accuracy"]
+                    one = evals[next(iter(evals))][0][:1]
+                    for _ in range(10):
+                        sess.run({spec.name: one})
+                    times = []
+                    for _ in range(s.latency_runs):
+                        t1 = time.perf_counter()
+                        sess.run({spec.name: one})
+                        times.append(time.perf_counter() - t1)
+                    row["ms_per_inference"] = 1000 * float(np.median(times))
+                except Exception as e:  # noqa: BLE001 - the error is the result we report
+                    row["error"] = f"{type(e).__name__}: {e}"
+    return rows
+
+
+# -- main --------------------------------------------------------------------------------------------
+
+
+def measure(model_ref: str, s: Settings, seed: int = SEED, log=print) -> dict[str, Any]:
+    """Every measurement on one model; a JSON-ready dict."""
+    from edge_sdk.stages.kws import _model_file
+
+    t_start = time.time()
+    path = _model_file(model_ref, None)
+    info: KwsModelInfo = read_kws_metadata(path)
+    labels, words, cfg = list(info.labels), list(info.keywords), info.features
+    report: dict[str, Any] = {
+        "model": model_ref,
+        "path": str(path),
+        "sha256": _sha256(path),
+        "labels": labels,
+        "thresholds": info.thresholds,
+        "parameters": model_parameters(path),
+        "seed": seed,
+        "settings": {k: v for k, v in vars(s).items()},
+        "held_out": {
+            "espeak_families": list(kws_data.HELD_OUT_ESPEAK_FAMILIES),
+            "espeak_variants": list(kws_data.HELD_OUT_ESPEAK_VARIANTS),
+            "flite": list(kws_data.HELD_OUT_FLITE),
+        },
+        "targets": TARGETS,
+    }
+    log("held-out synthetic clips ...")
+    clips, noise = heldout_clips(words, s, seed)
+    report["heldout_voices"] = sorted({c.voice.split("@")[0] for c in clips if c.voice})
+    evals: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    report["synthetic"] = {}
+    for cond, aug in (("clean", AugmentConfig.none()), ("noisy", AugmentConfig())):
+        x, y = features_of(clips, labels, noise, aug, seed, cfg)
+        evals[f"synthetic-{cond}"] = (x, y)
+        report["synthetic"][cond] = accuracy(onnx_logits(path, x), y, labels)
+    log("real digits ...")
+    real = real_digit_windows(words, noise, s, seed, cfg)
+    report["real"] = {"recordings": real["recordings"], "sets": {}}
+    for name, (x, lab) in real["sets"].items():
+        y = np.array([labels.index(w) for w in lab])
+        report["real"]["sets"][name] = accuracy(onnx_logits(path, x), y, labels)
+    if real["sets"]:
+        clean = [v for k, v in real["sets"].items() if k.endswith("clean")]
+        noisy = [v for k, v in real["sets"].items() if not k.endswith("clean")]
+        for key, group in (("real-clean", clean), ("real-noisy", noisy)):
+            x = np.concatenate([g[0] for g in group])
+            y = np.array([labels.index(w) for g in group for w in g[1]])
+            evals[key] = (x, y)
+            report["real"][key] = accuracy(onnx_logits(path, x), y, labels)
+    log("false accepts on negative speech ...")
+    banned = banned_words(words)
+    negatives = {
+        "asterisk": asterisk_negatives(banned, s.asterisk_limit),
+        "librivox": librivox_negatives(banned),
+        "harvard-tts": harvard_negatives(banned, s.harvard_voices, seed),
+    }
+    report["negatives"] = {
+        "banned_words": sorted(banned),
+        "utterances": {k: len(v) for k, v in negatives.items()},
+    }
+    report["false_accepts"] = false_accepts(path, negatives, noise, s, seed)
+    log("latency stream ...")
+    report["latency"] = latency_stream(path, clips, noise, s, seed)
+    log("int8 variants ...")
+    cal_clips = kws_data.synthesize_words(words, "train", s.calib_per_word, seed=seed + 1)
+    cal_clips += kws_data.silence_clips(max(2, len(cal_clips) // 10), "silence-calib")
+    cal_noise = kws_data.make_noise(s.noise_seconds, seed + 2, cal_clips)
+    calib, _ = features_of(cal_clips, labels, cal_noise, AugmentConfig(), seed + 3, cfg)
+    report["calibration"] = {"windows": int(len(calib)), "per_word": s.calib_per_word}
+    report["formats"] = int8_formats(path, calib, evals, labels, s)
+    report["seconds"] = round(time.time() - t_start, 1)
+    return report
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from kws_quality_report import to_markdown
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="zoo:commands", help="KWS ONNX path or zoo:NAME")
+    ap.add_argument("--quick", action="store_true", help="a small smoke run (minutes)")
+    ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument("--out", default="docs/kws-quality.md", help="Markdown report ('' for none)")
+    ap.add_argument("--json", nargs="?", const="-", help="also write the raw results (path, or - for stdout)")
+    args = ap.parse_args(argv)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    s = Settings.quick() if args.quick else Settings()
+    load = os.getloadavg()[0]
+    report = measure(args.model, s, args.seed, log=lambda m: print(m, file=sys.stderr, flush=True))
+    report["load_average_at_start"] = load
+    report["cpus"] = os.cpu_count()
+    report["argv"] = list(sys.argv[1:] if argv is None else argv)
+    if args.out:
+        Path(args.out).write_text(to_markdown(report))
+    if args.json:
+        text = json.dumps(report, indent=1, default=float)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.exit(main())
