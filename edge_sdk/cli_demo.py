@@ -55,7 +55,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     if kws_summary is not None:
         console.out.print(kws_summary.headline(), markup=False, highlight=False)
-        console.table("keyword detections against the truth", demo_kws.COLUMNS, demo_kws.table_rows(kws))
+        rows = demo_kws.table_rows(kws)
+        if rows:
+            console.table("keyword detections against the truth", demo_kws.COLUMNS, rows)
+        else:
+            console.out.print("no keyword detected")
     for line in demo_kws.lines(kws):
         console.out.print(line, markup=False, highlight=False)
     for note in kws["notes"]:
