@@ -47,9 +47,9 @@ TARGETS = {"accuracy": 0.95, "real": 0.80, "fa_per_hour": 2.0, "latency": 0.300,
 class Settings:
     """How big each measurement is; ``quick()`` is a smoke run."""
 
-    per_word: int = 30  # held-out synthetic clips per keyword
+    per_word: int = 50  # held-out synthetic clips per keyword
     calib_per_word: int = 8  # training-voice clips per keyword for int8 calibration
-    harvard_voices: int = 6  # held-out voices per Harvard sentence (false-accept speech)
+    harvard_voices: int = 10  # held-out voices per Harvard sentence (false-accept speech)
     asterisk_limit: int | None = None  # at most this many negative Asterisk prompts
     latency_per_word: int = 5  # keywords per word in the latency stream
     real_positions: int = 3  # placements of each clean real digit recording

@@ -221,6 +221,7 @@ with test noise at 20 dB SNR, fed to the stage in 20 ms blocks. A keyword's true
 (energy within 35 dB of the peak, plus 20 ms either side), so its end is at most 20 ms after the speech.
 `stages.kws.detection_latency` matches events to words (same word, overlapping window, at most 1.5 s late)
 and gives event time minus true end: the window hop, the smoothing and the 20 ms block, not compute time.
+A negative latency is a word detected before its trimmed end (its last phoneme was not needed).
 
 **Formats.** `edge_sdk.converters.convert(model, "FORMAT:PRECISION", calibration=...)` for onnx (int8: static
 QDQ, per-channel, onnxruntime.quantization), openvino (int8: NNCF post-training quantisation) and tflite
