@@ -56,9 +56,15 @@ def _torch() -> Any:
 
 
 def make_model(
-    n_labels: int, cfg: KwsFeatureConfig | None = None, channels: int = 64, blocks: int = 4
+    n_labels: int,
+    cfg: KwsFeatureConfig | None = None,
+    channels: int = 64,
+    blocks: int = 4,
+    cmn: bool = True,
 ) -> Any:
-    """The DS-CNN (``torch.nn.Module``) for ``n_labels`` classes on ``cfg``'s features."""
+    """The DS-CNN (``torch.nn.Module``) for ``n_labels`` classes on ``cfg``'s features. With ``cmn`` it
+    first subtracts each coefficient's mean over the window (cepstral mean normalisation, inside the graph
+    so every runtime does it): a microphone's or a phone line's fixed colouring drops out."""
     torch = _torch()
     nn = torch.nn
     cfg = cfg or KwsFeatureConfig()
@@ -87,11 +93,30 @@ def make_model(
             self.fc = nn.Linear(channels, n_labels)
 
         def forward(self, x: Any) -> Any:
+            if cmn:
+                x = x - x.mean(dim=2, keepdim=True)
             x = (x - self.mean) * self.inv_std
             x = self.body(x).mean(dim=(2, 3))
             return self.fc(self.dropout(x))
 
     return DSCNN()
+
+
+def time_mask(x: np.ndarray, rng: np.random.Generator, masks: int, max_frames: int = 6) -> np.ndarray:
+    """SpecAugment's time masking: ``masks`` spans of up to ``max_frames`` frames per clip of
+    ``x`` [batch, 1, frames, dims] set to that clip's mean frame (what cepstral mean normalisation maps
+    to zero), so the model cannot lean on any one instant."""
+    if masks <= 0:
+        return x
+    x = x.copy()
+    frames = x.shape[2]
+    for i in range(len(x)):
+        mean = x[i, 0].mean(axis=0)
+        for _ in range(masks):
+            w = int(rng.integers(0, max_frames + 1))
+            t = int(rng.integers(0, max(1, frames - w)))
+            x[i, 0, t : t + w] = mean
+    return x
 
 
 def n_params(model: Any) -> int:
@@ -280,7 +305,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     # Normalisation constants from one augmented pass over (a sample of) the training clips.
     sample = [train_clips[i] for i in rng.permutation(len(train_clips))[:2000]]
     stats = batch_features(sample, rng, data.noise["train"], aug, cfg)
-    model = make_model(len(labels), cfg, channels=args.channels)
+    if args.cmn:
+        stats = stats - stats.mean(axis=2, keepdims=True)
+    model = make_model(len(labels), cfg, channels=args.channels, cmn=args.cmn)
     if n_params(model) > MAX_PARAMS:
         raise BadInputError(f"{n_params(model)} parameters is over the {MAX_PARAMS} budget; lower --channels")
     model.mean.copy_(torch.from_numpy(stats.mean(axis=(0, 1, 2), keepdims=True)))
@@ -310,7 +337,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                 idx = order[b * args.batch : (b + 1) * args.batch]
                 clips = [train_clips[i] for i in idx]
                 ta = time.time()
-                x = torch.from_numpy(batch_features(clips, rng, data.noise["train"], aug, cfg))
+                feats = batch_features(clips, rng, data.noise["train"], aug, cfg)
+                x = torch.from_numpy(time_mask(feats, rng, args.time_masks))
                 y = torch.tensor([label_idx[c.label] for c in clips])
                 tb = time.time()
                 model.train()
@@ -500,6 +528,12 @@ def build_arg_parser(p: argparse.ArgumentParser | None = None) -> argparse.Argum
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight-decay", dest="weight_decay", type=float, default=1e-2)
     p.add_argument("--channels", type=int, default=64)
+    p.add_argument(
+        "--no-cmn", dest="cmn", action="store_false", help="no cepstral mean normalisation in the model"
+    )
+    p.add_argument(
+        "--time-masks", dest="time_masks", type=int, default=2, help="SpecAugment time masks per clip"
+    )
     p.add_argument("--noise-seconds", dest="noise_seconds", type=float, default=20.0, help="per noise kind")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--workers", type=int, default=2, help="parallel synthesiser processes")
