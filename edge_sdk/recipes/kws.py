@@ -274,6 +274,7 @@ def build_data(args: argparse.Namespace) -> KwsData:
         noise_seconds=args.noise_seconds,
         engines=engines,
         workers=args.workers,
+        context=args.context,
     )
 
 
@@ -521,6 +522,12 @@ def build_arg_parser(p: argparse.ArgumentParser | None = None) -> argparse.Argum
         "--max-per-label", dest="max_per_label", type=int, help="--data: at most this many per folder"
     )
     p.add_argument("--engines", default="espeak-ng,flite", help="speech synthesisers to use")
+    p.add_argument(
+        "--context",
+        type=float,
+        default=0.3,
+        help="keywords inside phrases, and crops of running speech as _unknown_, per keyword clip",
+    )
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--steps", type=int, help="stop after this many steps (overrides --epochs)")
     p.add_argument("--max-minutes", dest="max_minutes", type=float, default=60.0, help="training time limit")

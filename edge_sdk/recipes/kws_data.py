@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import zlib
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -276,6 +277,80 @@ def synthesize_words(
     return [c for c in clips if len(c.audio) >= SR // 10]
 
 
+def _around(word: np.ndarray, before: np.ndarray, after: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A 1 s window holding ``word`` whole (at least 0.1 s from either edge when it fits, so ``augment``'s
+    shift keeps it whole), the end of ``before`` and the start of ``after`` 30-150 ms either side: a keyword
+    said inside a phrase ("turn *left*"), as the live loop's sliding window hears it."""
+    out = np.zeros(SR, np.float32)
+    w = word[:SR]
+    margin = min(SR // 10, (SR - len(w)) // 2)
+    start = int(rng.integers(margin, SR - len(w) - margin + 1))
+    out[start : start + len(w)] = w
+    end_before = start - int(rng.uniform(0.03, 0.15) * SR)
+    if end_before > 0 and len(before):
+        seg = before[-end_before:]
+        out[end_before - len(seg) : end_before] = seg
+    start_after = start + len(w) + int(rng.uniform(0.03, 0.15) * SR)
+    if start_after < SR and len(after):
+        seg = after[: SR - start_after]
+        out[start_after : start_after + len(seg)] = seg
+    return out
+
+
+def _crops(x: np.ndarray, rng: np.random.Generator, n: int) -> list[np.ndarray]:
+    """``n`` random 1 s windows of ``x`` (zero-padded when shorter)."""
+    x = np.pad(x, (0, max(0, SR - len(x))))
+    return [x[(s := int(rng.integers(0, len(x) - SR + 1))) : s + SR].copy() for _ in range(n)]
+
+
+def synthesize_context(
+    words: Sequence[str],
+    split: str,
+    n_context: int,
+    n_phrases: int,
+    *,
+    seed: int = 0,
+    engines: Sequence[str] = ("espeak-ng", "flite"),
+    workers: int = 2,
+) -> list[Clip]:
+    """Windows of running speech, by voices of ``split``: ``n_context`` keywords between two other words
+    of the same voice (labelled with the keyword, see ``_around``), and 1 s crops (two each) of
+    ``n_phrases`` strings of 3-7 other words spoken as one utterance (``_unknown_``). Isolated words alone
+    teach a spotter nothing about what runs into them; without these it fires all through continuous
+    speech. Deterministic for a seed."""
+    rng = np.random.default_rng([seed, 2 if split == "train" else 3])
+    others = unknown_words(words)
+    ctx_jobs = []
+    for v in draw_voices(n_context, split, rng, engines):
+        ctx_jobs.append((words[int(rng.integers(len(words)))], v, *rng.choice(others, 2)))
+    phrase_jobs = [
+        (" ".join(rng.choice(others, int(rng.integers(3, 8)))), v)
+        for v in draw_voices(n_phrases, split, rng, engines)
+    ]
+
+    def context(job: tuple) -> Clip:
+        word, v, a, b = job
+        parts = [trim_speech(speech_data.synthesize(t, **v.kwargs())) for t in (word, a, b)]
+        window = _around(
+            parts[0],
+            parts[1],
+            parts[2],
+            np.random.default_rng([seed, zlib.crc32(f"{v.desc()} {a} {b}".encode())]),
+        )
+        return Clip(word, window, f"tts-context/{v.desc()}/{a} {word} {b}", v.desc(), placed=True)
+
+    def phrase(job: tuple) -> list[Clip]:
+        text, v = job
+        audio = trim_speech(speech_data.synthesize(text, **v.kwargs()))
+        crops = _crops(audio, np.random.default_rng([seed, zlib.crc32(f"{v.desc()} {text}".encode())]), 2)
+        return [Clip(UNKNOWN, c, f"tts-phrase/{v.desc()}/{text}", v.desc(), placed=True) for c in crops]
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        out = list(pool.map(context, ctx_jobs))
+        out += [c for clips in pool.map(phrase, phrase_jobs) for c in clips]
+    return out
+
+
 def _babble_streams(clips: Sequence[Clip], n: int = 40) -> list[np.ndarray]:
     """Talker streams for babble: unknown-word clips strung together, so babble never contains keywords."""
     words = [c.audio for c in clips if c.label == UNKNOWN and len(c.audio)]
@@ -479,6 +554,7 @@ def build_synthetic(
     noise_seconds: float = 20.0,
     engines: Sequence[str] = ("espeak-ng", "flite"),
     workers: int = 2,
+    context: float = 0.0,
 ) -> KwsData:
     """Train and test clips from synthesis (train voices / held-out voices), silence placeholders
     (10 % of each split, at least ``per_word // 2``), noise banks per split (the test bank from another
@@ -489,6 +565,11 @@ def build_synthetic(
     data = KwsData(labels)
     for split, n in (("train", per_word), ("test", test_per_word)):
         clips = synthesize_words(kws, split, n, seed=seed, engines=engines, workers=workers)
+        if context > 0 and split == "train":
+            clips += synthesize_context(
+                kws, split, int(context * n * len(kws)), int(context * n * len(kws) / 4), seed=seed,
+                engines=engines, workers=workers,
+            )  # fmt: skip
         clips += silence_clips(max(n // 2, len(clips) // 10), f"silence-{split}")
         data.clips[split] = clips
         data.noise[split] = make_noise(noise_seconds, seed + (0 if split == "train" else 1000), clips)
@@ -506,6 +587,7 @@ def build_synthetic(
         },
         "per_word": per_word,
         "test_per_word": test_per_word,
+        "context": context,
         "unknown_words": len(unknown_words(kws)),
     }
     return data

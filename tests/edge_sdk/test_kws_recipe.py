@@ -171,3 +171,59 @@ def test_speech_commands_layout(tmp_path: Path) -> None:
     assert all(len(s) == 1 for s in where.values())
     with pytest.raises(kws_data.BadInputError, match="up"):
         kws_data.load_speech_commands(root, ["yes", "up"])
+
+
+@needs_tts
+def test_running_speech_windows_hold_the_keyword_whole_or_no_keyword() -> None:
+    clips = kws_data.synthesize_context(["left", "stop"], "train", 6, 3, seed=4, engines=("espeak-ng",))
+    again = kws_data.synthesize_context(["left", "stop"], "train", 6, 3, seed=4, engines=("espeak-ng",))
+    assert [c.source for c in clips] == [c.source for c in again]
+    assert all(np.array_equal(a.audio, b.audio) for a, b in zip(clips, again, strict=True))
+    context = [c for c in clips if c.label != UNKNOWN]
+    phrases = [c for c in clips if c.label == UNKNOWN]
+    assert len(context) == 6 and len(phrases) == 6  # two crops of each of three phrases
+    for c in clips:
+        assert c.placed and c.audio.shape == (16000,) and c.audio.dtype == np.float32
+        assert kws_data.voice_split(c.voice.split("@")[0]) == "train"
+    for c in context:
+        before, word, after = c.source.rsplit("/", 1)[1].split()
+        assert word == c.label and before not in ("left", "stop") and after not in ("left", "stop")
+        # the keyword sits whole inside, with other speech around it: sound on both sides of a gap
+        voice = c.voice.split("@")[0].split(":", 1)[1]
+        speed, pitch = (int(v) for v in c.voice.split("@")[1].split("/"))
+        alone = kws_data.trim_speech(
+            speech_data.synthesize(word, voice, "espeak-ng", speed=speed, pitch=pitch)
+        )
+        corr = np.correlate(c.audio, alone, "valid")
+        at = int(np.argmax(corr))
+        np.testing.assert_allclose(c.audio[at : at + len(alone)], alone, atol=1e-6)
+        assert 0 < at and at + len(alone) < 16000
+    for c in phrases:
+        assert not any(w in c.source.rsplit("/", 1)[1].split() for w in ("left", "stop"))
+
+
+def test_time_masks_and_cepstral_mean_normalisation() -> None:
+    import torch
+
+    from edge_sdk.recipes import kws
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 1, 49, 10)).astype(np.float32)
+    masked = kws.time_mask(x, np.random.default_rng(1), 2)
+    assert masked.shape == x.shape and not np.array_equal(masked, x)
+    changed = np.any(masked != x, axis=3)[:, 0]  # [batch, frames]
+    assert 0 < changed.sum(axis=1).max() <= 12
+    np.testing.assert_array_equal(kws.time_mask(x, rng, 0), x)
+    # CMN: a constant offset per coefficient (a fixed channel colouring) changes nothing
+    model = kws.make_model(5)
+    model.eval()
+    offset = rng.standard_normal((1, 1, 1, 10)).astype(np.float32) * 3
+    with torch.no_grad():
+        a, b = model(torch.from_numpy(x)), model(torch.from_numpy(x + offset))
+    np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4)
+    plain = kws.make_model(5, cmn=False)
+    plain.eval()
+    with torch.no_grad():
+        assert not np.allclose(
+            plain(torch.from_numpy(x)).numpy(), plain(torch.from_numpy(x + offset)).numpy()
+        )
