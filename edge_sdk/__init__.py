@@ -23,7 +23,7 @@ from edge_sdk.errors import (
 from edge_sdk.events import EventLog
 from edge_sdk.manifest import Artifact, TensorSpec, load_artifact
 from edge_sdk.runtimes import Selection, Session, load
-from edge_sdk.stages import Block, Event, SpeechSegment, SpeechStart, Stage
+from edge_sdk.stages import Block, Event, KeywordDetected, SpeechSegment, SpeechStart, Stage
 
 __all__ = [
     "Artifact",
@@ -31,6 +31,7 @@ __all__ = [
     "Block",
     "Event",
     "EventLog",
+    "KeywordDetected",
     "LatencyHistogram",
     "LoopSummary",
     "SpeechSegment",

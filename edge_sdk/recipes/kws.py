@@ -364,6 +364,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {
         "labels": labels,
         "parameters": n_params(model),
+        "cmn": args.cmn,
+        "time_masks": args.time_masks,
         "features": cfg.to_dict(),
         "data": {**data.info, "clips": {k: len(v) for k, v in data.clips.items()}, "train_counts": counts},
         "training": {
@@ -452,6 +454,13 @@ def eval_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _command(argv: list[str]) -> str:
+    """The command line that made a model: the CLI's when it came through ``edge-sdk train kws``."""
+    if argv[:2] == ["train", "kws"]:
+        return "edge-sdk " + " ".join(argv)
+    return "python -m edge_sdk.recipes.kws " + " ".join(argv)
+
+
 def model_card(report: dict[str, Any], args: argparse.Namespace) -> str:
     """MODEL_CARD.md: what the model is, what it was trained on, which voices were held out, figures."""
     labels, tr, data = report["labels"], report["training"], report["data"]
@@ -464,7 +473,13 @@ def model_card(report: dict[str, Any], args: argparse.Namespace) -> str:
         "Input `features`: float32 [batch, 1, 49, 10], `edge_sdk.audio_features.kws_features` of 1 s "
         "at 16 kHz "
         "(40 ms Hann frames, 20 ms hop, 40 mel bands 20-4000 Hz, 10 MFCC); output `logits` [batch, labels]. "
-        f"{report['parameters']} parameters. Made by `edge_sdk.recipes.kws`.",
+        f"{report['parameters']} parameters. Made by `edge_sdk.recipes.kws`."
+        + (
+            " The graph first subtracts each coefficient's mean over the window (cepstral mean "
+            "normalisation), so a fixed channel colouring drops out."
+            if report.get("cmn")
+            else ""
+        ),
         "",
         "## Data",
         "",
@@ -476,6 +491,15 @@ def model_card(report: dict[str, Any], args: argparse.Namespace) -> str:
             f"{data['unknown_words']} other English words as `_unknown_` (homophones of a keyword "
             "excluded), generated noise and babble as `_silence_` and for augmentation (SNR 0-25 dB, "
             "reverberation, 8 kHz telephone band, gain, shift).",
+        ]
+        if data.get("context"):
+            lines += [
+                "",
+                f"Running speech ({data['context']:g} windows per keyword clip): keywords between two other "
+                "words of the same voice, and 1 s crops of strings of other words spoken as one utterance "
+                "as `_unknown_`.",
+            ]
+        lines += [
             "",
             "Voices held out (evaluation only, never trained on): espeak-ng families "
             f"{', '.join(held.get('espeak_families', []))}, espeak-ng variants "
@@ -504,7 +528,7 @@ def model_card(report: dict[str, Any], args: argparse.Namespace) -> str:
         "domain unless the `real` rows above say otherwise. The thresholds were tuned on the same held-out "
         "voices they are reported on.",
         "",
-        f"Command: `python -m edge_sdk.recipes.kws {' '.join(getattr(args, 'argv', []) or [])}`",
+        f"Command: `{_command(getattr(args, 'argv', None) or [])}`",
         "",
     ]
     return "\n".join(lines)

@@ -44,6 +44,10 @@ def test_wheel_holds_and_imports_every_package(tmp_path: Path) -> None:
         "edge_sdk/samples/librivox-pink-noise-5db.wav",
         "edge_sdk/zoo/tiny-denoiser/model.onnx",
         "edge_sdk/zoo/tiny-denoiser/MODEL_CARD.md",
+        "edge_sdk/zoo/commands/model.onnx",
+        "edge_sdk/zoo/commands/MODEL_CARD.md",
+        "edge_sdk/samples/commands-demo.wav",
+        "edge_sdk/samples/commands-demo.json",
         "edge_sdk/stages/denoise.py",
         "edge_sdk/recipes/tiny_denoiser.py",
     ):
