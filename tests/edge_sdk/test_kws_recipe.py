@@ -227,3 +227,31 @@ def test_time_masks_and_cepstral_mean_normalisation() -> None:
         assert not np.allclose(
             plain(torch.from_numpy(x)).numpy(), plain(torch.from_numpy(x + offset)).numpy()
         )
+
+
+@needs_tts
+def test_thresholds_tuned_on_running_speech_bound_its_windows(tmp_path: Path) -> None:
+    import onnx
+
+    from edge_sdk.recipes import kws, kws_thresholds
+    from edge_sdk.stages.kws import read_kws_metadata
+
+    labels = [SILENCE, UNKNOWN, "yes", "stop"]
+    model = kws.make_model(len(labels))
+    model.eval()
+    path = kws.export_onnx(model, tmp_path / "m.onnx", labels, KwsFeatureConfig(), {"yes": 0.5, "stop": 0.5})
+    audio = kws_thresholds.negative_speech(["yes", "stop"], 0.1, seed=3, engines=("espeak-ng",))
+    assert audio.dtype == np.float32 and len(audio) >= 6 * 16000 and np.abs(audio).max() <= 0.3 + 1e-6
+    got_labels, smooth = kws_thresholds.smoothed_posteriors(path, audio)
+    assert got_labels == labels and smooth.shape == ((len(audio) - 16000) // 1600 + 1, 4)
+    np.testing.assert_allclose(smooth.sum(axis=1), 1.0, atol=1e-4)
+    hours = len(audio) / 16000 / 3600
+    allowed = 2 / hours  # two windows may reach each threshold
+    thresholds = kws_thresholds.tune(labels, smooth, hours, allowed, floor=0.0)
+    assert set(thresholds) == {"yes", "stop"}
+    for j, word in ((2, "yes"), (3, "stop")):
+        assert np.sum(smooth[:, j] >= thresholds[word]) <= 2 < np.sum(smooth[:, j] >= thresholds[word] - 2e-4)
+    out = kws_thresholds.write_thresholds(path, thresholds, tmp_path / "tuned.onnx")
+    assert read_kws_metadata(out).thresholds == pytest.approx(thresholds)
+    kept = {p.key for p in onnx.load(str(out)).metadata_props}
+    assert {"edge_sdk.kws.labels", "edge_sdk.kws.features", "edge_sdk.kws.thresholds"} <= kept
