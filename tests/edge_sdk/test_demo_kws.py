@@ -149,8 +149,12 @@ def test_demo_skips_a_model_that_is_not_there() -> None:
 @pytest.mark.skipif(zoo.bundled("commands") is None, reason="zoo:commands is not bundled yet")
 def test_demo_with_the_bundled_model() -> None:
     result, summary = demo_kws.run()
-    assert summary is not None and result["latency"]["keywords"] == len(demo_kws.truth()["keywords"])
-    assert result["latency"]["hits"] >= 1
+    n = len(demo_kws.truth()["keywords"])
+    assert summary is not None and result["latency"]["keywords"] == n
+    assert result["latency"]["hits"] + result["latency"]["misses"] == n
+    # its quality is measured in docs/kws-quality.md; here: it hears some keywords on the raw clip
+    raw, _ = demo_kws.run(denoise="none")
+    assert raw["latency"]["hits"] >= 1 and raw["denoise"] == "none"
 
 
 # -- the loop benchmark -------------------------------------------------------------------------------
