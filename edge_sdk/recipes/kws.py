@@ -31,6 +31,7 @@ from edge_sdk.audio_features import KwsFeatureConfig, kws_features
 from edge_sdk.errors import BadInputError, MissingExtraError
 from edge_sdk.recipes import kws_data
 from edge_sdk.recipes.kws_data import SILENCE, UNKNOWN, AugmentConfig, Clip, KwsData
+from edge_sdk.stages.kws import softmax
 
 log = logging.getLogger("edge_sdk.recipes.kws")
 
@@ -147,12 +148,6 @@ def eval_set(
     return x, y
 
 
-def softmax(z: np.ndarray) -> np.ndarray:
-    """Row-wise softmax."""
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def metrics(logits: np.ndarray, y: np.ndarray, labels: list[str]) -> dict[str, Any]:
     """Accuracy, per-class recall and the confusion matrix (rows: truth, columns: prediction)."""
     pred = logits.argmax(axis=1)
@@ -192,7 +187,8 @@ def suggest_thresholds(
     return out
 
 
-def _atomic_write(path: Path, data: bytes | str) -> None:
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "wb") as f:
@@ -235,7 +231,7 @@ def export_onnx(
             m.metadata_props.add(key=k, value=v)
         m.doc_string = f"edge-sdk keyword spotter (DS-CNN, {n_params(model)} parameters): {', '.join(labels)}"
         onnx.checker.check_model(m)
-        _atomic_write(path, m.SerializeToString())
+        atomic_write(path, m.SerializeToString())
     with torch.no_grad():
         ref = model(x).numpy()
     got = onnx_logits(path, x.numpy())
@@ -405,9 +401,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         with torch.no_grad():
             ref = model(torch.from_numpy(x[:64])).numpy()
         report["onnx_max_abs_diff"] = float(np.abs(onnx_logits(out / "model.onnx", x[:64]) - ref).max())
-    _atomic_write(out / "eval.json", json.dumps(report, indent=1))
-    _atomic_write(out / "eval.md", eval_markdown(report))
-    _atomic_write(out / "MODEL_CARD.md", model_card(report, args))
+    atomic_write(out / "eval.json", json.dumps(report, indent=1))
+    atomic_write(out / "eval.md", eval_markdown(report))
+    atomic_write(out / "MODEL_CARD.md", model_card(report, args))
     log.info("wrote %s", out / "model.onnx")
     return report
 

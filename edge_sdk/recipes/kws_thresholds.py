@@ -16,7 +16,6 @@ import argparse
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -66,24 +65,21 @@ def smoothed_posteriors(
     """The model's labels and its posteriors for every 1 s window of ``audio`` ending at a multiple of
     ``hop``, averaged over the last ``smoothing`` windows as the ``kws.onnx`` stage does:
     [windows, labels]."""
-    import onnxruntime as ort
-
-    from edge_sdk.stages.kws import read_kws_metadata
+    from edge_sdk.recipes.kws import onnx_logits
+    from edge_sdk.stages.kws import read_kws_metadata, softmax
 
     info = read_kws_metadata(model)
     cfg: KwsFeatureConfig = info.features
     step, n = int(round(hop * SR)), cfg.clip_samples
     ends = np.arange(n, len(audio) + 1, step)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    sess = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
-    probs = []
-    for i in range(0, len(ends), 256):
-        windows = np.stack([audio[e - n : e] for e in ends[i : i + 256]])
-        logits = sess.run(None, {"features": kws_features(windows, cfg)[:, None]})[0]
-        z = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probs.append(z / z.sum(axis=1, keepdims=True))
-    p = np.concatenate(probs)
+    # 256 windows' samples at a time: they overlap tenfold, so holding them all would take gigabytes
+    feats = np.concatenate(
+        [
+            kws_features(np.stack([audio[e - n : e] for e in ends[i : i + 256]]), cfg)
+            for i in range(0, len(ends), 256)
+        ]
+    )
+    p = softmax(onnx_logits(Path(model), feats[:, None]))
     kernel = np.ones(smoothing) / smoothing
     smooth = np.stack([np.convolve(p[:, j], kernel)[: len(p)] for j in range(p.shape[1])], axis=1)
     # the first windows average fewer than `smoothing` posteriors, as the stage's history does
@@ -114,16 +110,15 @@ def write_thresholds(
     atomically."""
     import onnx
 
+    from edge_sdk.recipes.kws import atomic_write
+
     m = onnx.load(str(model))
     kept = [(p.key, p.value) for p in m.metadata_props if p.key != META_THRESHOLDS]
     del m.metadata_props[:]
     for k, v in [*kept, (META_THRESHOLDS, json.dumps(thresholds))]:
         m.metadata_props.add(key=k, value=v)
     out = Path(out)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(m.SerializeToString())
-    os.replace(tmp, out)
+    atomic_write(out, m.SerializeToString())
     return out
 
 

@@ -78,6 +78,13 @@ def _model_file(model: str | os.PathLike[str], cache_dir: str | os.PathLike[str]
     raise BadInputError(f"keyword model {text!r} does not exist (give an .onnx path or zoo:NAME)")
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of ``[windows, labels]`` logits, in float64."""
+    z = np.asarray(logits, np.float64)
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
 def read_kws_metadata(path: str | os.PathLike[str]) -> KwsModelInfo:
     """Labels, feature config and thresholds from a KWS ONNX file's ``metadata_props``; a BadInputError
     says which entry is missing or malformed and what was expected."""
@@ -324,9 +331,7 @@ class KeywordSpotter(Stage):
             logits = self.session.run({self._input: windows})[self._output]
         else:  # a model exported with batch 1: one window per run
             logits = np.concatenate([self.session.run({self._input: w[None]})[self._output] for w in windows])
-        z = np.asarray(logits, np.float64)
-        z = np.exp(z - z.max(axis=1, keepdims=True))
-        return z / z.sum(axis=1, keepdims=True)
+        return softmax(logits)
 
     def _decide(self, posterior: np.ndarray, frames: int, now: float) -> KeywordDetected | None:
         """Smooth, re-arm words that fell below threshold, and fire the best word that may fire."""
