@@ -30,6 +30,7 @@ import numpy as np
 from edge_sdk.audio_features import KwsFeatureConfig, kws_features
 from edge_sdk.audio_mix import rms
 from edge_sdk.recipes import kws_data, speech_data
+from edge_sdk.recipes.kws import batch_features
 from edge_sdk.recipes.kws_data import SR, AugmentConfig, Clip
 from edge_sdk.stages.base import Block
 from edge_sdk.stages.kws import KeywordSpotter, KwsModelInfo, detection_latency, read_kws_metadata
@@ -101,9 +102,8 @@ def heldout_clips(words: list[str], s: Settings, seed: int) -> tuple[list[Clip],
 
 def features_of(clips: list[Clip], labels: list[str], noise: dict, aug: AugmentConfig, seed: int, cfg):
     """``[n,1,frames,dims]`` features of the clips placed (and augmented) in 1 s windows, and labels."""
-    rng = np.random.default_rng([seed, 99])
-    audio = np.stack([kws_data.augment(c, rng, noise, aug) for c in clips])
-    return kws_features(audio, cfg)[:, None], np.array([labels.index(c.label) for c in clips])
+    x = batch_features(clips, np.random.default_rng([seed, 99]), noise, aug, cfg)
+    return x, np.array([labels.index(c.label) for c in clips])
 
 
 def real_digit_windows(
