@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from edge_sdk.registry import Registry
-from edge_sdk.stages.base import Block, Event, KeywordDetected, SpeechSegment, SpeechStart, Stage
+from edge_sdk.stages.base import Block, Event, Frame, KeywordDetected, SpeechSegment, SpeechStart, Stage
 
 stages: Registry[Callable[..., Stage]] = Registry("stage", "edge_sdk.stages")
 
@@ -26,6 +26,7 @@ def make(kind: str, name: str, **options: object) -> Stage:
 
 __all__ = [
     "Block",
+    "Frame",
     "Event",
     "KeywordDetected",
     "SpeechSegment",

@@ -82,6 +82,27 @@ class Block:
         return Block(samples, self.sample_rate, self.start, self.index, self.events)
 
 
+@dataclass
+class Frame:
+    """One video frame on its way through the video stages (the video loop's ``Block``).
+
+    ``image`` is H×W×3 uint8 in OpenCV's BGR order; ``raw`` is the frame as the source captured it
+    (kept for side-by-side previews and quality measurement; stages never change it); ``time`` is the
+    stream time in seconds at capture; ``index`` counts frames the source delivered (gaps mean drops);
+    ``events`` collects what the stages said about it.
+    """
+
+    image: np.ndarray
+    time: float
+    index: int
+    raw: np.ndarray | None = None
+    events: list[Event] = field(default_factory=list)
+
+    def with_image(self, image: np.ndarray) -> Frame:
+        """The same frame (time, index, raw, events) carrying a new image."""
+        return Frame(image, self.time, self.index, self.raw, self.events)
+
+
 class Stage:
     """Base of every stage: streaming, stateful, one block at a time.
 
