@@ -4,7 +4,6 @@ JSONL log, and per-stage latency statistics that cost the same memory after a mi
 from __future__ import annotations
 
 import logging
-import math
 import os
 import threading
 import time
@@ -14,96 +13,16 @@ from typing import Any
 
 import numpy as np
 
-from edge_sdk.errors import EdgeSDKError
 from edge_sdk.events import EventLog
+from edge_sdk.loop_stats import LatencyHistogram, StageFailed, StageStats, format_table, unique_names
 from edge_sdk.stages.base import Block, Event, Stage
 
 log = logging.getLogger("edge_sdk.audio_loop")
 
+# Re-exported: these lived here before the video loop shared them.
+__all__ = ["AudioLoop", "LatencyHistogram", "LoopSummary", "StageFailed", "StageStats"]
+
 EventCallback = Callable[[Event], Any]
-
-
-class LatencyHistogram:
-    """Latencies in log-spaced bins (``per_decade`` per factor of ten, from ``low`` to ``high`` seconds):
-    constant memory however long the loop runs, quantiles within half a bin (about 3 % at 40 per
-    decade). Exact count, total, min and max are kept beside the bins."""
-
-    def __init__(self, low: float = 1e-6, high: float = 100.0, per_decade: int = 40) -> None:
-        self.low, self.per_decade = low, per_decade
-        self._log_low = math.log10(low)
-        self.bins = [0] * (int(round((math.log10(high) - self._log_low) * per_decade)) + 1)
-        self.count = 0
-        self.total = 0.0
-        self.min = math.inf
-        self.max = 0.0
-
-    def add(self, seconds: float) -> None:
-        """Count one latency."""
-        i = int((math.log10(max(seconds, self.low)) - self._log_low) * self.per_decade)
-        self.bins[min(i, len(self.bins) - 1)] += 1
-        self.count += 1
-        self.total += seconds
-        self.min = min(self.min, seconds)
-        self.max = max(self.max, seconds)
-
-    def quantile(self, q: float) -> float:
-        """The ``q``-quantile in seconds (0 when empty): the geometric middle of its bin, kept within
-        the exact min and max."""
-        if self.count == 0:
-            return 0.0
-        rank = q * (self.count - 1)
-        seen = 0
-        for i, n in enumerate(self.bins):
-            seen += n
-            if seen > rank:
-                middle = 10 ** (self._log_low + (i + 0.5) / self.per_decade)
-                return min(max(middle, self.min), self.max)
-        return self.max
-
-    @property
-    def mean(self) -> float:
-        """Mean latency in seconds (0 when empty)."""
-        return self.total / self.count if self.count else 0.0
-
-
-@dataclass(frozen=True)
-class StageStats:
-    """One stage's figures: blocks processed, latency per block (ms), total seconds spent, and its
-    real-time factor (seconds spent / seconds of audio; below 1 keeps up, 0.05 leaves 95 % idle)."""
-
-    name: str
-    blocks: int
-    p50_ms: float
-    p99_ms: float
-    max_ms: float
-    mean_ms: float
-    total_s: float
-    rtf: float
-
-    @classmethod
-    def of(cls, name: str, h: LatencyHistogram, audio_seconds: float) -> StageStats:
-        return cls(
-            name,
-            h.count,
-            h.quantile(0.5) * 1e3,
-            h.quantile(0.99) * 1e3,
-            h.max * 1e3,
-            h.mean * 1e3,
-            h.total,
-            h.total / audio_seconds if audio_seconds > 0 else 0.0,
-        )
-
-    def cells(self) -> list[str]:
-        """The row of the summary table."""
-        return [
-            self.name,
-            str(self.blocks),
-            f"{self.p50_ms:.3f}",
-            f"{self.p99_ms:.3f}",
-            f"{self.max_ms:.3f}",
-            f"{self.total_s:.2f}",
-            f"{self.rtf:.4f}",
-        ]
 
 
 @dataclass
@@ -162,30 +81,8 @@ class LoopSummary:
 
     def text(self) -> str:
         """The summary as plain text: the headline, the table, the notes."""
-        widths = [max(len(r[i]) for r in [self.COLUMNS, *self.rows()]) for i in range(len(self.COLUMNS))]
-        lines = [self.headline()]
-        for r in [self.COLUMNS, *self.rows()]:
-            lines.append(
-                "  ".join(
-                    c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
-                )
-            )
+        lines = [self.headline(), *format_table(self.COLUMNS, self.rows())]
         return "\n".join(lines + [f"note: {n}" for n in self.notes])
-
-
-class StageFailed(EdgeSDKError):
-    """A stage raised: the loop stopped (stages closed, recording finalised) and says which stage, on
-    which block, and why. ``summary`` holds the figures up to the failure; the exit code is the
-    cause's when that was an edge-sdk error (bad input stays exit 2)."""
-
-    def __init__(self, stage: str, block: Block, cause: BaseException, summary: LoopSummary) -> None:
-        self.stage, self.summary = stage, summary
-        if isinstance(cause, EdgeSDKError):
-            self.exit_code = cause.exit_code
-        super().__init__(
-            f"stage {stage} failed on block {block.index} (stream time {block.start:.3f} s): "
-            f"{type(cause).__name__}: {cause}"
-        )
 
 
 class AudioLoop:
@@ -217,7 +114,7 @@ class AudioLoop:
         self.notes = list(notes)
         self.close_source = close_source
         self.sample_rate = int(getattr(source, "sample_rate", 16000))
-        self._names = _unique([getattr(s, "name", type(s).__name__) for s in self.stages])
+        self._names = unique_names([getattr(s, "name", type(s).__name__) for s in self.stages])
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._reset_stats()
@@ -361,8 +258,3 @@ class AudioLoop:
                 first = first or e
         if first is not None and failure is None:
             raise first
-
-
-def _unique(names: list[str]) -> list[str]:
-    """Stage names for the table, numbered when the same stage appears twice."""
-    return [f"{n}#{names[:i].count(n) + 1}" if names.count(n) > 1 else n for i, n in enumerate(names)]
