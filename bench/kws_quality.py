@@ -394,11 +394,7 @@ def measure(model_ref: str, s: Settings, seed: int = SEED, log=print) -> dict[st
         "parameters": model_parameters(path),
         "seed": seed,
         "settings": {k: v for k, v in vars(s).items()},
-        "held_out": {
-            "espeak_families": list(kws_data.HELD_OUT_ESPEAK_FAMILIES),
-            "espeak_variants": list(kws_data.HELD_OUT_ESPEAK_VARIANTS),
-            "flite": list(kws_data.HELD_OUT_FLITE),
-        },
+        "held_out": kws_data.held_out_voices(),
         "targets": TARGETS,
     }
     log("held-out synthetic clips ...")

@@ -131,19 +131,37 @@ def batch_features(
     noise: dict[str, np.ndarray],
     aug: AugmentConfig,
     cfg: KwsFeatureConfig,
+    denoiser: Any = None,
 ) -> np.ndarray:
-    """``[B, 1, frames, dims]`` features of augmented 1 s windows of ``clips``."""
+    """``[B, 1, frames, dims]`` features of augmented 1 s windows of ``clips``; with a ``denoiser`` (a
+    ``edge_sdk.stages.denoise.Denoiser``), a share ``aug.p_denoise`` of the windows is denoised last."""
     audio = np.stack([kws_data.augment(c, rng, noise, aug) for c in clips])
+    if denoiser is not None and aug.p_denoise > 0:
+        pick = np.flatnonzero(rng.random(len(audio)) < aug.p_denoise)
+        if len(pick):
+            audio[pick] = denoiser.process_batch(audio[pick])
     return kws_features(audio, cfg)[:, None]
 
 
+def speech_denoiser(name: str) -> Any:
+    """The loop's denoiser stage ``denoise.NAME`` (``tiny``, ``nsnet2``) for ``batch_features``."""
+    from edge_sdk.stages import make
+
+    return make("denoise", name)
+
+
 def eval_set(
-    data: KwsData, split: str, aug: AugmentConfig, cfg: KwsFeatureConfig, seed: int
+    data: KwsData, split: str, aug: AugmentConfig, cfg: KwsFeatureConfig, seed: int, denoiser: Any = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fixed (seeded) features and label indices of a split under one augmentation."""
     clips = data.clips[split]
     rng = np.random.default_rng([seed, 99])
-    x = batch_features(clips, rng, data.noise.get(split, {}), aug, cfg)
+    x = np.concatenate(
+        [
+            batch_features(clips[i : i + 512], rng, data.noise.get(split, {}), aug, cfg, denoiser)
+            for i in range(0, len(clips), 512)
+        ]
+    )
     y = np.array([data.labels.index(c.label) for c in clips])
     return x, y
 
@@ -298,7 +316,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     )
 
     rng = np.random.default_rng(args.seed)
-    aug = AugmentConfig()
+    aug = AugmentConfig(p_denoise=args.denoised)
+    denoiser = speech_denoiser(args.denoiser) if args.denoised > 0 else None
     # Normalisation constants from one augmented pass over (a sample of) the training clips.
     sample = [train_clips[i] for i in rng.permutation(len(train_clips))[:2000]]
     stats = batch_features(sample, rng, data.noise["train"], aug, cfg)
@@ -334,7 +353,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                 idx = order[b * args.batch : (b + 1) * args.batch]
                 clips = [train_clips[i] for i in idx]
                 ta = time.time()
-                feats = batch_features(clips, rng, data.noise["train"], aug, cfg)
+                feats = batch_features(clips, rng, data.noise["train"], aug, cfg, denoiser)
                 x = torch.from_numpy(time_mask(feats, rng, args.time_masks))
                 y = torch.tensor([label_idx[c.label] for c in clips])
                 tb = time.time()
@@ -362,6 +381,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "parameters": n_params(model),
         "cmn": args.cmn,
         "time_masks": args.time_masks,
+        "denoised": args.denoised,
+        "denoiser": args.denoiser if args.denoised > 0 else None,
         "features": cfg.to_dict(),
         "data": {**data.info, "clips": {k: len(v) for k, v in data.clips.items()}, "train_counts": counts},
         "training": {
@@ -382,8 +403,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     eval_splits = [s for s in ("test", "real") if data.clips.get(s)]
     all_probs, all_y = [], []
     for split in eval_splits:
-        for cond, cond_aug in (("clean", AugmentConfig.none()), ("noisy", AugmentConfig())):
-            x, y = eval_set(data, split, cond_aug, cfg, args.seed)
+        conditions = [("clean", AugmentConfig.none(), None), ("noisy", AugmentConfig(), None)]
+        if denoiser is not None:
+            conditions.append(("noisy-denoised", AugmentConfig(p_denoise=1.0), denoiser))
+        for cond, cond_aug, den in conditions:
+            x, y = eval_set(data, split, cond_aug, cfg, args.seed, den)
             with torch.no_grad():
                 logits = model(torch.from_numpy(x)).numpy()
             report["eval"][f"{split}-{cond}"] = metrics(logits, y, labels)
@@ -541,7 +565,9 @@ def build_arg_parser(p: argparse.ArgumentParser | None = None) -> argparse.Argum
     p.add_argument(
         "--max-per-label", dest="max_per_label", type=int, help="--data: at most this many per folder"
     )
-    p.add_argument("--engines", default="espeak-ng,flite", help="speech synthesisers to use")
+    p.add_argument(
+        "--engines", default=",".join(kws_data.ENGINES), help="speech synthesisers to use (those installed)"
+    )
     p.add_argument(
         "--context",
         type=float,
@@ -561,6 +587,15 @@ def build_arg_parser(p: argparse.ArgumentParser | None = None) -> argparse.Argum
     p.add_argument(
         "--time-masks", dest="time_masks", type=int, default=2, help="SpecAugment time masks per clip"
     )
+    p.add_argument(
+        "--denoised",
+        type=float,
+        default=0.3,
+        metavar="P",
+        help="share of training windows passed through the speech denoiser after augmentation, so the "
+        "spotter also works behind the live loop's denoiser (0 turns it off; default 0.3)",
+    )
+    p.add_argument("--denoiser", default="tiny", help="the denoise stage used for --denoised (default: tiny)")
     p.add_argument("--noise-seconds", dest="noise_seconds", type=float, default=20.0, help="per noise kind")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--workers", type=int, default=2, help="parallel synthesiser processes")

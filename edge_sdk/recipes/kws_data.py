@@ -1,15 +1,17 @@
 """Training and evaluation data for keyword spotting, made from text (the openWakeWord approach).
 
 Each keyword is synthesised by many voices (``speech_data.synthesize``: espeak-ng voice families x
-variants at random speeds and pitches, and flite voices; cached on disk), trimmed to its speech by energy
+variants at random speeds and pitches, flite voices, and festival's diphone and HTS voices, which are built
+from real speakers' recordings; cached on disk), trimmed to its speech by energy
 and placed in a 1 s window. ``_unknown_`` is a few hundred other English words (near-misses such as
 "yet", "dog", "often" among them; exact homophones of a keyword such as "know" for "no" are left out,
 since no model can tell them apart), ``_silence_`` is noise alone or a very low floor.
 
 The voices are split, deterministically, by ``voice_split``: the ``HELD_OUT_ESPEAK_FAMILIES``, the
-``HELD_OUT_ESPEAK_VARIANTS`` (in any family) and the ``HELD_OUT_FLITE`` voices speak only the evaluation
-set; training never hears them. Where Asterisk's English digit prompts are installed (one real human
-speaker, 8 kHz and G.722), ``real_digit_clips`` gives them as a second, real-speech evaluation set.
+``HELD_OUT_ESPEAK_VARIANTS`` (in any family), the ``HELD_OUT_FLITE`` and the ``HELD_OUT_FESTIVAL`` voices
+speak only the evaluation set; training never hears them. Where Asterisk's English digit prompts are
+installed (one real human speaker, 8 kHz and G.722), ``real_digit_clips`` gives them as a second,
+real-speech evaluation set.
 
 Augmentation (``augment``): gain, a random position in the window, reverberation (exponentially decaying
 noise impulse responses), a telephone band (8 kHz and back) in some clips, and noise from
@@ -47,6 +49,12 @@ DEFAULT_WORDS = (
 HELD_OUT_ESPEAK_FAMILIES = ("en-029",)
 HELD_OUT_ESPEAK_VARIANTS = ("m3", "f2")
 HELD_OUT_FLITE = ("rms",)
+HELD_OUT_FESTIVAL = ("ked_diphone",)
+#: Every synthesiser the recipe draws voices from (those not installed are left out).
+ENGINES = ("espeak-ng", "flite", "festival")
+#: Share of the draws per engine when all are installed: festival's voices come from real recordings and
+#: are the closest to human speech, espeak-ng's many families and variants give the most variety.
+ENGINE_SHARE = {"espeak-ng": 0.5, "flite": 0.2, "festival": 0.3}
 
 #: Words that sound exactly like a keyword: never used as ``_unknown_`` while that keyword is trained.
 HOMOPHONES: dict[str, tuple[str, ...]] = {
@@ -183,12 +191,14 @@ def voice_split(voice: Voice | dict[str, Any] | str) -> str:
         held = family in HELD_OUT_ESPEAK_FAMILIES or variant in HELD_OUT_ESPEAK_VARIANTS
     elif engine == "flite":
         held = name in HELD_OUT_FLITE
+    elif engine == "festival":
+        held = name in HELD_OUT_FESTIVAL
     else:
         raise BadInputError(f"unknown speech synthesiser {engine!r} in voice {voice!r}")
     return "test" if held else "train"
 
 
-def base_voices(split: str, engines: Sequence[str] = ("espeak-ng", "flite")) -> list[tuple[str, str]]:
+def base_voices(split: str, engines: Sequence[str] = ENGINES) -> list[tuple[str, str]]:
     """The (engine, voice) pairs of a split that are installed here."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be train or test, not {split!r}")
@@ -199,31 +209,47 @@ def base_voices(split: str, engines: Sequence[str] = ("espeak-ng", "flite")) -> 
                 out.append(("espeak-ng", f"{fam}+{var}"))
     if "flite" in engines and speech_data.tts_available("flite"):
         out += [("flite", v) for v in speech_data.FLITE_VOICES]
+    if "festival" in engines and speech_data.tts_available("festival"):
+        out += [("festival", v) for v in speech_data.festival_voices()]
     out = [v for v in out if voice_split(f"{v[0]}:{v[1]}") == split]
     if not out:
-        raise BadInputError("no speech synthesiser installed for KWS data (apt-get install espeak-ng flite)")
+        raise BadInputError(
+            "no speech synthesiser installed for KWS data (apt-get install espeak-ng flite festival "
+            "festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts)"
+        )
     return out
 
 
+def held_out_voices() -> dict[str, list[str]]:
+    """The held-out voice rules, for reports and model cards."""
+    return {
+        "espeak_families": list(HELD_OUT_ESPEAK_FAMILIES),
+        "espeak_variants": list(HELD_OUT_ESPEAK_VARIANTS),
+        "flite": list(HELD_OUT_FLITE),
+        "festival": list(HELD_OUT_FESTIVAL),
+    }
+
+
 def draw_voices(
-    n: int, split: str, rng: np.random.Generator, engines: Sequence[str] = ("espeak-ng", "flite")
+    n: int, split: str, rng: np.random.Generator, engines: Sequence[str] = ENGINES
 ) -> list[Voice]:
-    """``n`` voices of a split, each a random base voice (about a quarter of the draws flite, when both
-    engines are there) at a random speed and pitch."""
+    """``n`` voices of a split: an engine drawn by ``ENGINE_SHARE`` (among those installed and asked
+    for), one of its base voices, and a random speed and pitch."""
     pool = base_voices(split, engines)
-    espeak = [v for v in pool if v[0] == "espeak-ng"]
-    flite = [v for v in pool if v[0] == "flite"]
+    by_engine = {e: [v for v in pool if v[0] == e] for e in ENGINES if any(v[0] == e for v in pool)}
+    names = list(by_engine)
+    share = np.array([ENGINE_SHARE[e] for e in names])
     out = []
     for _ in range(n):
-        use_flite = flite and (not espeak or rng.random() < 0.25)
-        engine, name = (flite if use_flite else espeak)[
-            int(rng.integers(len(flite if use_flite else espeak)))
-        ]
+        engine = names[int(rng.choice(len(names), p=share / share.sum()))]
+        _, name = by_engine[engine][int(rng.integers(len(by_engine[engine])))]
         if engine == "espeak-ng":
             out.append(Voice(engine, name, int(rng.integers(110, 210)), int(rng.integers(20, 86))))
-        else:
+        elif engine == "flite":
             pitch = 50 if rng.random() < 0.5 else int(rng.integers(30, 76))
             out.append(Voice(engine, name, int(rng.integers(120, 200)), pitch))
+        else:
+            out.append(Voice(engine, name, int(rng.integers(128, 200))))
     return out
 
 
@@ -257,7 +283,7 @@ def synthesize_words(
     *,
     seed: int = 0,
     n_unknown: int | None = None,
-    engines: Sequence[str] = ("espeak-ng", "flite"),
+    engines: Sequence[str] = ENGINES,
     workers: int = 2,
 ) -> list[Clip]:
     """``per_word`` clips of each keyword and ``n_unknown`` (default ``max(per_word, 15 % of all keyword
@@ -272,6 +298,7 @@ def synthesize_words(
         n_unknown = max(per_word, int(round(0.15 * per_word * len(words))))
     for v in draw_voices(n_unknown, split, rng, engines):
         jobs.append((others[int(rng.integers(len(others)))], v, UNKNOWN))
+    speech_data.prefetch([{"text": text, **v.kwargs()} for text, v, _ in jobs])
     with ThreadPoolExecutor(max(1, workers)) as pool:
         clips = list(pool.map(lambda j: synthesize_clip(*j), jobs))
     return [c for c in clips if len(c.audio) >= SR // 10]
@@ -310,7 +337,7 @@ def synthesize_context(
     n_phrases: int,
     *,
     seed: int = 0,
-    engines: Sequence[str] = ("espeak-ng", "flite"),
+    engines: Sequence[str] = ENGINES,
     workers: int = 2,
 ) -> list[Clip]:
     """Windows of running speech, by voices of ``split``: ``n_context`` keywords between two other words
@@ -327,6 +354,10 @@ def synthesize_context(
         (" ".join(rng.choice(others, int(rng.integers(3, 8)))), v)
         for v in draw_voices(n_phrases, split, rng, engines)
     ]
+    speech_data.prefetch(
+        [{"text": t, **v.kwargs()} for w, v, *texts in ctx_jobs for t in (w, *texts)]
+        + [{"text": t, **v.kwargs()} for t, v in phrase_jobs]
+    )
 
     def context(job: tuple) -> Clip:
         word, v, a, b = job
@@ -401,6 +432,9 @@ class AugmentConfig:
     gain_db: tuple[float, float] = (-30.0, -3.0)  # peak level of the result, dBFS
     shift_s: float = 0.1  # placed windows (real data) move by up to this much
     silence_floor_db: tuple[float, float] = (-75.0, -35.0)
+    # share of windows passed through a speech denoiser after all the rest (see kws.batch_features): the
+    # live loop runs the spotter behind its denoiser, whose residue and gaps untouched audio never has
+    p_denoise: float = 0.0
 
     @classmethod
     def none(cls) -> AugmentConfig:
@@ -552,7 +586,7 @@ def build_synthetic(
     test_per_word: int | None = None,
     seed: int = 0,
     noise_seconds: float = 20.0,
-    engines: Sequence[str] = ("espeak-ng", "flite"),
+    engines: Sequence[str] = ENGINES,
     workers: int = 2,
     context: float = 0.0,
 ) -> KwsData:
@@ -580,11 +614,7 @@ def build_synthetic(
     data.info = {
         "source": "synthetic",
         "engines": list(engines),
-        "held_out": {
-            "espeak_families": list(HELD_OUT_ESPEAK_FAMILIES),
-            "espeak_variants": list(HELD_OUT_ESPEAK_VARIANTS),
-            "flite": list(HELD_OUT_FLITE),
-        },
+        "held_out": held_out_voices(),
         "per_word": per_word,
         "test_per_word": test_per_word,
         "context": context,

@@ -32,7 +32,7 @@ META_THRESHOLDS = "edge_sdk.kws.thresholds"
 
 
 def negative_speech(
-    words: list[str], minutes: float, seed: int = 0, engines: tuple[str, ...] = ("espeak-ng", "flite")
+    words: list[str], minutes: float, seed: int = 0, engines: tuple[str, ...] = kws_data.ENGINES
 ) -> np.ndarray:
     """About ``minutes`` of running speech with none of ``words``: strings of 3-12 other words, each
     spoken as one utterance by a random training voice, 0.2-1.0 s apart, in a noise bank's noise at

@@ -1,7 +1,10 @@
 """Speech for training recipes: synthesised sentences and real Asterisk prompts, all at 16 kHz.
 
 * ``synthesize(text, voice, engine=...)`` speaks a sentence with espeak-ng (any ``voice+variant``, speed
-  and pitch) or flite (kal, kal16, slt, rms, awb), resampled to 16 kHz with soxr and cached on disk.
+  and pitch), flite (kal, kal16, slt, rms, awb) or festival (the kal and ked diphone voices and the slt
+  HTS voice, each built from one real speaker's recordings), resampled to 16 kHz with soxr and cached on
+  disk. ``prefetch`` synthesises many festival texts in one process per voice (starting festival costs
+  more than speaking a word).
 * ``asterisk_prompts(split)`` reads the Asterisk core prompts in English (one real speaker, Allison
   Smith, 8 kHz telephone band; CC-BY-SA-3.0), split by a hash of the file name: ``"train"`` is about
   80 %, ``"test"`` the rest, the same on every machine.
@@ -51,6 +54,9 @@ ESPEAK_VOICES = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-gb
 ESPEAK_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5")
 #: flite's built-in voices (kal is 8 kHz, the others 16 kHz).
 FLITE_VOICES = ("kal", "kal16", "slt", "rms", "awb")
+#: festival's English voices from Debian (festvox-kallpc16k, festvox-kdlpc16k, festvox-us-slt-hts).
+FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
+FESTIVAL_VOICE_ROOT = Path("/usr/share/festival/voices")
 
 #: Harvard sentences (IEEE 1969 recommended practice for speech quality measurements; public domain).
 HARVARD = (
@@ -273,8 +279,85 @@ def sentences() -> list[str]:
 
 
 def tts_available(engine: str = "espeak-ng") -> bool:
-    """Whether the speech synthesiser's command is on PATH."""
+    """Whether the synthesiser's command is on PATH (festival: and one of its voices is installed)."""
+    if engine == "festival":
+        return shutil.which("festival") is not None and bool(festival_voices())
     return shutil.which(engine) is not None
+
+
+def festival_voices(root: Path = FESTIVAL_VOICE_ROOT) -> list[str]:
+    """The ``FESTIVAL_VOICES`` installed under festival's voice folder."""
+    return [v for v in FESTIVAL_VOICES if any(Path(root).glob(f"*/{v}"))]
+
+
+def _cache_key(text: str, voice: str, engine: str, speed: int, pitch: int) -> Path:
+    key = hashlib.sha1(f"{engine}|{voice}|{speed}|{pitch}|{text}".encode()).hexdigest()
+    return cache_dir() / f"{key}.npy"
+
+
+def _save_cached(path: Path, audio: np.ndarray) -> None:
+    tmp_path = path.with_suffix(f".{os.getpid()}.tmp.npy")
+    np.save(tmp_path, audio)
+    os.replace(tmp_path, path)
+
+
+def _festival_text(text: str) -> str:
+    # A Scheme string literal: festival reads the script, so quotes and backslashes must not end it early.
+    return '"' + text.replace("\\", " ").replace('"', " ") + '"'
+
+
+def _festival_batch(voice: str, items: list[tuple[str, int]]) -> list[np.ndarray]:
+    """``(text, speed)`` items spoken by one festival voice in one process, at 16 kHz.
+
+    Festival's HTS voice ignores its duration parameter, so speed is applied afterwards the same way for
+    every festival voice: resampling by ``speed/160`` (tempo and pitch move together, as in the common
+    speed-perturbation augmentation)."""
+    if voice not in FESTIVAL_VOICES:
+        raise BadInputError(f"unknown festival voice {voice!r}; known: {', '.join(FESTIVAL_VOICES)}")
+    if not tts_available("festival") or voice not in festival_voices():
+        raise BadInputError(
+            f"festival voice {voice} is not installed (apt-get install festival festvox-kallpc16k "
+            "festvox-kdlpc16k festvox-us-slt-hts)"
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        lines = [f"(voice_{voice})"]
+        for i, (text, _) in enumerate(items):
+            lines.append(
+                f'(utt.save.wave (utt.synth (Utterance Text {_festival_text(text)})) "{tmp}/{i}.wav" \'riff)'
+            )
+        script = os.path.join(tmp, "speak.scm")
+        Path(script).write_text("\n".join(lines) + "\n")
+        subprocess.run(
+            ["festival", "-b", script], check=True, capture_output=True, timeout=60 + 2 * len(items)
+        )
+        out = []
+        for i, (_, speed) in enumerate(items):
+            x, rate = read_wav(os.path.join(tmp, f"{i}.wav"))
+            out.append(resample(x, int(round(rate * speed / 160))))
+    return out
+
+
+def prefetch(jobs: list[dict], chunk: int = 400) -> int:
+    """Synthesise the festival jobs among ``jobs`` (``synthesize`` keyword dicts with ``text``) that are not
+    cached yet, one festival process per voice and ``chunk`` texts; returns how many were made. Other
+    engines start fast enough to run one process per text and are left to ``synthesize``."""
+    todo: dict[str, dict[tuple[str, int], Path]] = {}
+    for j in jobs:
+        if j.get("engine") != "festival":
+            continue
+        speed, pitch = int(j.get("speed", 160)), int(j.get("pitch", 50))
+        path = _cache_key(j["text"], j["voice"], "festival", speed, pitch)
+        if not path.exists():
+            todo.setdefault(j["voice"], {})[(j["text"], speed)] = path
+    made = 0
+    for voice, items in todo.items():
+        keys = list(items)
+        for k in range(0, len(keys), chunk):
+            part = keys[k : k + chunk]
+            for key, audio in zip(part, _festival_batch(voice, part), strict=True):
+                _save_cached(items[key], audio)
+                made += 1
+    return made
 
 
 def synthesize(
@@ -286,15 +369,21 @@ def synthesize(
     pitch: int = 50,
     cache: bool = True,
 ) -> np.ndarray:
-    """``text`` spoken by ``engine`` (``"espeak-ng"`` or ``"flite"``) at 16 kHz, float32.
+    """``text`` spoken by ``engine`` (``"espeak-ng"``, ``"flite"`` or ``"festival"``) at 16 kHz, float32.
 
     For espeak-ng, ``voice`` is ``name[+variant]`` (``en-gb-x-rp+f3``), ``speed`` words per minute and
     ``pitch`` 0-99; for flite, ``voice`` is one of ``FLITE_VOICES``, ``speed`` scales the duration as
-    160/speed and ``pitch`` maps to a mean F0 of ``pitch*2 + 40`` Hz (only when it differs from 50)."""
-    key = hashlib.sha1(f"{engine}|{voice}|{speed}|{pitch}|{text}".encode()).hexdigest()
-    path = cache_dir() / f"{key}.npy"
+    160/speed and ``pitch`` maps to a mean F0 of ``pitch*2 + 40`` Hz (only when it differs from 50); for
+    festival, ``voice`` is one of ``FESTIVAL_VOICES``, ``speed`` resamples by speed/160 (see
+    ``_festival_batch``) and ``pitch`` is not used."""
+    path = _cache_key(text, voice, engine, speed, pitch)
     if cache and path.exists():
         return np.load(path)
+    if engine == "festival":
+        audio = _festival_batch(voice, [(text, speed)])[0]
+        if cache:
+            _save_cached(path, audio)
+        return audio
     if not tts_available(engine):
         raise BadInputError(f"{engine} is not installed (system package: apt-get install {engine})")
     with tempfile.TemporaryDirectory() as tmp:
@@ -311,9 +400,7 @@ def synthesize(
         subprocess.run(cmd, check=True, capture_output=True, timeout=60)
         audio = load_16k(wav)
     if cache:
-        tmp_path = path.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(tmp_path, audio)
-        os.replace(tmp_path, path)
+        _save_cached(path, audio)
     return audio
 
 
