@@ -1,0 +1,319 @@
+"""The MJPEG preview on loopback with real parts: frames of OpenCV's vtest.avi (Debian opencv-doc) and a
+clearly different "denoised" copy (inverted and blurred), read back over HTTP and in headless Chromium."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_sdk.errors import BadInputError
+from edge_sdk.preview import BOUNDARY, PreviewServer
+from edge_sdk.stages.base import Frame
+
+cv2 = pytest.importorskip("cv2", reason="needs the camera extra (pip install 'edge-sdk[camera]')")
+pytestmark = pytest.mark.camera
+
+VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+W, H = 320, 240
+STATS = {"fps": 9.87, "p50_ms": 3.25, "p99_ms": 7.5, "drops": 2, "frames": 41}
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[np.ndarray]:
+    """Eight consecutive vtest.avi frames, scaled to 320×240 BGR."""
+    if not VTEST.exists():
+        pytest.fail(f"{VTEST} is missing: install the Debian package opencv-doc (the CI installs it)")
+    cap = cv2.VideoCapture(str(VTEST))
+    out = []
+    for _ in range(8):
+        ok, f = cap.read()
+        assert ok, "vtest.avi did not decode"
+        out.append(cv2.resize(f, (W, H), interpolation=cv2.INTER_AREA))
+    cap.release()
+    return out
+
+
+def denoised(raw: np.ndarray) -> np.ndarray:
+    """A stand-in for the denoiser's output that no one could mistake for the raw frame."""
+    return 255 - cv2.GaussianBlur(raw, (9, 9), 0)
+
+
+@pytest.fixture
+def server() -> Iterator[PreviewServer]:
+    with PreviewServer(port=0, stats=lambda: dict(STATS)) as s:
+        yield s
+
+
+def get(url: str) -> tuple[int, str, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.headers["Content-Type"], r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers["Content-Type"], e.read()
+
+
+class MJPEGReader:
+    """Reads ``/stream.mjpg`` part by part (boundary line, headers, Content-Length bytes)."""
+
+    def __init__(self, server: PreviewServer) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        self.conn.request("GET", "/stream.mjpg")
+        self.resp = self.conn.getresponse()
+        assert self.resp.status == 200
+        assert self.resp.headers["Content-Type"] == f"multipart/x-mixed-replace; boundary={BOUNDARY}"
+        assert self.resp.fp.readline() == f"--{BOUNDARY}\r\n".encode()
+
+    def part(self) -> np.ndarray:
+        """The next JPEG part, decoded; EOFError when the server ended the stream."""
+        headers = {}
+        while (line := self.resp.fp.readline()) != b"\r\n":
+            if not line:
+                raise EOFError("the stream ended")
+            key, value = line.decode().split(":", 1)
+            headers[key.strip().lower()] = value.strip()
+        assert headers["content-type"] == "image/jpeg"
+        jpeg = self.resp.fp.read(int(headers["content-length"]))
+        assert self.resp.fp.readline() == b"\r\n"
+        assert self.resp.fp.readline() == f"--{BOUNDARY}\r\n".encode()
+        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert image is not None, "a part did not decode as JPEG"
+        return image
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def mad(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference over the middle rows (the overlay's labels and stats line are at the top
+    and bottom edges)."""
+    rows = slice(a.shape[0] // 5, a.shape[0] * 3 // 4)
+    return float(np.mean(np.abs(a[rows].astype(np.float32) - b[rows].astype(np.float32))))
+
+
+def test_stream_parts_are_raw_and_denoised_side_by_side_and_follow_the_writes(server, frames):
+    server.write(Frame(denoised(frames[0]), 0.0, 0, raw=frames[0]))
+    reader = MJPEGReader(server)
+    try:
+        seen = []
+        for i in range(4):
+            if i:
+                server.write(Frame(denoised(frames[i]), i / 10, i, raw=frames[i]))
+            part = reader.part()
+            assert part.shape == (H, 2 * W, 3)
+            left, right = part[:, :W], part[:, W:]
+            assert mad(left, frames[i]) < 6 and mad(right, denoised(frames[i])) < 6
+            assert mad(left, denoised(frames[i])) > 60  # the panes are the two different images
+            seen.append(part)
+        # People walk in vtest.avi: each part matches its own frame better than the one before it.
+        assert all(mad(seen[k][:, :W], frames[k]) < mad(seen[k][:, :W], frames[k - 1]) for k in range(1, 4))
+        # The overlay is drawn: labels at the top and the stats line at the bottom change those rows.
+        top, bottom = (slice(0, 12), slice(0, 60)), (slice(H - 16, H - 4), slice(0, 120))
+        assert mad(part[top], frames[3][top]) > 20 and mad(part[bottom], frames[3][bottom]) > 20
+    finally:
+        reader.close()
+
+
+def test_without_raw_the_image_is_shown_alone(server, frames):
+    server.write(Frame(frames[0], 0.0, 0))
+    status, kind, body = get(server.url + "snapshot.jpg")
+    assert status == 200 and kind == "image/jpeg"
+    image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape == (H, W, 3) and mad(image, frames[0]) < 6
+
+
+def test_snapshot_stats_page_and_404(server, frames):
+    assert get(server.url + "snapshot.jpg")[0] == 503  # no frame yet
+    server.write(Frame(denoised(frames[1]), 0.1, 1, raw=frames[1]))
+    status, _, body = get(server.url + "snapshot.jpg")
+    assert status == 200
+    assert cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR).shape == (H, 2 * W, 3)
+    status, kind, body = get(server.url + "stats.json")
+    assert (status, kind) == (200, "application/json") and json.loads(body) == STATS
+    status, kind, body = get(server.url)
+    assert status == 200 and kind.startswith("text/html")
+    assert img_sources(body.decode()) == ["/stream.mjpg"]
+    assert "<title>" in body.decode() and "http" not in body.decode().replace(server.url, "")  # no assets
+    assert get(server.url + "nope")[0] == 404
+
+
+def test_max_width_scales_the_composite_down(frames):
+    with PreviewServer(port=0, max_width=320, quality=60) as s:
+        s.write(Frame(denoised(frames[0]), 0.0, 0, raw=frames[0]))
+        image = cv2.imdecode(np.frombuffer(get(s.url + "snapshot.jpg")[2], np.uint8), cv2.IMREAD_COLOR)
+        assert image.shape == (H // 2, W, 3)
+        assert json.loads(get(s.url + "stats.json")[2]) == {"frames": 1}
+
+
+def test_many_clients_a_stalled_one_never_blocks_write_and_close_disconnects_all(frames):
+    s = PreviewServer(port=0).start()
+    s.write(Frame(denoised(frames[0]), 0.0, 0, raw=frames[0]))
+    readers = [MJPEGReader(s) for _ in range(3)]
+    for r in readers:
+        assert r.part().shape == (H, 2 * W, 3)
+    # A client that connects and never reads: the writes below must not wait for it.
+    stalled = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+    stalled.sendall(b"GET /stream.mjpg HTTP/1.0\r\n\r\n")
+    started = time.perf_counter()
+    for i in range(200):
+        s.write(Frame(denoised(frames[i % 8]), i / 10, i, raw=frames[i % 8]))
+    assert time.perf_counter() - started < 2.0
+    # Live clients skip to the newest frame rather than queueing 200 of them.
+    newest = denoised(frames[199 % 8])
+    assert mad(readers[0].part()[:, W:], newest) < 6
+
+    port = s.port
+    s.close()
+    s.close()  # twice is fine
+    for r in readers:
+        with pytest.raises(EOFError):
+            while True:  # drain what was in flight; the stream must end
+                r.part()
+        r.close()
+    stalled.close()
+    with PreviewServer(port=port) as again:  # the port is released: a new preview can listen on it
+        assert again.port == port
+
+
+def test_a_port_in_use_is_a_bad_input_naming_it():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(BadInputError, match=rf"port {port} is in use.*another port"):
+            PreviewServer(port=port).start()
+
+
+def test_bad_quality_is_a_bad_input():
+    with pytest.raises(BadInputError, match="quality"):
+        PreviewServer(port=0, quality=0)
+
+
+class _Images(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sources: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img":
+            self.sources.append(dict(attrs).get("src") or "")
+
+
+def img_sources(page: str) -> list[str]:
+    parser = _Images()
+    parser.feed(page)
+    return parser.sources
+
+
+def chromium(url: str, out: Path, *args: str, budget_ms: int = 3000) -> subprocess.CompletedProcess:
+    """Headless Chromium on ``url`` with a throwaway profile; stops itself after ``budget_ms`` (the stream
+    never finishes loading, so waiting for "load" would hang). Retried when Chromium itself fails (no
+    output), never to make an assertion pass."""
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.fail(
+            "headless Chromium is needed for the preview page test: install the Debian package chromium"
+        )
+    cmd = [
+        exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--hide-scrollbars", "--no-first-run", "--force-device-scale-factor=1", "--window-size=900,500",
+        f"--timeout={budget_ms}", f"--user-data-dir={out / 'profile'}", *args, url,
+    ]  # fmt: skip
+    shots = [Path(a.split("=", 1)[1]) for a in args if a.startswith("--screenshot=")]
+    env = {**os.environ, "HOME": str(out)}  # Chromium writes under $HOME; keep it in the tmp dir
+    last = None
+    for _ in range(3):
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True, text=True
+        )
+        try:
+            stdout, stderr = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # Chromium's own helper processes go with it
+            stdout, stderr = proc.communicate()
+        last = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+        if proc.returncode == 0 and (shots[0].exists() if shots else stdout.strip()):
+            return last
+    pytest.fail(f"headless Chromium failed 3 times: rc={last.returncode}\n{last.stderr[-2000:]}")
+
+
+def test_the_page_in_headless_chromium_shows_raw_and_denoised_panes(server, frames, tmp_path):
+    raw, den = frames[0], denoised(frames[0])
+    server.write(Frame(den, 0.0, 0, raw=raw))
+    stop = threading.Event()
+
+    def live_loop() -> None:  # a loop keeps writing, as a real one does
+        i = 0
+        while not stop.wait(0.05):
+            i += 1
+            server.write(Frame(den, i / 20, i, raw=raw))
+
+    feeder = threading.Thread(target=live_loop, daemon=True)
+    feeder.start()
+    try:
+        dom = chromium(server.url, tmp_path, "--dump-dom").stdout
+        assert img_sources(dom) == ["/stream.mjpg"]
+        assert "fps 9.87" in dom and "drops 2" in dom  # the page's script fetched /stats.json
+
+        chromium(server.url, tmp_path, f"--screenshot={tmp_path / 'shot.png'}")
+        shot = cv2.imread(str(tmp_path / "shot.png"), cv2.IMREAD_COLOR)
+        assert shot is not None and shot.shape == (500, 900, 3)
+    finally:
+        stop.set()
+        feeder.join()
+
+    # Find the served composite in the screenshot, then check each half against the frame it must show.
+    served = cv2.imdecode(np.frombuffer(get(server.url + "snapshot.jpg")[2], np.uint8), cv2.IMREAD_COLOR)
+    score = cv2.matchTemplate(shot, served, cv2.TM_CCOEFF_NORMED)
+    _, best, _, (x, y) = cv2.minMaxLoc(score)
+    assert best > 0.9, f"the stream image is not in the screenshot (best match {best:.2f})"
+    left, right = shot[y : y + H, x : x + W], shot[y : y + H, x + W : x + 2 * W]
+    assert mad(left, raw) < 8, "the left pane is not the raw frame"
+    assert mad(right, den) < 8, "the right pane is not the denoised frame"
+    assert mad(left, den) > 60 and mad(right, raw) > 60
+    assert y > 20  # below the page's title and stats line
+
+
+def test_the_bundled_demo_clip_decodes():
+    """``samples/opencv-vtest-3s.avi`` (made by ``python -m edge_sdk.recipes.vtest_demo_clip``): 30 frames
+    of 320×240 at 10 fps, with people moving between the first and the last."""
+    from importlib import resources
+
+    with resources.as_file(resources.files("edge_sdk") / "samples" / "opencv-vtest-3s.avi") as path:
+        assert path.stat().st_size < 1_500_000
+        cap = cv2.VideoCapture(str(path))
+        assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(10.0)
+        clip = []
+        while (got := cap.read())[0]:
+            clip.append(got[1])
+        cap.release()
+    assert len(clip) == 30 and all(f.shape == (H, W, 3) for f in clip)
+    assert mad(clip[0], clip[-1]) > 2
+
+
+def test_odd_or_failing_stats_never_break_the_stream(frames):
+    calls = iter([{"fps": None, "p50_ms": "n/a", "drops": 0}])
+
+    def stats() -> dict:
+        return next(calls)  # the first call answers oddly, later ones raise StopIteration
+
+    with PreviewServer(port=0, stats=stats) as s:
+        s.write(Frame(denoised(frames[0]), 0.0, 0, raw=frames[0]))
+        assert get(s.url + "snapshot.jpg")[0] == 200
+        s.write(Frame(denoised(frames[1]), 0.1, 1, raw=frames[1]))
+        assert get(s.url + "snapshot.jpg")[0] == 200
+        assert json.loads(get(s.url + "stats.json")[2]) == {}
