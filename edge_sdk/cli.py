@@ -286,6 +286,10 @@ def cmd_devices(args: argparse.Namespace) -> int:
         from edge_sdk.cli_audio import cmd_devices_audio
 
         return cmd_devices_audio(args)
+    if args.video:
+        from edge_sdk.cli_video import cmd_devices_video
+
+        return cmd_devices_video(args)
     from edge_sdk.devices import detect, open_telemetry
     from edge_sdk.runtimes import load
 
@@ -409,8 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "run",
         parents=[common],
-        help="run an artifact or model file on inputs; 'run audio' runs the live audio loop",
-        epilog="'edge-sdk run audio --help' describes the live audio loop (microphone or WAV file).",
+        help="run an artifact or model file on inputs; 'run audio' / 'run video' run the live loops",
+        epilog="'edge-sdk run audio --help' describes the live audio loop (microphone or WAV file); "
+        "'edge-sdk run video --help' the live video loop (camera or video file).",
     )
     r.add_argument("artifact")
     r.add_argument(
@@ -446,6 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--artifacts", metavar="PATH", help="also say which of these artifacts would run, and where"
     )
     dv.add_argument("--audio", action="store_true", help="list the audio input devices instead")
+    dv.add_argument("--video", action="store_true", help="list the cameras (under --root) instead")
     dv.set_defaults(func=cmd_devices)
 
     d = sub.add_parser(
@@ -471,6 +477,10 @@ def main(argv: list[str] | None = None) -> int:
         from edge_sdk.cli_audio import build_run_audio_parser
 
         args = build_run_audio_parser(_common_options()).parse_args(argv[2:])
+    elif argv[:2] == ["run", "video"]:
+        from edge_sdk.cli_video import build_run_video_parser
+
+        args = build_run_video_parser(_common_options()).parse_args(argv[2:])
     else:
         args = build_parser().parse_args(argv)
     console.setup_logging(getattr(args, "verbose", False), getattr(args, "quiet", False))

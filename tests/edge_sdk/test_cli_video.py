@@ -1,0 +1,144 @@
+"""End to end through the installed ``edge-sdk``: ``run video`` on video files and ``devices --video`` on
+recorded sysfs/dev trees."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+cv2 = pytest.importorskip("cv2", reason="needs the camera extra")
+pytestmark = pytest.mark.camera
+
+EXE = shutil.which("edge-sdk", path=str(Path(sys.executable).parent)) or "edge-sdk"
+VTEST = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
+TREES = Path(__file__).resolve().parents[1] / "devices" / "fixtures" / "video"
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=120, env=dict(os.environ))
+
+
+def read_video(path: Path) -> list[np.ndarray]:
+    cap, out = cv2.VideoCapture(str(path)), []
+    while True:
+        ok, image = cap.read()
+        if not ok:
+            break
+        out.append(image)
+    cap.release()
+    return out
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[np.ndarray]]:
+    """Twelve frames of seeded noise at 25 fps, lossless."""
+    rng = np.random.default_rng(7)
+    frames = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(12)]
+    path = tmp_path_factory.mktemp("video") / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 25.0, (64, 48))
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    return path, frames
+
+
+def test_run_video_writes_a_lossless_copy_and_the_summary(clip, tmp_path: Path) -> None:
+    path, frames = clip
+    out, events = tmp_path / "out.avi", tmp_path / "ev.jsonl"
+    r = cli("run", "video", "--source", str(path), "--denoise", "none", "--out", str(out), "--events",
+            str(events), "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["frames"] == 12 and summary["drops"] == 0 and summary["source"] == "clip.avi"
+    assert [s["name"] for s in summary["sinks"]] == ["→ writer out.avi"] and summary["total"]["blocks"] == 12
+    back = read_video(out)
+    assert len(back) == 12 and all(np.array_equal(a, b) for a, b in zip(back, frames, strict=True))
+    assert events.exists() and events.read_text() == ""
+
+
+def test_run_video_table_and_frame_limit() -> None:
+    r = cli("run", "video", "--source", VTEST, "--frames", "5")
+    assert r.returncode == 0, r.stderr
+    assert "vtest.avi: 5 frames 768x576" in r.stdout and "per stage (latency per frame)" in r.stdout
+    r = cli("run", "video", "--source", VTEST, "--seconds", "0.3", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["frames"] == 4
+
+
+def test_run_video_with_an_image_model(clip, tmp_path: Path) -> None:
+    # TEMPORARY: the video denoiser stage is another engineer's module being written now; once it is
+    # committed this importorskip goes and the test always runs.
+    pytest.importorskip("edge_sdk.stages.video_denoise")
+    from onnx import TensorProto, helper, numpy_helper, save
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "h", "w"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, "h", "w"])
+    one = numpy_helper.from_array(np.ones(1, np.float32), "one")
+    graph = helper.make_graph([helper.make_node("Sub", ["one", "x"], ["y"])], "invert", [x], [y], [one])
+    model = tmp_path / "invert.onnx"
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), str(model))
+    path, frames = clip
+    out = tmp_path / "inverted.mkv"
+    r = cli("run", "video", "--source", str(path), "--denoise", str(model), "--out", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["stages"][0]["blocks"] == 12
+    back = read_video(out)
+    assert len(back) == 12
+    for a, b in zip(back, frames, strict=True):
+        assert np.abs(a.astype(int) - (255 - b.astype(int))).max() <= 1
+
+
+def test_run_video_serves_a_preview(clip) -> None:
+    path, _ = clip
+    proc = subprocess.Popen(
+        [EXE, "run", "video", "--source", str(path), "--preview", "127.0.0.1:0", "--realtime", "--loop",
+         "--seconds", "3"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        assert line.startswith("preview: http://127.0.0.1:"), line + proc.stderr.read()  # type: ignore[union-attr]
+        with urllib.request.urlopen(line.split()[1] + "stats.json", timeout=10) as resp:
+            stats = json.loads(resp.read())
+        # The loop's live_stats, as the preview's overlay shows them.
+        assert {"fps", "p50_ms", "p99_ms", "drops", "frames", "reconnects"} <= set(stats)
+        assert stats["source"] == "clip.avi" and stats["drops"] == 0
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "frames 64x48" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--source", "/nonexistent/clip.mp4"], "does not exist"),
+        (["--source", "camera:7"], "/dev/video7 does not exist"),
+        (["--source", VTEST, "--out", "x.gif"], "must be one of .mp4, .avi, .mkv"),
+        (["--source", VTEST, "--preview", "localhost:http"], "--preview takes [HOST]:PORT"),
+        (["--source", VTEST, "--frames", "0"], "--frames must be at least 1"),
+    ],
+)
+def test_run_video_bad_input_exits_2(args: list[str], message: str) -> None:
+    r = cli("run", "video", *args)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert message in " ".join(r.stderr.split())
+
+
+def test_devices_video_lists_cameras() -> None:
+    r = cli("devices", "--video", "--root", str(TREES / "usb-webcam-laptop"), "--json")
+    assert r.returncode == 0, r.stderr
+    cams = json.loads(r.stdout)
+    assert [c["path"] for c in cams if c["source"]] == ["/dev/video0", "/dev/video2"]
+    r = cli("devices", "--video", "--root", str(TREES / "raspberry-pi-5-csi"))
+    assert r.returncode == 0 and "imx708" in r.stdout and "picamera2" in r.stdout
+    r = cli("devices", "--video", "--root", str(TREES / "no-camera"))
+    assert r.returncode == 0 and "no cameras found" in r.stdout
