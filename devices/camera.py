@@ -213,6 +213,7 @@ class Camera(ClosingSource):
         self._queue = FrameQueue(queue_size)
         self.reconnects = 0
         self.reconnect_attempts = 0
+        self.longest_wait = 0.0  # the longest back-off slept so far (never above max_backoff)
         self.connected = False
         self.captured = 0
         self._closed = threading.Event()
@@ -270,6 +271,7 @@ class Camera(ClosingSource):
                 log.warning("camera %s is back after %.2f s (reconnect %d)", self.name,
                             time.monotonic() - lost, self.reconnects)  # fmt: skip
                 return
+            self.longest_wait = max(self.longest_wait, delay)
             self._closed.wait(delay)
             delay = min(delay * 2, self.max_backoff)
 

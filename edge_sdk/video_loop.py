@@ -267,7 +267,7 @@ class VideoLoop:
             self._recent.append(time.perf_counter())
         self._deliver(frame.events, callbacks)
 
-    def _guard(self, name: str, frame: Frame, call: Callable[[Frame], Any]) -> Any:
+    def _guard(self, name: str, frame: Frame, call: Callable[[Any], Any]) -> Any:  # Stage is typed on Block
         try:
             return call(frame)
         except (KeyboardInterrupt, StageFailed):

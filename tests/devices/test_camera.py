@@ -180,6 +180,7 @@ def test_camera_that_disappears_is_reopened_with_backoff(tmp_path: Path) -> None
     attempts, reconnects = cam.reconnect_attempts, cam.reconnects
     cam.close()
     assert attempts >= 4, "the back-off must have retried while the camera was gone"
+    assert cam.longest_wait == 0.04  # 0.01, 0.02, 0.04, then capped
     assert reconnects >= 1 and cam.connected
     assert [f.index for f in seen] == list(range(18))  # nothing dropped: the queue was long enough
     for f, expected in zip(seen[:12], frames, strict=True):
