@@ -1,0 +1,57 @@
+"""The video denoiser recipe: its data split holds out what the card says, a few steps on tiny crops train
+and export a valid ONNX with dynamic height and width, and the model card is written from measurements."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from edge_sdk.recipes import image_data
+
+pytest.importorskip("torch")
+
+
+def test_held_out_images_are_never_in_training() -> None:
+    train, held = image_data.split()
+    assert sorted(i.name for i in held) == sorted(image_data.HELD_OUT)
+    assert not {i.name for i in train} & set(image_data.HELD_OUT)
+    assert len(train) >= 20 and all(i.licence for i in train + held)
+    assert all(i.pixels.dtype == np.float32 and i.pixels.shape[2] == 3 for i in held)
+    frames = image_data.vtest_frames(3, size=(64, 48))
+    assert len(frames) == 3 and frames[0].shape == (48, 64, 3)
+
+
+def test_noise_models() -> None:
+    rng = np.random.default_rng(0)
+    flat = np.full((200, 200, 3), 0.5, np.float32)
+    assert abs(np.std(image_data.gaussian(flat, 25, rng)) * 255 - 25) < 1
+    dark, bright = (image_data.poisson_gaussian(np.full_like(flat, v), 100, 0, rng) for v in (0.1, 0.8))
+    assert np.std(bright) > np.std(dark)  # shot noise grows with the signal
+
+
+def test_recipe_trains_a_few_steps_and_exports_onnx(tmp_path: Path) -> None:
+    from edge_sdk.recipes import video_card, video_denoiser
+
+    out = tmp_path / "run"
+    args = ["--out", str(out), "--steps", "6", "--minutes", "0", "--batch", "2", "--crop", "32"]
+    args += ["--eval-every", "3", "--val-images", "1", "--val-size", "64", "--max-images", "3", "--no-card"]
+    args += ["--width", "8", "--depth", "1", "--fine", "4"]
+    video_denoiser.main(args)
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [3, 6]
+    model = onnx.load(out / "model.onnx")
+    onnx.checker.check_model(model)
+    dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [1, 3, "height", "width"]
+    sess = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    y = sess.run(None, {"input": np.random.default_rng(0).random((1, 3, 40, 56), np.float32)})[0]
+    assert y.shape == (1, 3, 40, 56) and 0 <= y.min() and y.max() <= 1
+    assert not list(out.glob(".*"))  # atomic writes leave no temp files
+    card = video_card.write_card(out, "python -m edge_sdk.recipes.video_denoiser --out X")
+    text = card.read_text()
+    assert "| 25 |" in text and "opencv:baboon.jpg" in text and "vtest.avi" in text
