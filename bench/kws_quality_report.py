@@ -76,10 +76,18 @@ def to_markdown(r: dict[str, Any]) -> str:
         if "error" in row or row["format"] not in fp32:
             lines.append(f"| {row['format']} int8 vs fp32 | failed (below) | within 1 point | **misses** |")
             continue
-        drop = max(fp32[row["format"]][k] - row[k] for k in row if k.startswith(("synthetic-", "real-")))
+        # Any change counts, up or down: an int8 model that is better on one set is still not the model
+        # that was measured, and the next set may go the other way.
+        # The real-digit sets are judged apart: one of their 60 windows is 1.7 points.
+        keys = [k for k in row if k.startswith("synthetic-")]
+        worst = max(keys, key=lambda k: abs(row[k] - fp32[row["format"]][k]))
+        change = row[worst] - fp32[row["format"]][worst]
+        real_keys = [k for k in row if k.startswith("real-")]
+        real_change = max((row[k] - fp32[row["format"]][k] for k in real_keys), key=abs, default=0.0)
         lines.append(
-            f"| {row['format']} int8, largest accuracy drop vs its fp32 | {100 * drop:+.1f} points "
-            f"| ≤ 1 point | {_ok(drop <= t['int8_drop'] + 1e-9)} |"
+            f"| {row['format']} int8, largest accuracy change vs its fp32 on held-out voices ({worst}; "
+            f"real digits: {100 * real_change:+.1f}) | {100 * change:+.1f} points | within ±1 point | "
+            f"{_ok(abs(change) <= t['int8_drop'] + 1e-9)} |"
         )
     lines += ["", "## Held-out synthetic voices: per class", ""]
     lines += ["| label | clean n | clean recall | noisy recall |", "|---|---:|---:|---:|"]

@@ -50,6 +50,18 @@ _PRESETS = ("performance", "mixed")  # NNCF: symmetric activations, or asymmetri
 # agree with fp32 on 25% of a clip's chunks with its LSTM quantised, on 99.5% with it left in float.
 _RECURRENT = ("LSTMSequence", "GRUSequence", "RNNSequence", "LSTMCell", "GRUCell", "RNNCell")
 _INT8_TYPES = ("i8", "u8")
+# Layers with weights: static int8 starts at their inputs. Arithmetic between a model input and the first
+# of them (an in-graph normalisation such as cepstral mean subtraction) stays float: NNCF would otherwise
+# quantise the raw input per tensor, and features whose coefficients differ in scale by 20x (MFCC c0 and
+# the rest) lose the small ones. The commands keyword spotter's decisions agreed with fp32 on 91.6% of
+# held-out clips with its front-end quantised and on 98.1% with it in float (onnx int8: 98.4%).
+_WEIGHTED = (
+    "Convolution",
+    "GroupConvolution",
+    "MatMul",
+    "ConvolutionBackpropData",
+    "GroupConvolutionBackpropData",
+)
 
 
 def _options(ctx: BuildContext) -> dict[str, Any]:
@@ -127,6 +139,30 @@ def _int8_weights(model: Any) -> int:
     return count
 
 
+def _front_end(model: Any) -> list[str]:
+    """Friendly names of the ops computed from the model's inputs (and constants) alone, before any
+    weighted layer: the in-graph preprocessing. An op that also takes a weighted layer's output (a
+    residual add of the input) is not front-end, nor is anything after it."""
+    front: list[str] = []
+    pre: set[str] = set()  # ops whose value depends on inputs and constants only
+    fed: set[str] = set()  # those among them that depend on an input
+    for op in model.get_ordered_ops():
+        name, kind = op.get_friendly_name(), op.get_type_name()
+        sources = [v.get_node().get_friendly_name() for v in op.input_values()]
+        if kind == "Parameter":
+            pre.add(name)
+            fed.add(name)
+        elif kind == "Constant":
+            pre.add(name)
+        elif kind not in _WEIGHTED and kind != "Result" and all(src in pre for src in sources):
+            pre.add(name)
+            if any(src in fed for src in sources):
+                fed.add(name)
+                if kind != "ShapeOf":
+                    front.append(name)
+    return front
+
+
 def _quantize(model: Any, ctx: BuildContext, opts: dict[str, Any], label: str) -> tuple[Any, dict[str, Any]]:
     """Static int8 with NNCF: activation ranges from the calibration samples, weights per channel."""
     nncf = _import_nncf(label)
@@ -143,6 +179,12 @@ def _quantize(model: Any, ctx: BuildContext, opts: dict[str, Any], label: str) -
     preset = getattr(nncf.QuantizationPreset, opts["preset"].upper())
     recurrent = sorted({op.get_type_name() for op in model.get_ops()} & set(_RECURRENT))
     kept_float = [] if opts["quantize_recurrent"] else recurrent
+    front = _front_end(model)
+    if front:
+        log.info("%s: the input front-end stays float: %s", label, ", ".join(front))
+    ignored = (
+        nncf.IgnoredScope(types=kept_float, names=front, validate=False) if kept_float or front else None
+    )
     with (
         _nncf_to_logging(),
         _step(label, "NNCF post-training quantisation", "try int8-weights, which needs no calibration"),
@@ -152,7 +194,7 @@ def _quantize(model: Any, ctx: BuildContext, opts: dict[str, Any], label: str) -
             nncf.Dataset(samples, feed),
             preset=preset,
             subset_size=len(samples),
-            ignored_scope=nncf.IgnoredScope(types=kept_float) if kept_float else None,
+            ignored_scope=ignored,
         )
     fake_quantize = _count(quantized, "FakeQuantize")
     if fake_quantize == 0:
@@ -165,6 +207,7 @@ def _quantize(model: Any, ctx: BuildContext, opts: dict[str, Any], label: str) -
         "preset": opts["preset"],
         "quantize_recurrent": opts["quantize_recurrent"],
         "kept_float": kept_float,
+        "front_end_float": front,
         "subset_size": len(samples),
         "fast_bias_correction": True,
         "calibration_samples": len(samples),
