@@ -381,3 +381,64 @@ def test_ir_straight_from_the_torch_module(conv_module: Any, tmp_path: Path) -> 
 def test_converter_torch_needs_a_torch_source(tiny_onnx: Path, tmp_path: Path) -> None:
     with pytest.raises(edge_sdk.BadInputError, match="needs a PyTorch module"):
         edge_sdk.convert(tiny_onnx, ["openvino:fp32"], options={"converter": "torch"}, out=tmp_path)
+
+
+def _front_end_model(residual: bool) -> Any:
+    """Features whose first column is 60x the others, mean-normalised over time inside the graph (as the
+    keyword spotter does), then a conv classifier; with ``residual``, the conv's output is added back to
+    the normalised input."""
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+
+    class Normalised(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(1, 1 if residual else 8, 3, padding=1)
+            self.fc = nn.Linear(49 * 10 if residual else 8, 6)
+
+        def forward(self, x: Any) -> Any:
+            z = (x - x.mean(dim=2, keepdim=True)) * 0.2
+            h = torch.relu(self.conv(z))
+            if residual:
+                return self.fc(torch.flatten(h + z, 1))
+            return self.fc(h.mean(dim=(2, 3)))
+
+    torch.manual_seed(0)
+    return Normalised().eval()
+
+
+def _mfcc_like(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0.0, 1.0, (n, 1, 49, 10)).astype(np.float32)
+    x[..., 0] = rng.normal(-250.0, 60.0, (n, 1, 49))
+    return x
+
+
+def test_int8_keeps_the_input_front_end_float(tmp_path: Path) -> None:
+    """NNCF would quantise the raw input per tensor, and the small coefficients would drown in the steps
+    that the large one needs; the normalisation before the first conv stays float, and int8 agrees."""
+    module = _front_end_model(residual=False)
+    calibration = [{"x": s[None]} for s in _mfcc_like(64, 1)]
+    x = _mfcc_like(400, 2)
+    (fp32, int8) = edge_sdk.convert(
+        module, ["openvino:fp32", "openvino:int8"], calibration=calibration, out=tmp_path,
+        example_inputs={"x": __import__("torch").from_numpy(x[:1])},
+    )  # fmt: skip
+    front = int8.recipe["front_end_float"]
+    assert any("mean" in n.lower() for n in front) and any("sub" in n.lower() for n in front), front
+    f, q = edge_sdk.load(fp32.path), edge_sdk.load(int8.path)
+    ref = np.concatenate([next(iter(f.run({"x": s[None]}).values())) for s in x]).argmax(1)
+    got = np.concatenate([next(iter(q.run({"x": s[None]}).values())) for s in x]).argmax(1)
+    assert (got == ref).mean() >= 0.97
+
+
+def test_front_end_stops_at_what_a_weighted_layer_feeds() -> None:
+    """A residual add of the input after the conv is the network, not preprocessing."""
+    from edge_sdk.converters.targets.openvino import _front_end
+
+    module = _front_end_model(residual=True)
+    model = ov.convert_model(module, example_input=np.zeros((1, 1, 49, 10), np.float32))
+    kinds = {op.get_friendly_name(): op.get_type_name() for op in model.get_ordered_ops()}
+    front = _front_end(model)
+    assert {kinds[n] for n in front} >= {"ReduceMean", "Subtract", "Multiply"}, front
+    assert not any(kinds[n] in ("Add", "Relu", "MatMul", "Convolution") for n in front), front
