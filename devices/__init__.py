@@ -4,12 +4,16 @@
 accelerators are usable, with the evidence; ``load_profiles()`` reads the profiles.
 ``open_telemetry(profile.telemetry)`` reads power, temperatures and clocks from the sources a profile
 names. Audio sources: ``open_audio_source("mic" | "mic:NAME" | "x.wav")`` gives a ``Microphone`` or a
-``WavFile``, both ``AudioSource``s; ``list_input_devices()`` lists the microphones. The camera arrives
-with issue 7.
+``WavFile``, both ``AudioSource``s; ``list_input_devices()`` lists the microphones. Video sources:
+``open_video_source("camera" | "camera:N" | "/dev/videoN" | "gst:PIPELINE" | "picamera2" | "x.mp4")`` gives
+a ``Camera`` (OpenCV/V4L2, GStreamer or picamera2; reconnects with back-off, drops the oldest frame when
+the loop falls behind) or a ``VideoFile``; ``list_cameras()`` lists the cameras. OpenCV and picamera2 are
+imported only when a video source is opened.
 """
 
 from edge_sdk.devices.accelerators import AcceleratorStatus
 from edge_sdk.devices.audio_source import AudioSource, open_audio_source
+from edge_sdk.devices.camera import Camera
 from edge_sdk.devices.detect import Detection, detect
 from edge_sdk.devices.microphone import InputDevice, Microphone, list_input_devices
 from edge_sdk.devices.profile import AcceleratorSpec, Profile, load_profiles
@@ -21,12 +25,16 @@ from edge_sdk.devices.telemetry import (
     open_telemetry,
     telemetry_sources,
 )
+from edge_sdk.devices.video_file import VideoFile
+from edge_sdk.devices.video_sources import CameraInfo, list_cameras, open_video_source
 from edge_sdk.devices.wav_file import WavFile
 
 __all__ = [
     "AcceleratorSpec",
     "AcceleratorStatus",
     "AudioSource",
+    "Camera",
+    "CameraInfo",
     "Detection",
     "InputDevice",
     "Microphone",
@@ -34,12 +42,15 @@ __all__ = [
     "Telemetry",
     "TelemetryReader",
     "TelemetrySample",
+    "VideoFile",
     "WavFile",
     "detect",
     "energy_over",
+    "list_cameras",
     "list_input_devices",
     "load_profiles",
     "open_audio_source",
     "open_telemetry",
+    "open_video_source",
     "telemetry_sources",
 ]

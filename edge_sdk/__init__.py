@@ -7,6 +7,10 @@ outputs = session.run({"input": x})
 
 loop = edge_sdk.AudioLoop(source, [edge_sdk.stages.make("vad", "silero")], on_event=print)
 summary = loop.run()
+
+from edge_sdk.devices import open_video_source
+denoiser = edge_sdk.stages.make("video", "denoise", model="zoo:video")
+video = edge_sdk.VideoLoop(open_video_source("camera"), [denoiser])
 """
 
 from edge_sdk._version import __version__
@@ -23,7 +27,8 @@ from edge_sdk.errors import (
 from edge_sdk.events import EventLog
 from edge_sdk.manifest import Artifact, TensorSpec, load_artifact
 from edge_sdk.runtimes import Selection, Session, load
-from edge_sdk.stages import Block, Event, KeywordDetected, SpeechSegment, SpeechStart, Stage
+from edge_sdk.stages import Block, Event, Frame, KeywordDetected, SpeechSegment, SpeechStart, Stage
+from edge_sdk.video_loop import VideoLoop, VideoSummary
 
 __all__ = [
     "Artifact",
@@ -31,6 +36,7 @@ __all__ = [
     "Block",
     "Event",
     "EventLog",
+    "Frame",
     "KeywordDetected",
     "LatencyHistogram",
     "LoopSummary",
@@ -39,6 +45,8 @@ __all__ = [
     "Stage",
     "StageFailed",
     "StageStats",
+    "VideoLoop",
+    "VideoSummary",
     "BadInputError",
     "ConversionError",
     "ConversionFailed",
