@@ -172,6 +172,18 @@ def test_speech_commands_layout(tmp_path: Path) -> None:
     with pytest.raises(kws_data.BadInputError, match="up"):
         kws_data.load_speech_commands(root, ["yes", "up"])
 
+    # The whole recipe trains from the folder (speaker split), denoising half its windows on the way.
+    from edge_sdk.cli import main
+
+    out = tmp_path / "kws-sc"
+    argv = ["train", "kws", "--words", "yes,no", "--data", str(root), "--out", str(out), "--steps", "3"]
+    assert main([*argv, "--batch", "4", "--noise-seconds", "2", "--denoised", "0.5", "-q"]) == 0
+    report = json.loads((out / "eval.json").read_text())
+    assert report["data"]["source"] == f"speech-commands:{root}"
+    assert report["training"]["steps"] == 3 and report["denoised"] == 0.5
+    assert {"test-clean", "test-noisy", "test-noisy-denoised"} <= set(report["eval"])
+    assert report["onnx_max_abs_diff"] < 1e-4
+
 
 @needs_tts
 def test_running_speech_windows_hold_the_keyword_whole_or_no_keyword() -> None:
