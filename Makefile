@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-EXTRAS ?= torch,openvino,tflite,litert-torch,audio,camera,bench,train,dev
+EXTRAS ?= torch,openvino,tflite,litert-torch,audio,camera,bench,train,prune,keras,dev
 ONNX2TF := onnx2tf==1.29.24
 
 .PHONY: demo test lint bench clean
