@@ -28,6 +28,10 @@ class BuildContext:
     options: dict[str, Any] = field(default_factory=dict)
     progress: Progress | None = None
     source: Source | None = None
+    # Accuracy-aware int8: the user's ``evaluate(session) -> float`` (higher is better) and the drop it
+    # may lose (an ``AccuracyGoal`` from converters/accuracy_aware.py); both None means plain int8.
+    evaluate: Callable[[Any], float] | None = None
+    accuracy_goal: Any = None
 
     def report(self, stage: str, done: int, total: int | None) -> None:
         if self.progress is not None:
