@@ -289,11 +289,11 @@ def test_the_page_in_headless_chromium_shows_raw_and_denoised_panes(server, fram
 
 
 def test_the_bundled_demo_clip_decodes():
-    """``samples/opencv-vtest-3s.avi`` (made by ``python -m edge_sdk.recipes.vtest_demo_clip``): 30 frames
-    of 320×240 at 10 fps, with people moving between the first and the last."""
+    """``samples/chelsea-pan-3s.avi`` (made by ``python -m edge_sdk.recipes.video_demo_clip``): 30 frames
+    of 320×240 at 10 fps, the view moving between the first and the last."""
     from importlib import resources
 
-    with resources.as_file(resources.files("edge_sdk") / "samples" / "opencv-vtest-3s.avi") as path:
+    with resources.as_file(resources.files("edge_sdk") / "samples" / "chelsea-pan-3s.avi") as path:
         assert path.stat().st_size < 1_500_000
         cap = cv2.VideoCapture(str(path))
         assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(10.0)
