@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from edge_sdk.converters.accuracy_aware import wanted
 from edge_sdk.converters.targets import TARGETS, BuildContext, BuildResult
 from edge_sdk.errors import BadInputError, ConversionError
 
@@ -25,6 +26,9 @@ INT8_DEFAULTS: dict[str, Any] = {
     "calibrate_method": "minmax",
     "exclude_nodes": [],
 }
+# Nodes the accuracy-aware search may keep in float, and how many calibration samples rank them.
+_WEIGHTED = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+SENSITIVITY_SAMPLES = 16
 _QTYPES = {"uint8": "QUInt8", "int8": "QInt8"}
 _METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 
@@ -45,11 +49,13 @@ def _options(ctx: BuildContext) -> dict[str, Any]:
 
 
 class _Reader:
-    """Feeds calibration samples to onnxruntime's calibrator and reports progress as it goes."""
+    """Feeds calibration samples to onnxruntime's calibrator and reports progress as it goes (unless
+    ``quiet``: the accuracy-aware search calibrates once per candidate and reports its own progress)."""
 
-    def __init__(self, ctx: BuildContext) -> None:
+    def __init__(self, ctx: BuildContext, quiet: bool = False) -> None:
         self._samples = ctx.calibration or []
         self._ctx = ctx
+        self._quiet = quiet
         self._i = 0
 
     def get_next(self) -> dict | None:
@@ -57,7 +63,8 @@ class _Reader:
             return None
         sample = self._samples[self._i]
         self._i += 1
-        self._ctx.report("calibrate", self._i, len(self._samples))
+        if not self._quiet:
+            self._ctx.report("calibrate", self._i, len(self._samples))
         return sample
 
     def rewind(self) -> None:
@@ -118,9 +125,23 @@ def _preprocess(hub: Path, tmp: Path, recipe: dict[str, Any]) -> Path:
     return pre
 
 
-def _int8_static(hub: Path, out: Path, ctx: BuildContext) -> dict[str, Any]:
+def _quantize_static(pre: Path, out: Path, ctx: BuildContext, opts: dict[str, Any], quiet: bool) -> None:
     from onnxruntime import quantization as q
 
+    q.quantize_static(
+        str(pre),
+        str(out),
+        _Reader(ctx, quiet),  # type: ignore[arg-type]
+        quant_format=q.QuantFormat.QDQ,
+        per_channel=opts["per_channel"],
+        activation_type=getattr(q.QuantType, _QTYPES[opts["activation_type"]]),
+        weight_type=getattr(q.QuantType, _QTYPES[opts["weight_type"]]),
+        calibrate_method=getattr(q.CalibrationMethod, _METHODS[opts["calibrate_method"]]),
+        nodes_to_exclude=opts["exclude_nodes"],
+    )
+
+
+def _int8_static(hub: Path, out: Path, ctx: BuildContext) -> dict[str, Any]:
     opts = _options(ctx)
     recipe: dict[str, Any] = {
         **opts,
@@ -128,18 +149,66 @@ def _int8_static(hub: Path, out: Path, ctx: BuildContext) -> dict[str, Any]:
         "calibration_samples": len(ctx.calibration or []),
     }
     with tempfile.TemporaryDirectory() as tmp:
-        q.quantize_static(
-            str(_preprocess(hub, Path(tmp), recipe)),
-            str(out),
-            _Reader(ctx),  # type: ignore[arg-type]
-            quant_format=q.QuantFormat.QDQ,
-            per_channel=opts["per_channel"],
-            activation_type=getattr(q.QuantType, _QTYPES[opts["activation_type"]]),
-            weight_type=getattr(q.QuantType, _QTYPES[opts["weight_type"]]),
-            calibrate_method=getattr(q.CalibrationMethod, _METHODS[opts["calibrate_method"]]),
-            nodes_to_exclude=opts["exclude_nodes"],
-        )
+        if wanted(ctx, "int8"):
+            pre = _preprocess(hub, Path(tmp), recipe)
+            recipe["accuracy_aware"] = _accuracy_aware(hub, pre, out, ctx, opts, Path(tmp))
+            recipe["exclude_nodes"] = opts["exclude_nodes"] + recipe["accuracy_aware"]["kept_float"]
+        else:
+            _quantize_static(_preprocess(hub, Path(tmp), recipe), out, ctx, opts, quiet=False)
     return recipe
+
+
+def _accuracy_aware(
+    hub: Path, pre: Path, out: Path, ctx: BuildContext, opts: dict[str, Any], tmp: Path
+) -> dict[str, Any]:
+    """Quantise, evaluate, and keep the most sensitive weighted nodes float until ``ctx.accuracy_goal``
+    holds (the shared greedy search); the chosen candidate becomes ``out``."""
+    import onnx
+
+    from edge_sdk.converters.accuracy_aware import AccuracyGoal, Candidate, evaluate_session, open_candidate
+    from edge_sdk.converters.accuracy_aware import search as aa_search
+    from edge_sdk.converters.onnx_model import tensor_specs
+    from edge_sdk.converters.sensitivity import one_at_a_time
+
+    label = "onnx:int8"
+    goal = AccuracyGoal.parse(ctx.accuracy_goal)
+    assert ctx.evaluate is not None
+    ins, outs = tensor_specs(onnx.load(str(hub), load_external_data=False))
+    base_dir = tmp / "fp32"
+    base_dir.mkdir()
+    shutil.copyfile(hub, base_dir / MODEL_FILE)
+    fp32 = open_candidate(base_dir, "onnx", "fp32", [MODEL_FILE], ins, outs)
+    baseline = evaluate_session(ctx.evaluate, fp32, label)
+    made = iter(range(1 << 30))
+
+    def quantise(kept: frozenset[str]) -> Candidate:
+        d = tmp / f"candidate{next(made)}"
+        d.mkdir()
+        _quantize_static(
+            pre, d / MODEL_FILE, ctx, {**opts, "exclude_nodes": [*opts["exclude_nodes"], *kept]}, True
+        )
+        return Candidate(d, open_candidate(d, "onnx", "int8", [MODEL_FILE], ins, outs))
+
+    plain = quantise(frozenset())
+    plain_metric = evaluate_session(ctx.evaluate, plain.session, label)
+    ranking: list[tuple[str, float]] = []
+    if not goal.met(baseline, plain_metric):
+        # Only weighted nodes are candidates: the others follow them (a Relu after a float Gemm is float).
+        skip = set(opts["exclude_nodes"])
+        layers = [
+            n.name for n in onnx.load(str(pre)).graph.node if n.op_type in _WEIGHTED and n.name not in skip
+        ]
+        samples = (ctx.calibration or [])[:SENSITIVITY_SAMPLES]
+        reference = [fp32.run(s) for s in samples]
+        ranking = one_at_a_time(layers, quantise, samples, reference, ctx.report)
+    best, outcome = aa_search(
+        quantise, ctx.evaluate, baseline, goal, ranking, ctx.report, plain=(plain, plain_metric), label=label
+    )
+    outcome.evaluations += 2  # fp32 and plain int8
+    if not outcome.met:
+        raise outcome.failure(label)
+    shutil.copyfile(best.directory / MODEL_FILE, out)
+    return outcome.record()
 
 
 def _int8_dynamic(hub: Path, out: Path, ctx: BuildContext) -> dict[str, Any]:
@@ -240,6 +309,10 @@ class OnnxTarget:
                 recipe = _int8_dynamic(hub, out, ctx)
         except BadInputError:
             raise
+        except ConversionError as e:
+            if str(e).startswith(f"onnx:{precision}:"):
+                raise
+            raise ConversionError(f"onnx:{precision}: {e}") from None
         except Exception as e:
             raise ConversionError(
                 f"onnx:{precision}: onnxruntime's converter failed: {type(e).__name__}: {e}; "
