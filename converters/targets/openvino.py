@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from edge_sdk.converters.accuracy_aware import wanted
 from edge_sdk.converters.calibration import HOW_TO_GIVE
 from edge_sdk.converters.targets import TARGETS, BuildContext, BuildResult
 from edge_sdk.errors import BadInputError, ConversionError, EdgeSDKError, MissingExtraError
@@ -163,8 +164,11 @@ def _front_end(model: Any) -> list[str]:
     return front
 
 
-def _quantize(model: Any, ctx: BuildContext, opts: dict[str, Any], label: str) -> tuple[Any, dict[str, Any]]:
-    """Static int8 with NNCF: activation ranges from the calibration samples, weights per channel."""
+def _quantize(
+    model: Any, hub: Path, ctx: BuildContext, opts: dict[str, Any], label: str
+) -> tuple[Any, dict[str, Any]]:
+    """Static int8 with NNCF: activation ranges from the calibration samples, weights per channel; with
+    ``ctx.evaluate`` and a goal, NNCF's accuracy control keeps the most sensitive layers float."""
     nncf = _import_nncf(label)
     samples = ctx.calibration or []
     if not samples:
@@ -185,17 +189,33 @@ def _quantize(model: Any, ctx: BuildContext, opts: dict[str, Any], label: str) -
     ignored = (
         nncf.IgnoredScope(types=kept_float, names=front, validate=False) if kept_float or front else None
     )
+    accuracy: dict[str, Any] = {}
     with (
         _nncf_to_logging(),
         _step(label, "NNCF post-training quantisation", "try int8-weights, which needs no calibration"),
     ):
-        quantized = nncf.quantize(
-            model,
-            nncf.Dataset(samples, feed),
-            preset=preset,
-            subset_size=len(samples),
-            ignored_scope=ignored,
-        )
+        if wanted(ctx, "int8"):
+            from edge_sdk.converters.openvino_accuracy import quantize_with_accuracy_control
+
+            quantized, accuracy = quantize_with_accuracy_control(
+                nncf,
+                model,
+                ctx,
+                nncf.Dataset(samples, feed),
+                _io_specs(hub),
+                label,
+                preset=preset,
+                subset_size=len(samples),
+                ignored_scope=ignored,
+            )
+        else:
+            quantized = nncf.quantize(
+                model,
+                nncf.Dataset(samples, feed),
+                preset=preset,
+                subset_size=len(samples),
+                ignored_scope=ignored,
+            )
     fake_quantize = _count(quantized, "FakeQuantize")
     if fake_quantize == 0:
         raise ConversionError(
@@ -213,7 +233,16 @@ def _quantize(model: Any, ctx: BuildContext, opts: dict[str, Any], label: str) -
         "calibration_samples": len(samples),
         "fake_quantize_nodes": fake_quantize,
         "quantized_weights": _int8_weights(quantized),
+        **({"accuracy_aware": accuracy} if accuracy else {}),
     }
+
+
+def _io_specs(hub: Path) -> tuple[list[Any], list[Any]]:
+    import onnx
+
+    from edge_sdk.converters.onnx_model import tensor_specs
+
+    return tensor_specs(onnx.load(str(hub), load_external_data=False))
 
 
 def _compress_weights(model: Any, label: str) -> tuple[Any, dict[str, Any]]:
@@ -315,7 +344,7 @@ class OpenVinoTarget:
             recipe = {"converter": "openvino.convert_model"}
         versions = {"openvino": ov.get_version()}
         if precision == "int8":
-            model, extra = _quantize(model, ctx, opts, label)
+            model, extra = _quantize(model, hub, ctx, opts, label)
         elif precision == "int8-weights":
             model, extra = _compress_weights(model, label)
         else:
