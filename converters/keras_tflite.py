@@ -101,6 +101,16 @@ def _specs(
     return specs, quant
 
 
+def _interpreter(content: bytes) -> Any:
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # tf.lite.Interpreter still works, with a deprecation warning
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter  # noqa: N806
+    return Interpreter(model_content=content)
+
+
 def build(hub: Path, precision: str, out_dir: Path, ctx: BuildContext) -> BuildResult:
     """Convert the Keras source of ``ctx`` to ``out_dir/model.tflite`` at ``precision`` and describe it."""
     import onnx
@@ -134,7 +144,7 @@ def build(hub: Path, precision: str, out_dir: Path, ctx: BuildContext) -> BuildR
             f"converter=onnx2tf, or the onnx or openvino target"
         ) from None
     (out_dir / MODEL_FILE).write_bytes(content)
-    sig = tf.lite.Interpreter(model_content=content).get_signature_list()
+    sig = _interpreter(content).get_signature_list()
     (only,) = sig.values()
     stored_in = in_names if sorted(only["inputs"]) == sorted(in_names) else list(only["inputs"])
     if native["kind"] == "saved_model":
