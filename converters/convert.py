@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
+import functools
+import hashlib
 import logging
 import os
+import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ import numpy as np
 import onnx
 
 from edge_sdk._version import __version__
+from edge_sdk.converters import cache as _cache
 from edge_sdk.converters.calibration import HOW_TO_GIVE, CalibrationData, load_samples, random_samples
 from edge_sdk.converters.onnx_model import tensor_specs
 from edge_sdk.converters.parity import compare, gate
@@ -80,6 +84,10 @@ def convert(
     options: dict[str, Any] | None = None,
     parity_samples: int = 32,
     progress: Progress | None = None,
+    prune: Any = None,
+    evaluate: Callable[[Any], float] | None = None,
+    max_drop: float | str | None = None,
+    cache: bool = True,
 ) -> list[Artifact]:
     """Convert ``source`` (an .onnx path, ``zoo:NAME``, or a torch module with ``example_inputs``) into one
     artifact per target (``"onnx:int8"``, ...) under ``out``.
@@ -93,6 +101,17 @@ def convert(
     branches they decide, so quantisers see the compute that would otherwise hide in subgraphs.
     ``input_shapes`` fixes dynamic input dims (e.g. ``{"input": [1, 576]}``) for converters that need
     static shapes.
+
+    ``prune`` (a ``PruneSpec``, its dict, or a ratio; torch module sources) prunes a copy of the module
+    before export and records what was removed under the recipe's ``pruning`` key.
+    ``evaluate(session) -> float`` with ``max_drop`` (0.01: one point of the metric; "1%": relative)
+    make int8 accuracy-aware: targets keep the most sensitive layers in float until the metric drops by
+    at most that much.
+
+    Results are cached (see ``converters/cache.py``): a request made before is copied from the cache
+    (the artifact is then a ``ReusedArtifact`` naming the entry), and a target built before with the
+    same inputs is not built (or calibrated) again. ``cache=False`` does all the work and refreshes the
+    cache; an ``evaluate`` function cannot be keyed, so it turns the cache off for that call.
     """
     wanted = [targets] if isinstance(targets, str) else list(targets)
     wanted = [t for part in wanted for t in part.split(",") if t.strip()]
@@ -106,6 +125,11 @@ def convert(
             f"unknown option(s) {unknown} for {', '.join(wanted)}; "
             f"known: {', '.join(sorted(known)) or 'none'}"
         )
+    if max_drop is not None and evaluate is None:
+        raise BadInputError("max_drop needs evaluate=, the function that scores a converted model")
+    prune_record = None
+    if prune is not None:
+        source, prune_record = _prune(source, example_inputs, prune)
     src = open_source(
         source,
         example_inputs=example_inputs,
@@ -125,8 +149,31 @@ def convert(
             f"Or use int8-dynamic, which needs none"
         )
     samples, origin = _parity_inputs(parity_data, calib, src, in_specs, parity_samples)
-    reference = src.reference([{**s, **fixed} for s in samples])
-    ctx = BuildContext(calibration=calib, options=dict(options or {}), progress=progress, source=src)
+    # The source's own outputs, computed once and only if some target is not taken from the cache.
+    reference = functools.cache(lambda: src.reference([{**s, **fixed} for s in samples]))
+    ctx = BuildContext(
+        calibration=calib,
+        options=dict(options or {}),
+        progress=progress,
+        source=src,
+        evaluate=evaluate,
+        accuracy_goal=_accuracy_goal(max_drop),
+    )
+    if cache and evaluate is not None:
+        log.info("cache off for this call: evaluate is a function, which cannot be part of a cache key")
+    keys = {
+        "hub": hashlib.sha256(hub.SerializeToString()).hexdigest(),
+        "source": src.provenance(),
+        "framework": [src.framework, src.framework_version],
+        "simplify": simplify_info,
+        "calibration": _cache.samples_digest(calib),
+        "calibration_from": _calibration_from(calibration),
+        "parity": [_cache.samples_digest(samples), origin],
+        "max_error": max_error,
+        "max_drop": max_drop,
+        "options": options or {},
+        "pruning": prune_record,
+    }
     common = {
         "name": name or src.name,
         "src": src,
@@ -139,19 +186,23 @@ def convert(
         "max_error": max_error,
         "ctx": ctx,
         "calibration": calibration,
+        "keys": keys if cache and evaluate is None else None,
+        "prune_record": prune_record,
     }
     made: list[Artifact] = []
     errors: dict[str, ConversionError] = {}
     with tempfile.TemporaryDirectory() as tmp:
         hub_path = Path(tmp) / "hub.onnx"
         onnx.save(hub, str(hub_path))
-        for target, precision in parsed:
+        for i, (target, precision) in enumerate(parsed):
             label = f"{target.name}:{precision}"
+            ctx.report("targets", i, len(parsed))
             try:
                 made.append(_make(target, precision, hub_path, Path(out), **common))
             except ConversionError as e:
                 log.debug("%s failed: %s", label, e)  # reported by the exception raised below
                 errors[label] = e
+        ctx.report("targets", len(parsed), len(parsed))
     if errors:
         if len(parsed) == 1:
             raise next(iter(errors.values()))
@@ -190,61 +241,149 @@ def _make(
     simplify: dict[str, Any],
     samples: list[dict[str, np.ndarray]],
     origin: str,
-    reference: list[dict[str, np.ndarray]],
+    reference: Callable[[], list[dict[str, np.ndarray]]],
     max_error: float | None,
     ctx: BuildContext,
     calibration: Any,
+    keys: dict[str, Any] | None,
+    prune_record: dict[str, Any] | None,
 ) -> Artifact:
-    from edge_sdk.runtimes import load
-
     art_name = f"{name}-{target.name}-{precision}"
     final = out / art_name
-    with staging_dir(final) as stage:
-        result = target.build(hub_path, precision, stage, ctx)
-        recipe = {
-            "target": f"{target.name}:{precision}",
-            "simplify": simplify,
-            "max_error": max_error,
-            **result.recipe,
-        }
-        if precision in target.calibrated:
-            recipe["calibration"] = {
-                "samples": len(ctx.calibration or []),
-                "from": str(calibration) if isinstance(calibration, (str, os.PathLike)) else "iterable",
+    build_key = artifact_key = None
+    if keys is not None:
+        build_key = _cache.digest(
+            {
+                "hub": keys["hub"],
+                "framework": keys["framework"],
+                "target": target.name,
+                "precision": precision,
+                # Only the options this target reads change what it builds.
+                "options": {k: v for k, v in keys["options"].items() if k in target.options},
+                "calibration": keys["calibration"] if precision in target.calibrated else None,
+                "max_drop": keys["max_drop"],
+                "tools": _cache.tool_versions(target.name),
             }
-        versions = {"edge_sdk": __version__, "onnx": onnx.__version__, **result.versions}
-        if src.framework != "onnx" and src.framework_version:
-            versions[src.framework] = src.framework_version
-        artifact = Artifact(
-            name=art_name,
-            format=target.name,
-            precision=precision,
-            files=[file_entry(stage, f) for f in result.files],
-            inputs=copy.deepcopy(result.inputs or in_specs),
-            outputs=copy.deepcopy(result.outputs or out_specs),
-            source=src.provenance(),
-            recipe=recipe,
-            versions=versions,
-            created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            quantization=result.quantization,
         )
+        artifact_key = _cache.digest({**keys, "build": build_key, "name": art_name})
+        entry = _cache.lookup_artifact(artifact_key)
+        if entry is not None:
+            log.info("%s: reused cached artifact %s", art_name, entry)
+            ctx.report("cache", 1, 1)
+            return _cache.reuse_artifact(entry, final)
+    expected = reference()  # before anything is written: a source that does not run is the user's error
+    with staging_dir(final) as stage:
+        result = _cache.reuse_build(build_key, stage) if build_key else None
+        if result is not None:
+            log.info("%s: reused the cached build %s", art_name, build_key)
+        else:
+            result = target.build(hub_path, precision, stage, ctx)
+            if build_key:
+                _cache.store_build(build_key, stage, result)
+        artifact = _manifest(target, precision, art_name, stage, result, src, in_specs, out_specs, simplify)
+        artifact.recipe["max_error"] = max_error
+        if precision in target.calibrated:
+            artifact.recipe["calibration"] = {
+                "samples": len(ctx.calibration or []),
+                "from": _calibration_from(calibration),
+            }
+        if prune_record is not None:
+            artifact.recipe["pruning"] = prune_record
         write_manifest(artifact, stage)
-        try:
-            session = load(stage)
-            got = []
-            for i, s in enumerate(samples):
-                got.append(session.run(s))
-                ctx.report("parity", i + 1, len(samples))
-        except EdgeSDKError as e:
-            raise ConversionError(f"{art_name}: the converted model does not run: {e}") from None
-        report = compare(reference, got, origin)
-        report["reference"] = f"{src.framework} source (fp32)"
-        report["backend"] = f"{session.selection.backend}/{session.selection.accelerator}"
-        if getattr(session, "inference_precision", None):
-            report["inference_precision"] = session.inference_precision
-        del session
-        gate(report, max_error, art_name)
-        artifact.parity = report
+        artifact.parity = _parity(stage, art_name, samples, origin, expected, src, ctx)
+        gate(artifact.parity, max_error, art_name)
         write_manifest(artifact, stage)
     artifact.path = final
+    if artifact_key:
+        _cache.store_artifact(artifact_key, final)
     return artifact
+
+
+def _manifest(
+    target: TargetFormat,
+    precision: str,
+    art_name: str,
+    stage: Path,
+    result: Any,
+    src: Source,
+    in_specs: list[TensorSpec],
+    out_specs: list[TensorSpec],
+    simplify: dict[str, Any],
+) -> Artifact:
+    target_name = f"{target.name}:{precision}"
+    recipe = {"target": target_name, "simplify": simplify, "max_error": None, **result.recipe}
+    versions = {"edge_sdk": __version__, "onnx": onnx.__version__, **result.versions}
+    if src.framework != "onnx" and src.framework_version:
+        versions[src.framework] = src.framework_version
+    return Artifact(
+        name=art_name,
+        format=target.name,
+        precision=precision,
+        files=[file_entry(stage, f) for f in result.files],
+        inputs=copy.deepcopy(result.inputs or in_specs),
+        outputs=copy.deepcopy(result.outputs or out_specs),
+        source=src.provenance(),
+        recipe=recipe,
+        versions=versions,
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        quantization=result.quantization,
+    )
+
+
+def _parity(
+    stage: Path,
+    art_name: str,
+    samples: list[dict[str, np.ndarray]],
+    origin: str,
+    reference: list[dict[str, np.ndarray]],
+    src: Source,
+    ctx: BuildContext,
+) -> dict[str, Any]:
+    """Run the staged artifact on the parity samples and compare with the source's outputs."""
+    from edge_sdk.runtimes import load
+
+    try:
+        session = load(stage)
+        got = []
+        for i, s in enumerate(samples):
+            got.append(session.run(s))
+            ctx.report("parity", i + 1, len(samples))
+    except EdgeSDKError as e:
+        raise ConversionError(f"{art_name}: the converted model does not run: {e}") from None
+    report = compare(reference, got, origin)
+    report["reference"] = f"{src.framework} source (fp32)"
+    report["backend"] = f"{session.selection.backend}/{session.selection.accelerator}"
+    if getattr(session, "inference_precision", None):
+        report["inference_precision"] = session.inference_precision
+    del session
+    return report
+
+
+def _calibration_from(calibration: Any) -> str | None:
+    if calibration is None:
+        return None
+    return str(calibration) if isinstance(calibration, (str, os.PathLike)) else "iterable"
+
+
+def _accuracy_goal(max_drop: float | str | None) -> Any:
+    """The targets' ``AccuracyGoal`` for ``max_drop`` (0.01 absolute, or "1%" relative)."""
+    if max_drop is None:
+        return None
+    from edge_sdk.converters.accuracy_aware import AccuracyGoal
+
+    return AccuracyGoal.parse(max_drop)
+
+
+def _prune(source: Any, example_inputs: Any, spec: Any) -> tuple[Any, dict[str, Any]]:
+    """Prune a torch module source (``prune`` works on a copy: the user's module is left as it was)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(source, torch.nn.Module):
+        raise BadInputError(
+            f"prune= works on a PyTorch module source (pruning happens before export); got {source!r:.60}"
+        )
+    if example_inputs is None:
+        raise BadInputError("prune= needs example_inputs to trace the module's channel dependencies")
+    from edge_sdk.converters.prune import prune, prune_record
+
+    module, result = prune(source, example_inputs, spec)
+    return module, prune_record(result)

@@ -17,64 +17,33 @@ from rich.text import Text
 from edge_sdk import console
 from edge_sdk.errors import BadInputError, EdgeSDKError
 
-
-def _pairs(items: list[str] | None, what: str) -> dict[str, str]:
-    out = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise BadInputError(f"{what} takes NAME=VALUE, got '{item}'")
-        out[key] = value
-    return out
-
-
-def _literal(value: str) -> Any:
-    """'16000' → 16000, '0.5' → 0.5, 'true' → True, anything else stays a string."""
-    low = value.lower()
-    if low in ("true", "false"):
-        return low == "true"
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return value
-
-
 # -- convert ---------------------------------------------------------------------------------------
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
     from edge_sdk.converters import ConversionFailed, convert
+    from edge_sdk.converters.recipe import Recipe, from_args, load_recipe
 
-    options = {k: _literal(v) for k, v in _pairs(args.option, "--option").items()}
-    fixed = {k: _literal(v) for k, v in _pairs(args.fix, "--fix").items()}
-    try:
-        shapes = {k: [int(d) for d in v.split(",")] for k, v in _pairs(args.shape, "--shape").items()}
-    except ValueError:
-        raise BadInputError(f"--shape takes NAME=D1,D2,... with integer dims, got {args.shape}") from None
+    recipe = load_recipe(args.recipe) if args.recipe else Recipe()
+    recipe = recipe.merged(from_args(args))
     failures: dict[str, str] = {}
     with console.progress_bars(not (args.quiet or args.json)) as progress:
         try:
-            artifacts = convert(
-                args.source,
-                args.to,
-                out=args.out,
-                calibration=args.calib,
-                parity_data=args.parity_data,
-                max_error=args.max_error,
-                name=args.name,
-                fixed_inputs=fixed or None,
-                input_shapes=shapes or None,
-                options=options,
-                progress=progress,
-            )
+            artifacts = convert(recipe.source, recipe.targets, progress=progress, **recipe.convert_kwargs())
         except ConversionFailed as e:
             artifacts, failures = e.artifacts, e.failures
+    reused = {a.name: getattr(a, "reused_from", "") for a in artifacts}
+    if not args.quiet:
+        for a in artifacts:
+            if reused[a.name]:
+                console.err.print(f"reused cached artifact {reused[a.name]} → {a.path}", markup=False)
     if args.json:
         console.emit_json(
             {
-                "artifacts": [{"path": str(a.path), **a.to_dict()} for a in artifacts],
+                "artifacts": [
+                    {"path": str(a.path), "reused_from": reused[a.name] or None, **a.to_dict()}
+                    for a in artifacts
+                ],
                 "failures": failures,
             }
         )
@@ -91,7 +60,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
                     console.fmt_err(p.get("max_abs_error")),
                     f"{p.get('cosine_similarity', 0):.6f}",
                     "" if top1 is None else f"{top1:.1%}",
-                    "ok",
+                    "ok (reused cached artifact)" if reused[a.name] else "ok",
                 ]
             )
         rows += [[t, "", "", "", "", "", f"FAILED: {msg}"] for t, msg in failures.items()]
@@ -363,45 +332,23 @@ def _common_options() -> argparse.ArgumentParser:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; target choices come from the converter registry."""
     from edge_sdk._version import __version__
-    from edge_sdk.converters import all_targets
 
     p = argparse.ArgumentParser(prog="edge-sdk", description="Convert, check and run models on edge devices.")
     p.add_argument("--version", action="version", version=f"edge-sdk {__version__}")
     common = _common_options()
     sub = p.add_subparsers(dest="command", required=True)
 
-    c = sub.add_parser("convert", parents=[common], help="convert a model into artifacts")
-    c.add_argument("source", help="an .onnx file or zoo:NAME")
-    c.add_argument(
-        "--to",
-        required=True,
-        metavar="FMT:PRECISION[,...]",
-        help=f"comma-separated targets; available: {', '.join(all_targets())}",
+    c = sub.add_parser(
+        "convert",
+        parents=[common],
+        help="convert a model into artifacts",
+        epilog="Every option is also a recipe key (shown in brackets); --recipe edge.toml reads them from a "
+        "file and options given here override it. See docs/recipes.md.",
     )
-    c.add_argument("--calib", metavar="PATH", help="calibration data: folder of .npy/.npz files, or an .npz")
-    c.add_argument(
-        "--parity-data", metavar="PATH", help="inputs for the parity check (default: calibration data)"
-    )
-    c.add_argument(
-        "--max-error", type=float, help="fail a target whose max abs error vs the source exceeds this"
-    )
-    c.add_argument("--out", default="artifacts", help="directory for the artifacts (default: artifacts)")
-    c.add_argument("--name", help="artifact name prefix (default: the source's name)")
-    c.add_argument(
-        "--fix", action="append", metavar="INPUT=VALUE", help="make an input a constant (e.g. sr=16000)"
-    )
-    c.add_argument(
-        "--shape",
-        action="append",
-        metavar="INPUT=D1,D2,...",
-        help="fix an input's dynamic dims (e.g. input=1,576)",
-    )
-    c.add_argument(
-        "--option",
-        action="append",
-        metavar="KEY=VALUE",
-        help="quantisation option: per_channel, activation_type, weight_type, calibrate_method",
-    )
+    c.add_argument("--recipe", metavar="EDGE.toml", help="read the conversion from a recipe file")
+    from edge_sdk.converters.recipe import add_arguments
+
+    add_arguments(c)
     c.set_defaults(func=cmd_convert)
 
     i = sub.add_parser(

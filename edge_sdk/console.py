@@ -39,9 +39,15 @@ def setup_logging(verbose: bool, quiet: bool) -> None:
 
 @contextlib.contextmanager
 def progress_bars(enabled: bool) -> Iterator[Any]:
-    """A ``progress(stage, done, total)`` callback drawing one rich bar per stage (None when disabled)."""
+    """A ``progress(stage, done, total)`` callback: one rich bar per stage (counts, ETA) when stderr is a
+    terminal, else a line per stage at most every few seconds; None when disabled (``--quiet``)."""
     if not enabled:
         yield None
+        return
+    if not err.is_terminal:
+        from edge_sdk.progress import LinePrinter
+
+        yield LinePrinter(sys.stderr)
         return
     bars = Progress(
         TextColumn("{task.description:>10}"),

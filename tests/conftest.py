@@ -7,7 +7,10 @@ directories as read-only: a test that edits an artifact copies it first (``copy_
 
 from __future__ import annotations
 
+import atexit
+import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -85,6 +88,18 @@ def _tiny_classifier() -> onnx.ModelProto:
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])],
         inits,
     )
+
+
+# Conversions are cached (converters/cache.py). Session fixtures convert into one cache for the run, each
+# test into its own empty one, so no test reuses another's work and none writes into the user's cache.
+_SESSION_CACHE = tempfile.mkdtemp(prefix="edge-sdk-test-conversions-")
+atexit.register(shutil.rmtree, _SESSION_CACHE, True)
+os.environ["EDGE_SDK_CONVERSION_CACHE"] = _SESSION_CACHE
+
+
+@pytest.fixture(autouse=True)
+def _own_conversion_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGE_SDK_CONVERSION_CACHE", str(tmp_path_factory.mktemp("conversion-cache")))
 
 
 # -- helpers, handed to tests as fixtures (test modules do not import conftest) ------------------------

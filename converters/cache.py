@@ -1,0 +1,227 @@
+"""The conversion cache: finished artifacts, and what targets built (their calibrated models), keyed by
+the hub model's sha256 and every option that changes the output.
+
+Two levels, because they are reused by different requests:
+
+* ``conversions/<key>/`` holds a whole artifact (manifest, model files, parity report). Its key covers
+  everything the manifest records: the hub model, source provenance, target and precision, the
+  target's options, calibration and parity data digests, gates, artifact name and tool versions. The
+  same request twice copies it into ``out`` and does no conversion, calibration or parity work.
+* ``builds/<key>/`` holds what ``target.build`` wrote (for int8 that is the calibrated model). Its key
+  covers only what the build reads: hub, target, precision, the options that target knows, the
+  calibration digest (for calibrated precisions) and tool versions. A request that differs in parity
+  data, gates, name, or options of another target reuses the build, so the calibrator does not run
+  again; only the parity check is redone.
+
+The cache lives under ``zoo.cache_root()`` (``$EDGE_SDK_CACHE``, else ``$XDG_CACHE_HOME/edge-sdk``,
+else ``~/.cache/edge-sdk``), or under ``$EDGE_SDK_CONVERSION_CACHE`` when that is set.
+Entries are written into a temp directory and renamed into place, so a reader never sees half an
+entry; two writers racing leave one whole entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_sdk._version import __version__
+from edge_sdk.manifest import Artifact, TensorSpec, load_artifact, staging_dir
+
+log = logging.getLogger("edge_sdk.converters.cache")
+
+BUILD_RECORD = "build.json"
+
+# Packages whose version can change what a target writes. Unknown targets are keyed by all of them.
+_TOOLS: dict[str, tuple[str, ...]] = {
+    "onnx": ("onnx", "onnxruntime", "onnxslim"),
+    "openvino": ("onnx", "onnxslim", "openvino", "nncf"),
+    "tflite": ("onnx", "onnxslim", "onnxruntime", "tensorflow", "tf-keras", "onnx2tf", "litert-torch"),
+}
+_ALL_TOOLS = tuple(sorted({p for ps in _TOOLS.values() for p in ps}))
+
+
+@dataclass
+class ReusedArtifact(Artifact):
+    """An artifact copied from the cache instead of converted; ``reused_from`` is the cache entry."""
+
+    reused_from: str = ""
+
+
+def cache_base() -> Path:
+    """The folder holding ``conversions/`` and ``builds/``: ``$EDGE_SDK_CONVERSION_CACHE`` if set (tests
+    give each test its own), else the edge-sdk cache that the zoo uses too."""
+    if os.environ.get("EDGE_SDK_CONVERSION_CACHE"):
+        return Path(os.environ["EDGE_SDK_CONVERSION_CACHE"]).expanduser()
+    from edge_sdk.zoo import cache_root
+
+    return cache_root()
+
+
+def conversions_dir() -> Path:
+    """Where finished artifacts are cached: ``<cache>/conversions``."""
+    return cache_base() / "conversions"
+
+
+def builds_dir() -> Path:
+    """Where target builds (calibrated models) are cached: ``<cache>/builds``."""
+    return cache_base() / "builds"
+
+
+def tool_versions(target: str) -> dict[str, str]:
+    """Installed versions of edge-sdk and the packages ``target`` converts with (read from package
+    metadata, so nothing heavy is imported)."""
+    versions = {"edge_sdk": __version__}
+    for pkg in _TOOLS.get(target, _ALL_TOOLS):
+        try:
+            versions[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            versions[pkg] = "absent"
+    return versions
+
+
+def _canonical(obj: Any) -> Any:
+    """JSON-able, order-independent form of an option value (tuples as lists, paths as strings)."""
+    if isinstance(obj, Mapping):
+        return {str(k): _canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(obj, (list, tuple)):
+        return [_canonical(v) for v in obj]
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (np.generic,)):
+        return obj.item()
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    return repr(obj)
+
+
+def digest(parts: Mapping[str, Any]) -> str:
+    """sha256 of the canonical JSON of ``parts``: the cache key."""
+    text = json.dumps(_canonical(parts), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def samples_digest(samples: Iterable[Mapping[str, np.ndarray]] | None) -> str | None:
+    """sha256 over every sample's input names, dtypes, shapes and bytes, in order (None for no data)."""
+    if samples is None:
+        return None
+    h = hashlib.sha256()
+    for s in samples:
+        for name in sorted(s):
+            a = np.ascontiguousarray(s[name])
+            h.update(f"{name}|{a.dtype.str}|{list(a.shape)}|".encode())
+            h.update(a.tobytes())
+        h.update(b";")
+    return h.hexdigest()
+
+
+def lookup_artifact(key: str) -> Path | None:
+    """The cached artifact directory for ``key`` if there and intact (files match their sha256)."""
+    entry = conversions_dir() / key
+    if not entry.is_dir():
+        return None
+    try:
+        load_artifact(entry, verify=True)
+    except Exception as e:  # a damaged entry is rebuilt, never used
+        log.warning("cache entry %s is damaged (%s); converting again", entry, e)
+        return None
+    return entry
+
+
+def reuse_artifact(entry: Path, final: Path) -> ReusedArtifact:
+    """Copy the cached artifact ``entry`` to ``final`` atomically (staging dir, then rename)."""
+    with staging_dir(final) as stage:
+        shutil.copytree(entry, stage, dirs_exist_ok=True)
+    art = load_artifact(final)
+    fields = {f.name: getattr(art, f.name) for f in dataclasses.fields(Artifact)}
+    return ReusedArtifact(**fields, reused_from=str(entry))
+
+
+def _store(directory: Path, key: str, fill: Any) -> None:
+    """Write a cache entry: ``fill(tmp)`` fills a temp dir that is then renamed to ``directory/key``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / key
+    if final.exists():
+        return
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key[:16]}.", suffix=".partial", dir=directory))
+    try:
+        fill(tmp)
+        os.replace(tmp, final)
+    except OSError as e:
+        # A racing writer got there first (the rename onto a non-empty dir fails), or the disk is full:
+        # either way the conversion itself succeeded, so this is logged, not raised.
+        log.debug("cache entry %s not stored: %s", final, e)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def store_artifact(key: str, artifact_dir: Path) -> None:
+    """Keep a copy of a finished artifact under ``key``."""
+    _store(conversions_dir(), key, lambda tmp: shutil.copytree(artifact_dir, tmp, dirs_exist_ok=True))
+
+
+def _spec_dicts(specs: list[TensorSpec] | None) -> list[dict[str, Any]] | None:
+    return None if specs is None else [dataclasses.asdict(s) for s in specs]
+
+
+def store_build(key: str, stage: Path, result: Any) -> None:
+    """Keep what ``target.build`` wrote into ``stage`` and its ``BuildResult`` under ``key``."""
+
+    def fill(tmp: Path) -> None:
+        for name in result.files:
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(stage / name, tmp / name)
+        record = {
+            "files": result.files,
+            "recipe": result.recipe,
+            "quantization": result.quantization,
+            "versions": result.versions,
+            "inputs": _spec_dicts(result.inputs),
+            "outputs": _spec_dicts(result.outputs),
+        }
+        (tmp / BUILD_RECORD).write_text(json.dumps(record, indent=1, default=str))
+
+    _store(builds_dir(), key, fill)
+
+
+def reuse_build(key: str, stage: Path) -> Any | None:
+    """Copy a cached build into ``stage`` and return its ``BuildResult``; None if not cached."""
+    from edge_sdk.converters.targets import BuildResult
+
+    entry = builds_dir() / key
+    record_file = entry / BUILD_RECORD
+    if not record_file.is_file():
+        return None
+    try:
+        record = json.loads(record_file.read_text())
+        for name in record["files"]:
+            (stage / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(entry / name, stage / name)
+    except (OSError, ValueError, KeyError) as e:
+        log.warning("cached build %s is damaged (%s); building again", entry, e)
+        return None
+
+    def specs(items: list[dict[str, Any]] | None) -> list[TensorSpec] | None:
+        return None if items is None else [TensorSpec(**d) for d in items]
+
+    return BuildResult(
+        files=record["files"],
+        recipe=record["recipe"],
+        quantization=record["quantization"],
+        versions=record["versions"],
+        inputs=specs(record["inputs"]),
+        outputs=specs(record["outputs"]),
+    )

@@ -1,0 +1,153 @@
+"""Recipes: an edge.toml gives the same artifacts as the equivalent flags, flags override it, every invalid
+key or value is named with what it allows, and docs/recipes.md lists every key."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import edge_sdk
+from edge_sdk.converters.recipe import KEYS, load_recipe, recipe_from_dict
+
+EXE = shutil.which("edge-sdk", path=str(Path(sys.executable).parent)) or "edge-sdk"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "recipes.md"
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=300, env=dict(os.environ))
+
+
+@pytest.fixture
+def project(tiny_onnx: Path, tiny_calibration: list, tmp_path: Path) -> Path:
+    """A folder with a model, calibration data and an edge.toml using paths relative to itself."""
+    shutil.copy(tiny_onnx, tmp_path / "model.onnx")
+    np.savez(tmp_path / "calib.npz", x=np.stack([s["x"] for s in tiny_calibration]))
+    (tmp_path / "edge.toml").write_text(
+        'source = "model.onnx"\n'
+        'targets = ["onnx:fp32", "onnx:int8"]\n'
+        'out = "from-recipe"\n'
+        "[calibration]\n"
+        'data = "calib.npz"\n'
+        "[parity]\n"
+        "max_error = 0.5\n"
+        "[options]\n"
+        'calibrate_method = "minmax"\n'
+    )
+    return tmp_path
+
+
+def _files(out: Path) -> dict[str, dict[str, object]]:
+    arts = {p.name: edge_sdk.load_artifact(p) for p in sorted(out.iterdir())}
+    return {n: {"files": [(f.path, f.sha256) for f in a.files], "recipe": a.recipe} for n, a in arts.items()}
+
+
+def test_recipe_gives_the_same_artifacts_as_the_flags(project: Path) -> None:
+    r = cli("convert", "--recipe", str(project / "edge.toml"), "--json", "--no-cache")
+    assert r.returncode == 0, r.stderr
+    flags = cli(
+        "convert",
+        str(project / "model.onnx"),
+        "--to",
+        "onnx:fp32,onnx:int8",
+        "--calib",
+        str(project / "calib.npz"),
+        "--max-error",
+        "0.5",
+        "--option",
+        "calibrate_method=minmax",
+        "--out",
+        str(project / "from-flags"),
+        "--json",
+        "--no-cache",
+    )
+    assert flags.returncode == 0, flags.stderr
+    assert _files(project / "from-recipe") == _files(project / "from-flags")
+    assert sorted(_files(project / "from-recipe")) == ["model-onnx-fp32", "model-onnx-int8"]
+
+
+def test_flags_override_the_recipe(project: Path) -> None:
+    r = cli(
+        "convert",
+        "--recipe",
+        str(project / "edge.toml"),
+        "--to",
+        "onnx:fp16",
+        "--out",
+        str(project / "override"),
+        "--option",
+        "per_channel=false",
+        "--json",
+    )
+    assert r.returncode == 0, r.stderr
+    (art,) = json.loads(r.stdout)["artifacts"]
+    assert art["precision"] == "fp16" and Path(art["path"]).parent == project / "override"
+    recipe = load_recipe(project / "edge.toml").merged({"options": {"per_channel": False}})
+    assert recipe.values["options"] == {"calibrate_method": "minmax", "per_channel": False}  # tables merge
+
+
+def test_python_recipe_maps_to_convert_keywords(project: Path) -> None:
+    recipe = load_recipe(project / "edge.toml")
+    kwargs = recipe.convert_kwargs()
+    assert kwargs["calibration"] == str(project / "calib.npz")  # relative to the recipe file
+    assert kwargs["max_error"] == 0.5 and kwargs["out"] == str(project / "from-recipe")
+    arts = edge_sdk.convert(recipe.source, recipe.targets, **kwargs)
+    assert [a.precision for a in arts] == ["fp32", "int8"]
+
+
+@pytest.mark.parametrize(
+    ("doc", "needles"),
+    [
+        ({"quantize": {"max_drop": "lots"}}, ["quantize.max_drop", "percentage"]),
+        ({"quantize": {"max_dorp": 0.01}}, ["quantize.max_dorp", "did you mean 'quantize.max_drop'"]),
+        ({"calibraton": {"data": "x"}}, ["calibraton", "did you mean 'calibration'"]),
+        ({"parity": {"max_error": -1}}, ["parity.max_error", ">= 0"]),
+        ({"parity": {"samples": 0}}, ["parity.samples", "integer >= 1"]),
+        ({"prune": {"ratio": 1.5}}, ["prune.ratio", "between 0 and 1"]),
+        ({"prune": {"method": "magic"}}, ["prune.method", "channels, sparsity"]),
+        ({"targets": ["onnx:int9"]}, ["targets", "int9", "did you mean 'onnx:int8'"]),
+        ({"targets": 3}, ["targets", "FORMAT:PRECISION"]),
+        ({"input": {"shapes": {"x": [1, "a"]}}}, ["input.shapes", "integer dims"]),
+        ({"input": {"fix": {"sr": [1]}}}, ["input.fix", "number, string or boolean"]),
+        ({"cache": "yes"}, ["cache", "true or false"]),
+        ({"quantize": {"evaluate": "nocolon"}}, ["quantize.evaluate", "file.py:function"]),
+        ({"quantize": 0.01}, ["quantize", "must be a table", "quantize.max_drop"]),
+        ({"sorce": "m.onnx"}, ["sorce", "did you mean 'source'"]),
+    ],
+)
+def test_invalid_recipe_names_the_key(doc: dict, needles: list[str]) -> None:
+    with pytest.raises(edge_sdk.BadInputError) as e:
+        recipe_from_dict(doc, "edge.toml: ")
+    for needle in needles:
+        assert needle in str(e.value)
+
+
+def test_invalid_recipe_file_on_the_cli_exits_2(project: Path) -> None:
+    (project / "bad.toml").write_text('source = "model.onnx"\n[quantize]\nmax_drop = "lots"\n')
+    r = cli("convert", "--recipe", str(project / "bad.toml"), "--to", "onnx:fp32")
+    assert r.returncode == 2
+    assert "quantize.max_drop" in r.stderr and "bad.toml" in r.stderr
+    r = cli("convert", str(project / "model.onnx"), "--to", "onnx:fp32", "--parity-samples", "zero")
+    assert r.returncode == 2 and "parity.samples" in r.stderr
+
+
+def test_device_picks_the_targets(project: Path) -> None:
+    recipe = recipe_from_dict({"source": "m.onnx", "device": "x86-64"}, "", project)
+    assert recipe.targets and all(":" in t for t in recipe.targets)
+    with pytest.raises(edge_sdk.BadInputError, match="did you mean 'raspberry-pi-5'"):
+        _ = recipe_from_dict({"device": "raspberry-pi5"}).targets
+
+
+def test_docs_list_every_key() -> None:
+    text = DOCS.read_text()
+    for key in KEYS:
+        assert f"`{key.path}`" in text, key.path
+        if key.flag != "source":
+            assert key.flag in text, key.flag
+    assert "edge-sdk convert --recipe" in text
