@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_sdk.converters.accuracy_aware import wanted
 from edge_sdk.converters.onnx2tflite import StepError
 from edge_sdk.converters.targets import TARGETS, BuildContext, BuildResult, _tflite_process
 from edge_sdk.errors import BadInputError, ConversionError
@@ -306,6 +307,8 @@ class TfliteTarget:
             raise BadInputError(f"option converter='{converter}' is not one of: {', '.join(CONVERTERS)}")
         if converter == "litert-torch":
             return _build_litert_torch(hub, precision, out_dir, ctx)
+        if wanted(ctx, precision):
+            return self._accuracy_aware(hub, out_dir, ctx)
         missing = _missing()
         if missing:
             raise BadInputError(
@@ -369,6 +372,39 @@ class TfliteTarget:
             versions=report["versions"],
             inputs=inputs,
             outputs=outputs,
+        )
+
+    def _accuracy_aware(self, hub: Path, out_dir: Path, ctx: BuildContext) -> BuildResult:
+        """int8 that meets ``ctx.accuracy_goal``: the fp32 model made as usual, then quantised by
+        ai-edge-quantizer with per-op recipes found by the shared search."""
+        import dataclasses
+        from importlib.metadata import version
+
+        from edge_sdk.converters.tflite_accuracy import quantize_with_search
+
+        plain_ctx = dataclasses.replace(ctx, evaluate=None, accuracy_goal=None)
+        with tempfile.TemporaryDirectory(prefix="edge-sdk-tflite-aa-") as tmp_name:
+            tmp = Path(tmp_name)
+            fp32_dir = tmp / "fp32"
+            fp32_dir.mkdir()
+            fp32 = self.build(hub, "fp32", fp32_dir, plain_ctx)
+            record, quant = quantize_with_search(fp32_dir, fp32, out_dir, ctx, tmp)
+        recipe = {
+            **fp32.recipe,
+            "converter": "onnx2tf → Keras model → TFLiteConverter (fp32) → ai-edge-quantizer",
+            "quantizer": "ai-edge-quantizer static_wi8_ai8, per-op recipe (kept_float: no_quantize)",
+            "io": sorted({q["dtype"] for q in quant.values()}) or "float",
+            "calibration_samples": len(ctx.calibration or []),
+            "accuracy_aware": record,
+        }
+        versions = {**fp32.versions, "ai-edge-quantizer": version("ai-edge-quantizer")}
+        return BuildResult(
+            files=[MODEL_FILE],
+            recipe=recipe,
+            quantization=quant,
+            versions=versions,
+            inputs=fp32.inputs,
+            outputs=fp32.outputs,
         )
 
 
