@@ -1,0 +1,137 @@
+"""The conversion cache: a repeated request is reused, says so and is byte-identical; cache=False and
+--no-cache rebuild; a changed option or source gets a new key; a target's calibrated build is reused when
+only other things change, so the calibrator does not run again (counted through the progress stage)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+import edge_sdk
+from edge_sdk.converters.cache import builds_dir, conversions_dir
+
+EXE = shutil.which("edge-sdk", path=str(Path(sys.executable).parent)) or "edge-sdk"
+
+
+class Stages:
+    """A progress callback counting the calls per stage."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+
+    def __call__(self, stage: str, done: int, total: int | None) -> None:
+        self.calls[stage] += 1
+
+
+def _convert(source: Any, targets: str, out: Path, calib: list, **kw: Any) -> tuple[list, Counter[str]]:
+    stages = Stages()
+    arts = edge_sdk.convert(source, targets, out=out, calibration=calib, progress=stages, **kw)
+    return arts, stages.calls
+
+
+def _tree(d: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+def test_second_identical_conversion_is_reused(
+    tiny_onnx: Path, tiny_calibration: list, tmp_path: Path
+) -> None:
+    (first,), calls = _convert(tiny_onnx, "onnx:int8", tmp_path / "a", tiny_calibration)
+    assert calls["calibrate"] > 0 and not getattr(first, "reused_from", "")
+    (again,), calls = _convert(tiny_onnx, "onnx:int8", tmp_path / "b", tiny_calibration)
+    assert calls["calibrate"] == 0 and calls["parity"] == 0  # no work at all
+    assert again.reused_from.startswith(str(conversions_dir()))  # says where it came from
+    assert _tree(first.path) == _tree(again.path)  # byte-identical, manifest included
+    assert edge_sdk.load_artifact(again.path).parity == first.parity
+
+
+def test_cache_false_rebuilds(tiny_onnx: Path, tiny_calibration: list, tmp_path: Path) -> None:
+    _convert(tiny_onnx, "onnx:int8", tmp_path / "a", tiny_calibration)
+    (art,), calls = _convert(tiny_onnx, "onnx:int8", tmp_path / "b", tiny_calibration, cache=False)
+    assert calls["calibrate"] > 0 and not getattr(art, "reused_from", "")
+
+
+def test_changed_option_or_source_gets_a_new_key(
+    tiny_onnx: Path, tiny_calibration: list, tmp_path: Path
+) -> None:
+    _convert(tiny_onnx, "onnx:int8", tmp_path / "a", tiny_calibration)
+    (art,), calls = _convert(
+        tiny_onnx, "onnx:int8", tmp_path / "b", tiny_calibration, options={"per_channel": False}
+    )
+    assert calls["calibrate"] > 0 and not getattr(art, "reused_from", "")
+    # The same graph with one weight changed is another source.
+    model = onnx.load(str(tiny_onnx))
+    w = model.graph.initializer[0]
+    w.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(w) * 1.01, w.name))
+    other = tmp_path / "other.onnx"
+    onnx.save(model, str(other))
+    (art,), calls = _convert(other, "onnx:int8", tmp_path / "c", tiny_calibration, name="tiny")
+    assert calls["calibrate"] > 0 and not getattr(art, "reused_from", "")
+    assert len(list(conversions_dir().iterdir())) == 3
+
+
+def test_calibration_is_not_redone_when_only_other_things_change(
+    tiny_onnx: Path, tiny_calibration: list, tmp_path: Path
+) -> None:
+    _convert(tiny_onnx, "onnx:int8", tmp_path / "a", tiny_calibration)
+    # Another format beside it: the int8 artifact is reused whole.
+    arts, calls = _convert(tiny_onnx, "onnx:int8,onnx:fp16", tmp_path / "b", tiny_calibration)
+    assert calls["calibrate"] == 0 and arts[0].reused_from and not getattr(arts[1], "reused_from", "")
+    # Options that change no int8 build (a gate, the name, the parity check's samples): the calibrated
+    # build is reused and only the parity check runs again.
+    for kw in ({"max_error": 10.0}, {"name": "renamed"}, {"parity_samples": 3}):
+        (art,), calls = _convert(tiny_onnx, "onnx:int8", tmp_path / "c", tiny_calibration, **kw)
+        assert calls["calibrate"] == 0 and calls["parity"] > 0, kw
+        assert not getattr(art, "reused_from", "")
+    assert len(list(builds_dir().iterdir())) == 2  # int8 and fp16
+
+
+def test_torch_modules_differing_outside_their_weights_get_different_keys(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+
+    class Scaled(torch.nn.Module):
+        def __init__(self, scale: float) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.fc = torch.nn.Linear(4, 3)
+            self.scale = scale  # not a parameter or buffer: the state_dicts are equal
+
+        def forward(self, x: Any) -> Any:
+            return self.fc(x) * self.scale
+
+    x = torch.ones(1, 4)
+    (a,) = edge_sdk.convert(Scaled(1.0), "onnx:fp32", out=tmp_path / "a", example_inputs=x)
+    (b,) = edge_sdk.convert(Scaled(2.0), "onnx:fp32", out=tmp_path / "b", example_inputs=x)
+    assert not getattr(b, "reused_from", "")
+    assert a.source["sha256"] == b.source["sha256"]  # the state fingerprint alone would collide
+    feed = {"x": np.ones((1, 4), np.float32)}
+    (ya,) = edge_sdk.load(a.path).run(feed).values()
+    (yb,) = edge_sdk.load(b.path).run(feed).values()
+    np.testing.assert_allclose(yb, 2 * ya, rtol=1e-5)
+
+
+def test_cli_says_it_reused_and_no_cache_rebuilds(tiny_onnx: Path, tmp_path: Path) -> None:
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        args = [EXE, "convert", str(tiny_onnx), "--to", "onnx:fp32", "--out", str(tmp_path / "o"), *extra]
+        return subprocess.run(args, capture_output=True, text=True, timeout=300, env=dict(os.environ))
+
+    assert run("--json").returncode == 0
+    r = run("--json")
+    assert r.returncode == 0 and "reused cached artifact" in r.stderr
+    assert json.loads(r.stdout)["artifacts"][0]["reused_from"]
+    r = run("--json", "--no-cache")
+    assert r.returncode == 0 and "reused" not in r.stderr
+    assert json.loads(r.stdout)["artifacts"][0]["reused_from"] is None
+    r = run()
+    assert "reused cached artifact" in r.stdout  # the table's status column
