@@ -77,6 +77,12 @@ def parse_target(text: str) -> tuple[TargetFormat, str]:
     target = TARGETS.get(fmt)
     precision = precision or "fp32"
     if precision not in target.precisions:
+        able = [name for name, t in TARGETS if precision in t.precisions]
+        if able:
+            raise BadInputError(
+                f"{fmt} cannot make {precision}; formats that can: {', '.join(able)} "
+                f"({fmt} makes: {', '.join(target.precisions)})"
+            )
         raise BadInputError(
             f"unknown precision '{precision}' for {fmt}; choose from: {', '.join(target.precisions)}"
         )

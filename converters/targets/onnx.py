@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_sdk.converters.accuracy_aware import wanted
+from edge_sdk.converters.int4 import INT4_OPTIONS, onnx_int4, size_ratio
 from edge_sdk.converters.targets import TARGETS, BuildContext, BuildResult
 from edge_sdk.errors import BadInputError, ConversionError
 
@@ -280,6 +281,7 @@ class OnnxTarget:
         "fp16": "float16 weights and compute, float32 inputs and outputs",
         "int8": "static int8, QDQ, per-channel weights, calibrated",
         "int8-dynamic": "int8 weights, activations quantised at run time; no calibration",
+        "int4-weights": "4-bit MatMul weights in groups (MatMulNBits), float activations; no calibration",
     }
     calibrated = frozenset({"int8"})
     options = {
@@ -288,6 +290,7 @@ class OnnxTarget:
         "weight_type": "int8: int8 (default) or uint8 weights",
         "calibrate_method": "int8: minmax (default), entropy or percentile",
         "exclude_nodes": "int8: node names kept in float (';'-separated on the command line)",
+        **INT4_OPTIONS,
     }
 
     def available(self) -> tuple[bool, str]:
@@ -305,6 +308,9 @@ class OnnxTarget:
                 recipe = _fp16(hub, out)
             elif precision == "int8":
                 recipe = _int8_static(hub, out, ctx)
+            elif precision == "int4-weights":
+                recipe = onnx_int4(hub, out, ctx.options)
+                recipe["size_ratio_vs_fp32"] = size_ratio([out], hub)
             else:
                 recipe = _int8_dynamic(hub, out, ctx)
         except BadInputError:

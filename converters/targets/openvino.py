@@ -21,6 +21,7 @@ from typing import Any
 
 from edge_sdk.converters.accuracy_aware import wanted
 from edge_sdk.converters.calibration import HOW_TO_GIVE
+from edge_sdk.converters.int4 import INT4_OPTIONS, openvino_int4, size_ratio
 from edge_sdk.converters.targets import TARGETS, BuildContext, BuildResult
 from edge_sdk.errors import BadInputError, ConversionError, EdgeSDKError, MissingExtraError
 from edge_sdk.runtimes.openvino import (
@@ -307,6 +308,7 @@ class OpenVinoTarget:
         "fp16": "OpenVINO IR, float16 weights (run at the recorded inference precision)",
         "int8": "static int8 (NNCF post-training quantisation), calibrated",
         "int8-weights": "int8 weights (NNCF weight compression), float activations; no calibration",
+        "int4-weights": "4-bit weights in groups (NNCF weight compression), float activations",
     }
     calibrated = frozenset({"int8"})
     options = {
@@ -315,6 +317,7 @@ class OpenVinoTarget:
         "quantize_recurrent": "int8: also quantise LSTM/GRU/RNN layers (default false: kept in float)",
         "converter": "onnx (default: from the ONNX hub model) or torch (from the PyTorch module itself, for "
         "models the ONNX exporter handles badly)",
+        **INT4_OPTIONS,
     }
 
     def available(self) -> tuple[bool, str]:
@@ -347,6 +350,10 @@ class OpenVinoTarget:
             model, extra = _quantize(model, hub, ctx, opts, label)
         elif precision == "int8-weights":
             model, extra = _compress_weights(model, label)
+        elif precision == "int4-weights":
+            nncf = _import_nncf(label)
+            with _nncf_to_logging(), _step(label, "NNCF int4 weight compression", "try int8-weights"):
+                model, extra = openvino_int4(nncf, model, ctx.options)
         else:
             extra = {}
         if extra:
@@ -357,6 +364,8 @@ class OpenVinoTarget:
         xml = out_dir / XML_FILE
         with _step(label, "saving the IR (ov.save_model)", "check the output folder is writable"):
             ov.save_model(model, str(xml), compress_to_fp16=recipe["compress_to_fp16"])
+        if precision == "int4-weights":
+            recipe["size_ratio_vs_fp32"] = size_ratio([xml, out_dir / BIN_FILE], hub)
         recipe["inference_precision"] = self._inference_precision(xml, opts["inference_precision"], label)
         return BuildResult(files=[XML_FILE, BIN_FILE], recipe=recipe, versions=versions)
 
