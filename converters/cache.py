@@ -225,3 +225,27 @@ def reuse_build(key: str, stage: Path) -> Any | None:
         inputs=specs(record["inputs"]),
         outputs=specs(record["outputs"]),
     )
+
+
+def calibration_ranges_file(model: Path, samples: list[dict[str, np.ndarray]], method: str) -> Path:
+    """Where onnxruntime keeps the activation ranges it calibrated ``model`` (the pre-processed hub) with
+    ``samples`` by ``method``: pass it as ``quantize_static(..., calibration_cache_path=...)`` (onnxruntime
+    1.22+), which loads the ranges when the file is there and writes them when not.
+
+    The ranges depend on the model, the samples and the method only, not on the quantiser's options
+    (``per_channel``, types, ``exclude_nodes``), so every int8 variant of one model, and every candidate
+    of the accuracy-aware search, calibrates once.
+    """
+    from edge_sdk.manifest import sha256_file
+
+    key = digest(
+        {
+            "model": sha256_file(model),
+            "samples": samples_digest(samples),
+            "method": method,
+            "onnxruntime": tool_versions("onnx").get("onnxruntime"),
+        }
+    )
+    directory = cache_base() / "calibration"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / f"{key}.json"

@@ -135,3 +135,39 @@ def test_cli_says_it_reused_and_no_cache_rebuilds(tiny_onnx: Path, tmp_path: Pat
     assert json.loads(r.stdout)["artifacts"][0]["reused_from"] is None
     r = run()
     assert "reused cached artifact" in r.stdout  # the table's status column
+
+
+def test_onnxruntime_calibration_ranges_are_shared_by_int8_variants(
+    tiny_onnx: Path, tiny_calibration: list, tmp_path: Path
+) -> None:
+    from onnxruntime import quantization as q
+
+    from edge_sdk.converters.cache import calibration_ranges_file
+
+    class Reader:
+        def __init__(self) -> None:
+            self.reads = 0
+            self._it = iter(tiny_calibration)
+
+        def get_next(self) -> dict | None:
+            sample = next(self._it, None)
+            self.reads += sample is not None
+            return sample
+
+    ranges = calibration_ranges_file(tiny_onnx, tiny_calibration, "minmax")
+    assert ranges == calibration_ranges_file(tiny_onnx, tiny_calibration, "minmax")
+    assert ranges != calibration_ranges_file(tiny_onnx, tiny_calibration, "entropy")
+    assert ranges != calibration_ranges_file(tiny_onnx, tiny_calibration[1:], "minmax")
+    reads = []
+    for i, per_channel in enumerate((True, False, True)):
+        reader = Reader()
+        q.quantize_static(
+            str(tiny_onnx),
+            str(tmp_path / f"q{i}.onnx"),
+            reader,  # type: ignore[arg-type]
+            per_channel=per_channel,
+            calibration_cache_path=str(ranges),
+        )
+        reads.append(reader.reads)
+    assert reads == [len(tiny_calibration), 0, 0]  # calibrated once, for every variant
+    assert (tmp_path / "q0.onnx").read_bytes() == (tmp_path / "q2.onnx").read_bytes()
