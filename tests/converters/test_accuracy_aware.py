@@ -210,3 +210,26 @@ def test_registered_targets_know_the_fields() -> None:
     ctx = BuildContext()
     assert ctx.evaluate is None and ctx.accuracy_goal is None
     assert {"onnx", "openvino", "tflite"} <= {name for name, _ in TARGETS}
+
+
+def test_through_convert_into_the_manifest(digits: Digits, tmp_path: Path) -> None:
+    """``convert(evaluate=, max_drop=)`` reaches the target; artifact.json lists what stayed float."""
+    import inspect
+    import json
+
+    import edge_sdk
+
+    if "max_drop" not in inspect.signature(edge_sdk.convert).parameters:
+        pytest.skip("convert() does not take max_drop yet")
+    (art,) = edge_sdk.convert(
+        str(digits.hub),
+        "onnx:int8",
+        calibration=digits.calibration,
+        evaluate=digits.accuracy,
+        max_drop="1%",
+        out=tmp_path,
+    )
+    rec = json.loads((art.path / "artifact.json").read_text())["recipe"]["accuracy_aware"]
+    assert rec["goal"] == {"max_drop": 0.01, "drop_type": "relative"}
+    assert rec["goal_met"] and rec["kept_float"] == ["/0/Gemm"]
+    assert digits.accuracy(edge_sdk.load(art.path)) >= rec["metric_fp32"] * 0.99 - 1e-9
