@@ -1,9 +1,10 @@
 """The video denoiser's model card: held-out PSNR/SSIM measured on the exported ONNX, data and licences.
 
-    python -m edge_sdk.recipes.video_card RUN_DIR --command "python -m edge_sdk.recipes.video_denoiser ..."
+    python -m edge_sdk.recipes.video_card RUN_DIR --command "python -m edge_sdk.recipes.video_denoiser ..." \
+        [--dest edge_sdk/zoo/video]
 
 scores ``RUN_DIR/model.onnx`` on every held-out image at σ 15/25/50 (seed 0) and writes
-``RUN_DIR/MODEL_CARD.md`` (atomically).
+``MODEL_CARD.md`` into ``--dest`` (default ``RUN_DIR``), atomically.
 """
 
 from __future__ import annotations
@@ -68,9 +69,16 @@ def write_card(run: Path, command: str, dest: Path | None = None) -> Path:
         "convolutions (with a half-resolution skip) bring the predicted noise back to full size; the output",
         "is the input minus that noise, clipped. Architecture and why: the recipe's docstring.",
         "",
-        "- **I/O**: `input` float32 [1, 3, H, W] RGB in [0, 1] (H, W dynamic, multiples of 4) → `output`,",
-        "  the same shape.",
-        "- **Made by**: `edge_sdk/recipes/video_denoiser.py`; card by `edge_sdk/recipes/video_card.py`.",
+        "| | |",
+        "| --- | --- |",
+        f"| Size | {model.stat().st_size / 1024:.0f} KB (float32) |",
+        "| I/O | `input` float32 [1, 3, H, W] RGB in [0, 1], H and W dynamic (multiples of 4) → `output`, "
+        "the same shape |",
+        "| Format | ONNX, opset 17, `torch.onnx.export`; converts to ONNX int8, OpenVINO and TFLite "
+        "(`tests/edge_sdk/test_video_denoise_stage.py`) |",
+        "| Stage | `video.denoise` (`edge_sdk/stages/video_denoise.py`), model `zoo:video` |",
+        "| Made by | `edge_sdk/recipes/video_denoiser.py`; this card by `edge_sdk/recipes/video_card.py` |",
+        "| Licence | Apache-2.0 (the project's); the training data's licences are below |",
         "",
         "## Training",
         "",
@@ -106,7 +114,7 @@ def write_card(run: Path, command: str, dest: Path | None = None) -> Path:
         "",
         f"Mean over the {len(held)} held-out images (cropped to multiples of 8), Gaussian noise, seed 0;",
         "PSNR in dB and SSIM (scikit-image), images in [0, 1]. Regenerate with",
-        "`python -m edge_sdk.recipes.video_card RUN_DIR --command ...`.",
+        "`python -m edge_sdk.recipes.video_card RUN_DIR --command ... --dest edge_sdk/zoo/video`.",
         "",
         "| σ | noisy PSNR | model PSNR | noisy SSIM | model SSIM |",
         "|---|---|---|---|---|",
@@ -134,8 +142,9 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="write the video denoiser's model card")
     p.add_argument("run", type=Path)
     p.add_argument("--command", required=True, help="the training command, as run")
+    p.add_argument("--dest", type=Path, help="folder to write the card into (default RUN_DIR)")
     args = p.parse_args(argv)
-    print(write_card(args.run, args.command))
+    print(write_card(args.run, args.command, args.dest))
 
 
 if __name__ == "__main__":
