@@ -151,3 +151,44 @@ def test_docs_list_every_key() -> None:
         if key.flag != "source":
             assert key.flag in text, key.flag
     assert "edge-sdk convert --recipe" in text
+
+
+def test_recipe_evaluate_and_max_drop_make_int8_accuracy_aware(project: Path) -> None:
+    (project / "metric.py").write_text(
+        "from pathlib import Path\n"
+        "import numpy as np\n"
+        "def score(session):  # share of samples whose logits are all finite\n"
+        "    x = np.load(Path(__file__).parent / 'calib.npz')['x']\n"
+        "    return float(np.mean([np.isfinite(session.run({'x': s})['logits']).all() for s in x]))\n"
+    )
+    with (project / "edge.toml").open("a") as f:
+        f.write('[quantize]\nevaluate = "metric.py:score"\nmax_drop = 0.5\n')
+    recipe = load_recipe(project / "edge.toml")
+    kwargs = recipe.convert_kwargs()
+    assert callable(kwargs["evaluate"]) and kwargs["max_drop"] == 0.5
+    arts = edge_sdk.convert(recipe.source, ["onnx:int8"], **kwargs)
+    assert "accuracy_aware" in arts[0].recipe
+    assert not getattr(arts[0], "reused_from", "")
+    with pytest.raises(edge_sdk.BadInputError, match="max_drop needs evaluate"):
+        edge_sdk.convert(
+            recipe.source, "onnx:int8", out=project / "x", calibration=kwargs["calibration"], max_drop=0.1
+        )
+
+
+def test_recipe_prune_keys_prune_a_torch_source(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch_pruning")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(16, 16, 3, padding=1),
+        torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(16, 4),
+    )  # fmt: skip
+    recipe = recipe_from_dict({"targets": ["onnx:fp32"], "prune": {"ratio": 0.5}, "out": str(tmp_path)})
+    kwargs = recipe.convert_kwargs()
+    assert kwargs["prune"] == {"ratio": 0.5}
+    (art,) = edge_sdk.convert(net, recipe.targets, example_inputs=torch.randn(1, 3, 8, 8), **kwargs)
+    pruning = art.recipe["pruning"]
+    assert pruning and json.dumps(pruning)  # recorded in the manifest, as JSON
+    assert net[0].out_channels == 16  # the user's module is left as it was
+    with pytest.raises(edge_sdk.BadInputError, match="PyTorch module"):
+        edge_sdk.convert(str(tmp_path / "m.onnx"), "onnx:fp32", prune=0.5)
