@@ -194,7 +194,10 @@ def test_target_is_available_and_describes_its_options() -> None:
     target = TARGETS.get("openvino")
     assert target.available() == (True, "installed")
     assert target.calibrated == frozenset({"int8"})
-    assert set(target.options) == {"inference_precision", "preset", "quantize_recurrent", "converter"}  # type: ignore[attr-defined]
+    assert set(target.options) == {  # type: ignore[attr-defined]
+        *("inference_precision", "preset", "quantize_recurrent", "converter"),
+        *("int4_mode", "group_size"),  # int4-weights
+    }
 
 
 # -- parity -------------------------------------------------------------------------------------------
