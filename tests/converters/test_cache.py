@@ -127,14 +127,12 @@ def test_cli_says_it_reused_and_no_cache_rebuilds(tiny_onnx: Path, tmp_path: Pat
         return subprocess.run(args, capture_output=True, text=True, timeout=300, env=dict(os.environ))
 
     assert run("--json").returncode == 0
-    r = run("--json")
+    r = run()
     assert r.returncode == 0 and "reused cached artifact" in r.stderr
-    assert json.loads(r.stdout)["artifacts"][0]["reused_from"]
+    assert "reused cached artifact" in r.stdout  # the table's status column
     r = run("--json", "--no-cache")
     assert r.returncode == 0 and "reused" not in r.stderr
     assert json.loads(r.stdout)["artifacts"][0]["reused_from"] is None
-    r = run()
-    assert "reused cached artifact" in r.stdout  # the table's status column
 
 
 def test_onnxruntime_calibration_ranges_are_shared_by_int8_variants(
