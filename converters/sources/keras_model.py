@@ -247,7 +247,7 @@ class KerasSource:
             framework, version = "keras", str(getattr(package, "__version__", tf.__version__))
         else:
             assert path is not None
-            onnx_model, in_names, sig_outputs, (loaded, fn) = _saved_model_to_onnx(path, dynamic_batch, opset)
+            onnx_model, in_names, sig_outputs, (loaded, _) = _saved_model_to_onnx(path, dynamic_batch, opset)
             native = {"kind": "saved_model", "path": str(path), "signature": SIGNATURE}
             sha = _dir_sha256(path)
             default_name = path.name
@@ -261,7 +261,10 @@ class KerasSource:
                 if kind == "keras":
                     out = _as_list(model(args[0] if len(args) == 1 else args, training=False))
                 else:
-                    got = fn(**{n: tf.constant(a) for n, a in zip(in_names, args, strict=True)})
+                    # Through ``loaded``: a signature whose loaded object was garbage-collected has lost
+                    # its variables.
+                    sig = loaded.signatures[SIGNATURE]
+                    got = sig(**{n: tf.constant(a) for n, a in zip(in_names, args, strict=True)})
                     out = [got[k] for k in sig_outputs]
                 results.append({n: np.asarray(t) for n, t in zip(out_names, out, strict=True)})
             return results
