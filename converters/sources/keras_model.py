@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import logging
 import os
 import sys
+import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,7 +46,11 @@ def _tf() -> tuple[Any, Any]:
     """TensorFlow and tf2onnx, or a MissingExtraError naming the ``keras`` extra."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # only takes effect before TensorFlow's import
     try:
-        import tensorflow as tf
+        if "tensorflow" in sys.modules:
+            import tensorflow as tf
+        else:
+            with quiet():
+                import tensorflow as tf
     except ImportError:
         raise MissingExtraError("tensorflow", "keras", "Converting a Keras or SavedModel source") from None
     try:
@@ -57,22 +61,45 @@ def _tf() -> tuple[Any, Any]:
 
 
 @contextlib.contextmanager
+def _fds_to_file() -> Iterator[Any]:
+    """Point fd 1 and 2 at a temporary file for the block: TensorFlow's C++ logging (absl lines written
+    before its log settings apply, CUDA probing) bypasses Python and TF_CPP_MIN_LOG_LEVEL."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with tempfile.TemporaryFile() as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            yield f
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            f.seek(0)
+            text = f.read().decode(errors="replace")
+            if text.strip():
+                log.debug("TensorFlow output:\n%s", text)
+
+
+@contextlib.contextmanager
 def quiet() -> Iterator[None]:
-    """Keep tf2onnx's and TensorFlow's Python-side prints, warnings and info logs out of the user's output."""
-    noise = io.StringIO()
+    """Keep tf2onnx's and TensorFlow's prints, warnings and logs (C++ included) out of the user's output;
+    they go to this module's debug log (shown with ``-v``)."""
     loggers = [logging.getLogger(n) for n in ("tf2onnx", "tensorflow", "absl")]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)
     try:
-        with contextlib.redirect_stdout(noise), warnings.catch_warnings():
+        with _fds_to_file(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
-        if noise.getvalue():
-            log.debug("converter output:\n%s", noise.getvalue())
 
 
 def is_keras_model(obj: Any) -> bool:
