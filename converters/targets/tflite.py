@@ -54,7 +54,7 @@ _LETTERS = {3: "NCW", 4: "NCHW", 5: "NCDHW"}
 
 # onnx2tf pins exact, old versions of everything it uses, so it is installed on its own without them.
 ONNX2TF = "onnx2tf==1.29.24"
-CONVERTERS = ("onnx2tf", "litert-torch")
+CONVERTERS = ("onnx2tf", "litert-torch", "keras")
 
 
 def _missing() -> str | None:
@@ -285,8 +285,9 @@ class TfliteTarget:
     calibrated = frozenset({"int8"})
     options = {
         "io": "tflite:int8: int8 (default), uint8 or float input and output tensors",
-        "converter": "onnx2tf (default, from the ONNX model) or litert-torch (directly from a PyTorch "
-        "module; fp32, fp16, int8-dynamic; keeps its layouts)",
+        "converter": "onnx2tf (default, from the ONNX model), litert-torch (directly from a PyTorch "
+        "module; fp32, fp16, int8-dynamic; keeps its layouts) or keras (TensorFlow's converter directly "
+        "from a Keras/SavedModel source; the default for those)",
     }
 
     def available(self) -> tuple[bool, str]:
@@ -300,15 +301,19 @@ class TfliteTarget:
         """Convert ``hub`` in a child process and describe the result for the manifest."""
         import onnx
 
+        from edge_sdk.converters import keras_tflite
         from edge_sdk.converters.onnx_model import tensor_specs
 
-        converter = str(ctx.options.get("converter", "onnx2tf"))
+        default = "keras" if keras_tflite.is_keras_source(ctx) else "onnx2tf"
+        converter = str(ctx.options.get("converter") or default)
         if converter not in CONVERTERS:
             raise BadInputError(f"option converter='{converter}' is not one of: {', '.join(CONVERTERS)}")
         if converter == "litert-torch":
             return _build_litert_torch(hub, precision, out_dir, ctx)
         if wanted(ctx, precision):
             return self._accuracy_aware(hub, out_dir, ctx)
+        if converter == "keras":
+            return keras_tflite.build(hub, precision, out_dir, ctx)
         missing = _missing()
         if missing:
             raise BadInputError(

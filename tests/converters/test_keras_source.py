@@ -187,8 +187,7 @@ def test_missing_tensorflow_names_the_keras_extra(tmp_path: Path) -> None:
 def test_tflite_target_converts_keras_sources_directly(converted: dict[str, Any]) -> None:
     from edge_sdk.converters.targets import tflite
 
-    if "keras" not in tflite.CONVERTERS:
-        pytest.skip("the tflite target's converter=keras hook is not in yet (see converters/keras_tflite.py)")
+    assert "keras" in tflite.CONVERTERS
     for target in ("tflite:fp32", "tflite:int8"):
         recipe = converted[target].recipe
         assert recipe["converter"].startswith("TFLiteConverter.from_keras_model"), recipe["converter"]
