@@ -114,6 +114,8 @@ def test_torch_modules_differing_outside_their_weights_get_different_keys(tmp_pa
     (a,) = edge_sdk.convert(Scaled(1.0), "onnx:fp32", out=tmp_path / "a", example_inputs=x)
     (b,) = edge_sdk.convert(Scaled(2.0), "onnx:fp32", out=tmp_path / "b", example_inputs=x)
     assert not getattr(b, "reused_from", "")
+    (again,) = edge_sdk.convert(Scaled(1.0), "onnx:fp32", out=tmp_path / "c", example_inputs=x)
+    assert again.reused_from  # the export is deterministic, so the same module is found again
     assert a.source["sha256"] == b.source["sha256"]  # the state fingerprint alone would collide
     feed = {"x": np.ones((1, 4), np.float32)}
     (ya,) = edge_sdk.load(a.path).run(feed).values()
