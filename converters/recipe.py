@@ -56,12 +56,13 @@ _KIND_TEXT = {
     "scalars": "a table of NAME = number, string or boolean",
     "shapes": "a table of NAME = [D1, D2, ...] integer dims",
     "function": "'file.py:function' or 'package.module:function'",
+    "device": "a device profile name (edge-sdk devices lists this board's)",
 }
 
 KEYS: tuple[Key, ...] = (
     Key("source", "source", "source", "the model: an .onnx file or zoo:NAME"),
     Key("targets", "--to", "targets", "targets, e.g. onnx:int8,openvino:fp16", metavar="FMT:PRECISION[,...]"),
-    Key("device", "--device", "str", "device profile; picks the targets when none are given"),
+    Key("device", "--device", "device", "device profile; picks the targets when none are given"),
     Key("out", "--out", "path", "directory for the artifacts (default: artifacts)", "out"),
     Key("name", "--name", "str", "artifact name prefix (default: the source's name)", "name"),
     Key(
@@ -165,7 +166,10 @@ def _fail(where: str, key: Key, value: Any, extra: str = "") -> BadInputError:
 def check_value(key: Key, value: Any, where: str = "") -> Any:
     """``value`` for ``key`` in normal form, or a BadInputError naming the key and what it allows."""
     kind = key.kind
-    if kind in ("source", "path", "str", "function"):
+    if kind == "device":
+        _profile(value, where)
+        ok = True
+    elif kind in ("source", "path", "str", "function"):
         ok = isinstance(value, str) and value != ""
         if ok and kind == "function" and ":" not in value:
             ok = False
@@ -289,16 +293,23 @@ class Recipe:
         return kwargs
 
 
-def _device_targets(device: str, calibrated: bool) -> list[str]:
-    from edge_sdk.converters.targets import TARGETS
+def _profile(device: Any, where: str = "") -> Any:
     from edge_sdk.devices import load_profiles
 
     profiles = load_profiles()
     if device not in profiles:
-        near = difflib.get_close_matches(device, list(profiles), n=1)
+        near = difflib.get_close_matches(str(device), list(profiles), n=1)
         hint = f"; did you mean '{near[0]}'?" if near else ""
-        raise BadInputError(f"device = '{device}': no such device profile{hint} known: {', '.join(profiles)}")
-    profile = profiles[device]
+        raise BadInputError(
+            f"{where}device = {device!r}: no such device profile{hint} known: {', '.join(profiles)}"
+        )
+    return profiles[device]
+
+
+def _device_targets(device: str, calibrated: bool) -> list[str]:
+    from edge_sdk.converters.targets import TARGETS
+
+    profile = _profile(device)
     for fmt in profile.formats:
         if fmt not in TARGETS.names() or not TARGETS.get(fmt).available()[0]:
             continue
