@@ -232,27 +232,31 @@ def _latencies(sessions: dict[int, tuple[Any, dict[str, np.ndarray]]], runs: int
 
 
 def measure(cases: list[Case], targets: list[str], runs: int, out: Path, log: Any = print) -> list[Row]:
-    """Convert every case to every target, then score and time all artifacts of a model together."""
+    """Convert every case to every target and score each artifact; then time all artifacts of a model
+    (every pruning ratio and precision) together, in interleaved rounds, so they share the same load."""
     rows: list[Row] = []
+    sessions: dict[str, dict[int, tuple[Any, dict[str, np.ndarray]]]] = {}
     for case in cases:
         log(f"converting {case.model} (pruned {case.ratio:.0%}) to {', '.join(targets)}")
-        made = _convert(case, targets, out)
-        sessions = {}
         reference = None
-        for i, row in enumerate(made):
+        for row in _convert(case, targets, out):
+            rows.append(row)
             if row.path is None:
                 continue
             session = edge_sdk.load(row.path, threads=1)
             pred = _predict(session, case.x)
             if case.y is None and reference is None:
                 reference = pred  # the first target is the format's fp32
-            truth = case.y if case.y is not None else reference
-            row.metric = float((pred == truth).mean())
+            row.metric = float((pred == (case.y if case.y is not None else reference)).mean())
             row.note = row.note or case.note
-            sessions[i] = (session, {session.inputs[0].name: case.x[0]})
-        for i, ms in _latencies(sessions, runs).items():
-            made[i].latency_ms = ms
-        rows += made
+            sessions.setdefault(case.model, {})[len(rows) - 1] = (
+                session,
+                {session.inputs[0].name: case.x[0]},
+            )
+    for model, group in sessions.items():
+        log(f"timing {len(group)} {model} artifacts, {runs} runs each")
+        for i, ms in _latencies(group, runs).items():
+            rows[i].latency_ms = ms
     for row in rows:  # ratio vs the unpruned fp32 of the same model and format
         fmt = row.target.split(":")[0]
         base = next(
