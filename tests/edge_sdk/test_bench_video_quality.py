@@ -1,0 +1,51 @@
+"""Smoke test of bench/video_quality.py: a quick run on a few small frames through the bundled model,
+NLM and the bilateral filter writes a report with every table and the targets. The benchmark itself is a
+script, not a test."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+@pytest.fixture(scope="module")
+def vq() -> Iterator[ModuleType]:
+    """bench/video_quality.py imported as a module (bench/ on the path while the tests run)."""
+    pytest.importorskip("cv2")
+    pytest.importorskip("skimage")
+    sys.path.insert(0, str(BENCH))
+    try:
+        import video_quality
+
+        yield video_quality
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_quick_bench_writes_a_report(vq: ModuleType, tmp_path: Path) -> None:
+    report = tmp_path / "video-quality.md"
+    args = ["--quick", "--sigmas", "25", "--frames", "2", "--images", "2", "--bm3d-frames", "0"]
+    args += ["--seconds", "0.1", "--variants", "onnx-fp32", "--report", str(report)]
+    results = vq.main(args)
+    q = results["quality"]
+    assert set(q) == {"held-out images", "vtest.avi"} and results["sets"]["vtest.avi"] == 2
+    assert set(q["vtest.avi"]) == {"noisy", "ours onnx-fp32", "OpenCV NLM", "bilateral", vq.LUMA_BOUND}
+    for rows in q.values():
+        assert rows["noisy"]["25"]["psnr"] < rows["ours onnx-fp32"]["25"]["psnr"]
+    assert results["fps"]["ours onnx-fp32"] > 0 and results["params"]["25"]["nlm_h"] > 0
+    text = report.read_text()
+    assert text.startswith("# Video denoiser") and "python bench/video_quality.py --quick" in text
+    assert "## vtest.avi (2 frames)" in text and "## Targets" in text
+
+
+def test_noise_is_seeded(vq: ModuleType) -> None:
+    clean = np.full((16, 16, 3), 128, np.uint8)
+    assert np.array_equal(vq.noisy_of(clean, 25, 3), vq.noisy_of(clean, 25, 3))
+    assert not np.array_equal(vq.noisy_of(clean, 25, 3), vq.noisy_of(clean, 25, 4))
