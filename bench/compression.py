@@ -280,6 +280,11 @@ def markdown(rows: list[Row], cases: list[Case], command: str, runs: int) -> str
         + "; ".join(f"{m}: {t}" for m, t in metrics.items())
         + ".",
         "",
+        "Reading it: at batch 1 these models take tens to hundreds of microseconds, so per-call overhead "
+        "(the runtime's and edge_sdk's Session) is a large share of each figure and pruning shows more in "
+        "size than in time. A precision that does not apply to a model is listed with the converter's "
+        "reason (n/a).",
+        "",
         "| model | pruned | target | size | latency (ms) | vs fp32 | metric | note |",
         "|---|---|---|---|---|---|---|---|",
     ]
