@@ -158,6 +158,7 @@ def convert(
         source=src,
         evaluate=evaluate,
         accuracy_goal=_accuracy_goal(max_drop),
+        cache=cache,
     )
     if cache and evaluate is not None:
         log.info("cache off for this call: evaluate is a function, which cannot be part of a cache key")

@@ -32,6 +32,9 @@ class BuildContext:
     # may lose (an ``AccuracyGoal`` from converters/accuracy_aware.py); both None means plain int8.
     evaluate: Callable[[Any], float] | None = None
     accuracy_goal: Any = None
+    # Calibration results may be read from and kept in the conversion cache (``convert(cache=False)``
+    # turns it off: the user asked for everything to be done again).
+    cache: bool = True
 
     def report(self, stage: str, done: int, total: int | None) -> None:
         if self.progress is not None:

@@ -4,6 +4,7 @@ made with onnxruntime's own quantisation tools so the result runs well on onnxru
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -127,19 +128,44 @@ def _preprocess(hub: Path, tmp: Path, recipe: dict[str, Any]) -> Path:
 
 
 def _quantize_static(pre: Path, out: Path, ctx: BuildContext, opts: dict[str, Any], quiet: bool) -> None:
+    """Static QDQ int8 of ``pre``. The activation ranges depend on the model, the samples and the method
+    only, so they are calibrated once and kept in the conversion cache (``cache.calibration_ranges_file``):
+    another int8 variant, or a candidate of the accuracy-aware search, reads them instead."""
     from onnxruntime import quantization as q
 
-    q.quantize_static(
-        str(pre),
-        str(out),
-        _Reader(ctx, quiet),  # type: ignore[arg-type]
-        quant_format=q.QuantFormat.QDQ,
-        per_channel=opts["per_channel"],
-        activation_type=getattr(q.QuantType, _QTYPES[opts["activation_type"]]),
-        weight_type=getattr(q.QuantType, _QTYPES[opts["weight_type"]]),
-        calibrate_method=getattr(q.CalibrationMethod, _METHODS[opts["calibrate_method"]]),
-        nodes_to_exclude=opts["exclude_nodes"],
-    )
+    from edge_sdk.converters.cache import calibration_ranges_file
+
+    def run(cache_path: Path | None) -> None:
+        q.quantize_static(
+            str(pre),
+            str(out),
+            _Reader(ctx, quiet),  # type: ignore[arg-type]
+            quant_format=q.QuantFormat.QDQ,
+            per_channel=opts["per_channel"],
+            activation_type=getattr(q.QuantType, _QTYPES[opts["activation_type"]]),
+            weight_type=getattr(q.QuantType, _QTYPES[opts["weight_type"]]),
+            calibrate_method=getattr(q.CalibrationMethod, _METHODS[opts["calibrate_method"]]),
+            nodes_to_exclude=opts["exclude_nodes"],
+            calibration_cache_path=None if cache_path is None else str(cache_path),
+        )
+
+    ranges = None
+    if ctx.cache:
+        ranges = calibration_ranges_file(pre, ctx.calibration or [], opts["calibrate_method"])
+    if ranges is not None and ranges.is_file():
+        try:
+            run(ranges)
+            log.info("int8: activation ranges read from the calibration cache %s", ranges)
+            return
+        except (ValueError, KeyError, OSError) as e:  # a damaged or foreign file: calibrate again
+            log.warning("int8: calibration cache %s unusable (%s); calibrating again", ranges, e)
+            ranges.unlink(missing_ok=True)
+    # onnxruntime writes the ranges in place: calibrate into a temporary name and move it over when whole,
+    # so a crash never leaves a half file that a later run would load.
+    partial = None if ranges is None else ranges.with_suffix(f".{os.getpid()}.partial")
+    run(partial)
+    if partial is not None and ranges is not None and partial.is_file():
+        os.replace(partial, ranges)
 
 
 def _int8_static(hub: Path, out: Path, ctx: BuildContext) -> dict[str, Any]:
