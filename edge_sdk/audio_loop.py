@@ -5,28 +5,26 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from edge_sdk.events import EventLog
-from edge_sdk.loop_stats import LatencyHistogram, StageFailed, StageStats, format_table, unique_names
-from edge_sdk.stages.base import Block, Event, Stage
+from edge_sdk.loop_base import EventCallback, LoopBase, SummaryText
+from edge_sdk.loop_stats import LatencyHistogram, StageFailed, StageStats
+from edge_sdk.stages.base import Block, Stage
 
 log = logging.getLogger("edge_sdk.audio_loop")
 
 # Re-exported: these lived here before the video loop shared them.
 __all__ = ["AudioLoop", "LatencyHistogram", "LoopSummary", "StageFailed", "StageStats"]
 
-EventCallback = Callable[[Event], Any]
-
 
 @dataclass
-class LoopSummary:
+class LoopSummary(SummaryText):
     """What a loop did: the stream, each stage's figures and their total, the source's overruns and
     overflows, blocks lost (``drops``: blocks the source had to discard because the loop fell
     behind), events by kind, how it ended, and notes (such as a fallback that was taken)."""
@@ -49,22 +47,6 @@ class LoopSummary:
 
     COLUMNS = ["stage", "blocks", "p50 ms", "p99 ms", "max ms", "total s", "RTF"]
 
-    @property
-    def ending(self) -> str:
-        """How the loop ended: interrupted (Ctrl-C), stopped (``stop()``), done, or still running."""
-        for word, on in (
-            ("interrupted", self.interrupted),
-            ("stopped", self.stopped),
-            ("running", self.running),
-        ):
-            if on:
-                return word
-        return "done"
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
-
     def rows(self) -> list[list[str]]:
         """Rows of the per-stage table (``COLUMNS``), the total last."""
         return [s.cells() for s in self.stages] + [self.total.cells()]
@@ -79,13 +61,8 @@ class LoopSummary:
             f"overflows {self.overflows}, drops {self.drops}; events: {events}"
         )
 
-    def text(self) -> str:
-        """The summary as plain text: the headline, the table, the notes."""
-        lines = [self.headline(), *format_table(self.COLUMNS, self.rows())]
-        return "\n".join(lines + [f"note: {n}" for n in self.notes])
 
-
-class AudioLoop:
+class AudioLoop(LoopBase):
     """Runs ``source`` (an iterable of float32 mono blocks with ``sample_rate``, and optionally
     ``name``, ``overruns``, ``overflows``, ``close()``) through ``stages`` in order, on this thread.
 
@@ -95,6 +72,8 @@ class AudioLoop:
     the stream (or ``max_seconds`` of audio, ``stop()``, or Ctrl-C) every stage is flushed, then
     stages and source are closed. ``notes`` are carried into every summary.
     """
+
+    _log = log
 
     def __init__(
         self,
@@ -106,17 +85,8 @@ class AudioLoop:
         notes: Sequence[str] = (),
         close_source: bool = True,
     ) -> None:
-        self.source = source
-        self.stages = list(stages)
-        callbacks = [] if on_event is None else [on_event] if callable(on_event) else list(on_event)
-        self._callbacks: list[EventCallback] = callbacks
-        self._events_path = events_path
-        self.notes = list(notes)
-        self.close_source = close_source
+        self._setup(source, stages, on_event, events_path, notes, close_source)
         self.sample_rate = int(getattr(source, "sample_rate", 16000))
-        self._names = unique_names([getattr(s, "name", type(s).__name__) for s in self.stages])
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
         self._reset_stats()
 
     def _reset_stats(self) -> None:
@@ -125,21 +95,13 @@ class AudioLoop:
         self._samples = 0
         self._lost = 0
         self._blocks = 0
-        self._events: dict[str, int] = {}
-        self._t0: float | None = None
-        self._wall = 0.0
-        self._interrupted = False
-        self._running = False
-
-    def stop(self) -> None:
-        """End the loop after the current block (safe from another thread or from a callback)."""
-        self._stop.set()
+        self._reset_common()
 
     def summary(self) -> LoopSummary:
         """The figures so far; callable while the loop runs, from any thread."""
         with self._lock:
             audio = self._samples / self.sample_rate
-            wall = time.perf_counter() - self._t0 if self._running and self._t0 else self._wall
+            wall = self._wall_so_far()
             overruns = int(getattr(self.source, "overruns", 0) or 0)
             return LoopSummary(
                 source=str(getattr(self.source, "name", type(self.source).__name__)),
@@ -164,7 +126,6 @@ class AudioLoop:
         the summary (``interrupted=True`` after Ctrl-C). A stage that raises stops the loop with
         :class:`StageFailed`; stages and the source are closed whatever happens."""
         self._reset_stats()
-        self._stop.clear()
         rate = self.sample_rate
         # Where each stage's blocks start relative to the source, after the delays of the stages before it.
         shift, offsets = 0, []
@@ -172,35 +133,22 @@ class AudioLoop:
             offsets.append(shift / rate)
             shift += int(getattr(s, "latency", 0) or 0)
         limit = None if max_seconds is None else int(round(max_seconds * rate))
-        sinks = list(self._callbacks)
-        event_log = EventLog(self._events_path) if self._events_path is not None else None
-        if event_log is not None:
-            sinks.append(event_log)
-        failure: BaseException | None = None
-        self._t0, self._running = time.perf_counter(), True
-        try:
-            try:
-                for samples in self.source:
-                    self._step(samples, offsets, sinks)
-                    if self._stop.is_set() or (limit is not None and self._samples >= limit):
-                        break
-            except KeyboardInterrupt:
-                log.info("interrupted: flushing the stages")
-                self._interrupted = True
+
+        def feed(callbacks: list[EventCallback]) -> None:
+            for samples in self.source:
+                self._step(samples, offsets, callbacks)
+                if self._stop.is_set() or (limit is not None and self._samples >= limit):
+                    break
+
+        def flush() -> Block:
             clock = (self._samples + self._lost) / rate
             end = Block(np.zeros(0, np.float32), rate, clock, self._blocks)
             for k, (name, stage) in enumerate(zip(self._names, self.stages, strict=True)):
                 end.start = clock - offsets[k]
                 self._guard(name, end, stage.flush)
-            self._deliver(end.events, sinks)
-        except BaseException as e:
-            failure = e
-            raise
-        finally:
-            with self._lock:
-                self._wall = time.perf_counter() - self._t0
-                self._running = False
-            self._close_all(event_log, failure)
+            return end
+
+        self._run(feed, flush)
         return self.summary()
 
     def _step(self, samples: np.ndarray, offsets: list[float], sinks: list[EventCallback]) -> None:
@@ -224,37 +172,11 @@ class AudioLoop:
             self._blocks += 1
         self._deliver(block.events, sinks)
 
-    def _guard(self, name: str, block: Block, call: Callable[[Block], Any]) -> Any:
-        try:
-            return call(block)
-        except (KeyboardInterrupt, StageFailed):
-            raise
-        except Exception as e:
-            raise StageFailed(name, block, e, self.summary()) from e
-
-    def _deliver(self, events: list[Event], sinks: list[EventCallback]) -> None:
-        for event in events:
-            with self._lock:
-                self._events[event.kind] = self._events.get(event.kind, 0) + 1
-            for sink in sinks:
-                sink(event)
-
-    def _close_all(self, event_log: EventLog | None, failure: BaseException | None) -> None:
-        # Everything is closed even if one close fails; the first such error is raised unless the loop
-        # is already failing for another reason (which must not be masked).
+    def _closers(self, event_log: EventLog | None) -> list[tuple[str, Callable[[], Any]]]:
+        # Stages, then the event log, then the source.
         closers: list[tuple[str, Callable[[], Any]]] = [
             (n, s.close) for n, s in zip(self._names, self.stages, strict=True)
         ]
         if event_log is not None:
             closers.append(("event log", event_log.close))
-        if self.close_source and hasattr(self.source, "close"):
-            closers.append(("source", self.source.close))  # type: ignore[attr-defined]
-        first: BaseException | None = None
-        for what, close in closers:
-            try:
-                close()
-            except Exception as e:
-                log.error("closing %s failed: %s", what, e)
-                first = first or e
-        if first is not None and failure is None:
-            raise first
+        return closers + self._source_closer()

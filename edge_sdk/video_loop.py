@@ -7,21 +7,20 @@ from __future__ import annotations
 import collections
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
 from edge_sdk.events import EventLog
-from edge_sdk.loop_stats import LatencyHistogram, StageFailed, StageStats, format_table, unique_names
-from edge_sdk.stages.base import Event, Frame, Stage
+from edge_sdk.loop_base import EventCallback, LoopBase, SummaryText
+from edge_sdk.loop_stats import LatencyHistogram, StageStats, unique_names
+from edge_sdk.stages.base import Frame, Stage
 
 log = logging.getLogger("edge_sdk.video_loop")
 
-EventCallback = Callable[[Event], Any]
 _RECENT = 30  # frames the live fps is measured over
 
 
@@ -34,7 +33,7 @@ class Sink(Protocol):
 
 
 @dataclass
-class VideoSummary:
+class VideoSummary(SummaryText):
     """What a video loop did: the stream, each stage's and sink's figures (latency per frame) and the
     total per frame, frames per second over the run, frames the source dropped because the loop fell
     behind, camera reconnects, events by kind, how it ended, and notes (such as a codec fallback)."""
@@ -60,22 +59,6 @@ class VideoSummary:
 
     COLUMNS = ["stage", "frames", "p50 ms", "p99 ms", "max ms", "total s", "RTF"]
 
-    @property
-    def ending(self) -> str:
-        """How the loop ended: interrupted (Ctrl-C), stopped (``stop()``), done (also at a limit), running."""
-        for word, on in (
-            ("interrupted", self.interrupted),
-            ("stopped", self.stopped),
-            ("running", self.running),
-        ):
-            if on:
-                return word
-        return "done"
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
-
     def rows(self) -> list[list[str]]:
         """Rows of the per-stage table (``COLUMNS``): stages, then sinks, the total last."""
         return [s.cells() for s in [*self.stages, *self.sinks, self.total]]
@@ -90,13 +73,8 @@ class VideoSummary:
             f"events: {events}"
         )
 
-    def text(self) -> str:
-        """The summary as plain text: the headline, the table, the notes."""
-        lines = [self.headline(), *format_table(self.COLUMNS, self.rows())]
-        return "\n".join(lines + [f"note: {n}" for n in self.notes])
 
-
-class VideoLoop:
+class VideoLoop(LoopBase):
     """Runs ``source`` (an iterable of :class:`Frame`, with ``name``, ``fps``, ``width``, ``height``,
     ``drops``, ``reconnects`` and ``close()`` where it has them) through ``stages`` in order, then
     hands each frame to every sink, on this thread.
@@ -106,6 +84,8 @@ class VideoLoop:
     ``events_path``, to a JSONL log. At the end (the source ends, ``max_frames``, ``max_seconds`` of
     stream, ``stop()`` or Ctrl-C) every stage is flushed, then stages, sinks and source are closed.
     """
+
+    _log = log
 
     def __init__(
         self,
@@ -118,21 +98,11 @@ class VideoLoop:
         notes: Sequence[str] = (),
         close_source: bool = True,
     ) -> None:
-        self.source = source
-        self.stages = list(stages)
+        self._setup(source, stages, on_event, events_path, notes, close_source)
         self.sinks = list(sinks)
-        self._callbacks: list[EventCallback] = (
-            [] if on_event is None else [on_event] if callable(on_event) else list(on_event)
-        )
-        self._events_path = events_path
-        self.notes = list(notes)
-        self.close_source = close_source
-        self._names = unique_names([getattr(s, "name", type(s).__name__) for s in self.stages])
         self._sink_names = unique_names(
             ["→ " + str(getattr(s, "name", type(s).__name__)) for s in self.sinks]
         )
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
         self._reset_stats()
 
     def _reset_stats(self) -> None:
@@ -143,23 +113,15 @@ class VideoLoop:
         self._first: float | None = None
         self._last = 0.0
         self._recent: collections.deque[float] = collections.deque(maxlen=_RECENT)
-        self._events: dict[str, int] = {}
-        self._t0: float | None = None
-        self._wall = 0.0
-        self._interrupted = False
-        self._running = False
+        self._reset_common()
 
     def _source_attr(self, name: str, default: Any = 0) -> Any:
         return getattr(self.source, name, default) or default
 
-    def stop(self) -> None:
-        """End the loop after the current frame (safe from another thread or from a callback)."""
-        self._stop.set()
-
     def summary(self) -> VideoSummary:
         """The figures so far; callable while the loop runs, from any thread."""
         with self._lock:
-            wall = time.perf_counter() - self._t0 if self._running and self._t0 else self._wall
+            wall = self._wall_so_far()
             fps = float(self._source_attr("fps", 0.0))
             stream = (
                 (self._last - self._first + (1 / fps if fps else 0.0)) if self._first is not None else 0.0
@@ -213,36 +175,22 @@ class VideoLoop:
         or Ctrl-C; return the summary (``interrupted=True`` after Ctrl-C). A stage or sink that raises
         stops the loop with :class:`StageFailed`; everything is closed whatever happens."""
         self._reset_stats()
-        self._stop.clear()
-        callbacks = list(self._callbacks)
-        event_log = EventLog(self._events_path) if self._events_path is not None else None
-        if event_log is not None:
-            callbacks.append(event_log)
-        failure: BaseException | None = None
-        self._t0, self._running = time.perf_counter(), True
-        try:
-            try:
-                for frame in self.source:
-                    self._step(frame, callbacks)
-                    if self._stop.is_set() or (max_frames is not None and self._frames >= max_frames):
-                        break
-                    if max_seconds is not None and self._last - (self._first or 0.0) >= max_seconds:
-                        break
-            except KeyboardInterrupt:
-                log.info("interrupted: flushing the stages")
-                self._interrupted = True
+
+        def feed(callbacks: list[EventCallback]) -> None:
+            for frame in self.source:
+                self._step(frame, callbacks)
+                if self._stop.is_set() or (max_frames is not None and self._frames >= max_frames):
+                    break
+                if max_seconds is not None and self._last - (self._first or 0.0) >= max_seconds:
+                    break
+
+        def flush() -> Frame:
             end = Frame(np.zeros((0, 0, 3), np.uint8), self._last, self._frames)
             for name, stage in zip(self._names, self.stages, strict=True):
                 self._guard(name, end, stage.flush)
-            self._deliver(end.events, callbacks)
-        except BaseException as e:
-            failure = e
-            raise
-        finally:
-            with self._lock:
-                self._wall = time.perf_counter() - self._t0
-                self._running = False
-            self._close_all(event_log, failure)
+            return end
+
+        self._run(feed, flush)
         return self.summary()
 
     def _step(self, frame: Frame, callbacks: list[EventCallback]) -> None:
@@ -267,37 +215,11 @@ class VideoLoop:
             self._recent.append(time.perf_counter())
         self._deliver(frame.events, callbacks)
 
-    def _guard(self, name: str, frame: Frame, call: Callable[[Any], Any]) -> Any:  # Stage is typed on Block
-        try:
-            return call(frame)
-        except (KeyboardInterrupt, StageFailed):
-            raise
-        except Exception as e:
-            raise StageFailed(name, frame, e, self.summary()) from e
-
-    def _deliver(self, events: list[Event], callbacks: list[EventCallback]) -> None:
-        for event in events:
-            with self._lock:
-                self._events[event.kind] = self._events.get(event.kind, 0) + 1
-            for callback in callbacks:
-                callback(event)
-
-    def _close_all(self, event_log: EventLog | None, failure: BaseException | None) -> None:
-        # The source first (its capture thread stops), then everything else; all are closed even if
-        # one close fails, and the first such error is raised unless the loop already failed.
-        closers: list[tuple[str, Callable[[], Any]]] = []
-        if self.close_source and hasattr(self.source, "close"):
-            closers.append(("source", self.source.close))  # type: ignore[attr-defined]
+    def _closers(self, event_log: EventLog | None) -> list[tuple[str, Callable[[], Any]]]:
+        # The source first (its capture thread stops), then stages, sinks and the event log.
+        closers = self._source_closer()
         closers += [(n, s.close) for n, s in zip(self._names, self.stages, strict=True)]
         closers += [(n, s.close) for n, s in zip(self._sink_names, self.sinks, strict=True)]
         if event_log is not None:
             closers.append(("event log", event_log.close))
-        first: BaseException | None = None
-        for what, close in closers:
-            try:
-                close()
-            except Exception as e:
-                log.error("closing %s failed: %s", what, e)
-                first = first or e
-        if first is not None and failure is None:
-            raise first
+        return closers
