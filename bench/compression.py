@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import digits_cnn
 import numpy as np
 
 import edge_sdk
@@ -96,49 +97,11 @@ def kws_case(quick: bool) -> Case | None:
     return Case("kws", 0.0, str(model), [{"features": c} for c in calib], x, None, "agreement with fp32")
 
 
-def _digits() -> tuple[Any, Any, Any, Any]:
-    import torch
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    d = load_digits()
-    x = torch.from_numpy((d.images / 16.0).astype(np.float32))[:, None]
-    x = torch.nn.functional.interpolate(x, size=(16, 16), mode="bilinear", align_corners=False)
-    idx = np.arange(len(x))
-    tr, te = train_test_split(idx, test_size=0.25, random_state=0, stratify=d.target)
-    mean, std = x[tr].mean(), x[tr].std()
-    x = (x - mean) / std
-    y = torch.from_numpy(d.target.astype(np.int64))
-    return x[tr], y[tr], x[te], y[te]
-
-
-def _net() -> Any:
-    import torch.nn as nn
-
-    def block(cin: int, cout: int) -> list[nn.Module]:
-        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
-
-    return nn.Sequential(
-        *block(1, 16), nn.MaxPool2d(2), *block(16, 32), nn.MaxPool2d(2), *block(32, 64),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10),
-    )  # fmt: skip
-
-
 def _train(net: Any, x: Any, y: Any, epochs: int, seed: int = 0) -> None:
     import torch
 
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
-    net.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(y), generator=gen)
-        for i in range(0, len(y), 64):
-            b = order[i : i + 64]
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(net(x[b]), y[b]).backward()
-            opt.step()
-    net.eval()
+    digits_cnn.train(net, x, y, epochs, 3e-3, seed, cosine=False, recalibrate=False)
 
 
 def digits_cases(quick: bool, ratios: list[float]) -> list[Case]:
@@ -149,8 +112,8 @@ def digits_cases(quick: bool, ratios: list[float]) -> list[Case]:
     # machine busy with other work.
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    x_tr, y_tr, x_te, y_te = _digits()
-    net = _net()
+    x_tr, y_tr, x_te, y_te = digits_cnn.data(size=16)
+    net = digits_cnn.model(widths=(16, 32, 64))
     _train(net, x_tr, y_tr, epochs=2 if quick else 12)
     example = x_tr[:1]
     calib = [{"input": x_tr[i : i + 1].numpy()} for i in range(0, 64 if quick else 256, 2)]

@@ -26,84 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from digits_cnn import accuracy, data, model, recalibrate_bn, train
 
-
-def data(seed: int = 0) -> tuple[Any, Any, Any, Any]:
-    """Digits upsampled to 32×32, standardised on the training split: (x_train, y_train, x_test, y_test)."""
-    import torch
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    d = load_digits()
-    x = torch.from_numpy((d.images / 16.0).astype(np.float32))[:, None]
-    x = torch.nn.functional.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False)
-    y = torch.from_numpy(d.target.astype(np.int64))
-    idx_tr, idx_te = train_test_split(np.arange(len(y)), test_size=0.25, random_state=seed, stratify=d.target)
-    mean, std = x[idx_tr].mean(), x[idx_tr].std()
-    x = (x - mean) / std
-    return x[idx_tr], y[idx_tr], x[idx_te], y[idx_te]
-
-
-def model() -> Any:
-    import torch.nn as nn
-
-    def block(cin: int, cout: int) -> list[nn.Module]:
-        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
-
-    return nn.Sequential(
-        *block(1, 32),
-        nn.MaxPool2d(2),
-        *block(32, 64),
-        nn.MaxPool2d(2),
-        *block(64, 128),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(128, 10),
-    )
-
-
-def train(net: Any, x: Any, y: Any, epochs: int, lr: float, seed: int = 0) -> None:
-    """Adam with a cosine-decaying rate, then BatchNorm statistics re-estimated on the training inputs
-    (with few batches the running averages lag the weights, and held-out accuracy jumps about)."""
-    import torch
-
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    steps = epochs * ((len(y) + 63) // 64)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
-    net.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(y), generator=gen)
-        for i in range(0, len(y), 64):
-            b = order[i : i + 64]
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(net(x[b]), y[b]).backward()
-            opt.step()
-            sched.step()
-    recalibrate_bn(net, x)
-
-
-def recalibrate_bn(net: Any, x: Any) -> None:
-    """Re-estimate BatchNorm statistics on training inputs (no gradients): the cheapest repair after
-    channels are removed, since each layer's input distribution has shifted."""
-    import torch
-
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.reset_running_stats()
-            m.momentum = None  # a plain average over the batches below
-    net.train()
-    with torch.no_grad():
-        for i in range(0, len(x), 64):
-            net(x[i : i + 64])
-    net.eval()
-
-
-def accuracy(net: Any, x: Any, y: Any) -> float:
-    import torch
-
-    with torch.no_grad():
-        return float((net.eval()(x).argmax(1) == y).float().mean())
+__all__ = ["accuracy", "data", "latencies", "main", "model", "recalibrate_bn", "train"]
 
 
 def latencies(paths: dict[str, Path], x: np.ndarray, runs: int, rounds: int = 10) -> dict[str, float]:
