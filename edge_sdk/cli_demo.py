@@ -1,5 +1,6 @@
 """``edge-sdk demo``: the Silero VAD format matrix, then the live audio loop on the bundled noisy clip, then
-keyword spotting on the bundled commands clip (skipped, with a note, when zoo:commands is not bundled)."""
+keyword spotting on the bundled commands clip (skipped, with a note, when zoo:commands is not bundled),
+then the video loop: the bundled clip with noise through the bundled video denoiser."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from edge_sdk import console
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from edge_sdk import demo, demo_audio, demo_kws
+    from edge_sdk import demo, demo_audio, demo_kws, demo_video
 
     with console.progress_bars(not args.quiet) as progress:
         result = demo.run(Path(args.out), progress=progress)
@@ -19,9 +20,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # the same clip without the denoiser: the spotter was trained on audio no denoiser had touched, and
     # the comparison shows what that costs
     kws_raw, _ = demo_kws.run(denoise="none")
+    video, video_summary = demo_video.run(Path(args.out) / "video")
     if args.json:
         console.emit_json(
-            {**result, "audio_loop": audio, "keyword_spotting": kws, "keyword_spotting_no_denoise": kws_raw}
+            {
+                **result,
+                "audio_loop": audio,
+                "keyword_spotting": kws,
+                "keyword_spotting_no_denoise": kws_raw,
+                "video_loop": {**video, "summary": video_summary.to_dict()},
+            }
         )
         return 0
     console.out.print(
@@ -77,4 +85,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
             markup=False,
             highlight=False,
         )
+    console.out.print(
+        f"\nLive video loop on {video['clip']} ({video['frames']} frames {video['size']}, Gaussian noise "
+        f"sigma {video['sigma']:g}): noise → {video['model']} → writer",
+        markup=False,
+        highlight=False,
+    )
+    console.out.print(video_summary.headline(), markup=False, highlight=False)
+    console.table("video loop: per stage (latency per frame)", video_summary.COLUMNS, video_summary.rows())
+    for line in demo_video.lines(video):
+        console.out.print(line, markup=False, highlight=False)
     return 0

@@ -201,6 +201,16 @@ def test_demo_end_to_end(tmp_path: Path, silero_cache: Path) -> None:
         assert row["speech_segments"] == 2 and Path(row["recording"]).is_file()
         stages = [s["name"] for s in audio["summaries"][name]["stages"]]
         assert stages == [f"denoise.{name}", "vad.silero", "record.wav"]
+    # The video loop on the bundled clip: every frame through noise → zoo:video, a real PSNR gain, and the
+    # denoised video written.
+    video = result["video_loop"]
+    assert video["frames"] == 30 and video["sigma"] == 25.0
+    assert 19.5 < video["psnr_noisy_db"] < 21.0
+    assert video["psnr_gain_db"] > 4.0
+    assert Path(video["recording"]).is_file() and video["summary"]["drops"] == 0
+    assert [s["name"] for s in video["summary"]["stages"]] == [
+        "noise", "psnr-noisy", "video.denoise", "psnr-denoised",
+    ]  # fmt: skip
 
 
 def test_devices_on_a_recorded_jetson_and_on_this_machine() -> None:

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,31 +27,18 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=120, env=dict(os.environ))
 
 
-def read_video(path: Path) -> list[np.ndarray]:
-    cap, out = cv2.VideoCapture(str(path)), []
-    while True:
-        ok, image = cap.read()
-        if not ok:
-            break
-        out.append(image)
-    cap.release()
-    return out
-
-
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[np.ndarray]]:
+def clip(
+    tmp_path_factory: pytest.TempPathFactory, write_video: Callable[..., list[np.ndarray]]
+) -> tuple[Path, list[np.ndarray]]:
     """Twelve frames of seeded noise at 25 fps, lossless."""
-    rng = np.random.default_rng(7)
-    frames = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(12)]
     path = tmp_path_factory.mktemp("video") / "clip.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 25.0, (64, 48))
-    for f in frames:
-        writer.write(f)
-    writer.release()
-    return path, frames
+    return path, write_video(path, 12, seed=7)
 
 
-def test_run_video_writes_a_lossless_copy_and_the_summary(clip, tmp_path: Path) -> None:
+def test_run_video_writes_a_lossless_copy_and_the_summary(
+    clip, tmp_path: Path, read_video: Callable[[Path], list[np.ndarray]]
+) -> None:
     path, frames = clip
     out, events = tmp_path / "out.avi", tmp_path / "ev.jsonl"
     r = cli("run", "video", "--source", str(path), "--denoise", "none", "--out", str(out), "--events",
@@ -72,10 +60,9 @@ def test_run_video_table_and_frame_limit() -> None:
     assert r.returncode == 0 and json.loads(r.stdout)["frames"] == 4
 
 
-def test_run_video_with_an_image_model(clip, tmp_path: Path) -> None:
-    # TEMPORARY: the video denoiser stage is another engineer's module being written now; once it is
-    # committed this importorskip goes and the test always runs.
-    pytest.importorskip("edge_sdk.stages.video_denoise")
+def test_run_video_with_an_image_model(
+    clip, tmp_path: Path, read_video: Callable[[Path], list[np.ndarray]]
+) -> None:
     from onnx import TensorProto, helper, numpy_helper, save
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "h", "w"])

@@ -48,6 +48,9 @@ def test_wheel_holds_and_imports_every_package(tmp_path: Path) -> None:
         "edge_sdk/zoo/commands/MODEL_CARD.md",
         "edge_sdk/samples/commands-demo.wav",
         "edge_sdk/samples/commands-demo.json",
+        "edge_sdk/samples/chelsea-pan-3s.avi",
+        "edge_sdk/zoo/video/model.onnx",
+        "edge_sdk/zoo/video/MODEL_CARD.md",
         "edge_sdk/stages/denoise.py",
         "edge_sdk/recipes/tiny_denoiser.py",
     ):
