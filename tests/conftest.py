@@ -342,3 +342,50 @@ def conv_dynamic_fp32(conv_module: Any, tmp_path_factory: pytest.TempPathFactory
         out=tmp_path_factory.mktemp("conv-dynamic"),
     )
     return art
+
+
+# --- small video files (the camera extra's OpenCV) ------------------------------------------------
+
+
+def _write_video(
+    path: Path, count: int, size: tuple[int, int] = (64, 48), fps: float = 25.0, seed: int | None = None
+) -> list[np.ndarray]:
+    """``count`` frames of seeded noise (seed ``count`` unless given) written losslessly (FFV1 in AVI);
+    returns them."""
+    import cv2
+
+    rng = np.random.default_rng(count if seed is None else seed)
+    frames = [rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8) for _ in range(count)]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), fps, size)
+    assert writer.isOpened()
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    return frames
+
+
+def _read_video(path: Path) -> list[np.ndarray]:
+    """Every frame of a video file, as OpenCV decodes it."""
+    import cv2
+
+    cap, out = cv2.VideoCapture(str(path)), []
+    while True:
+        ok, image = cap.read()
+        if not ok:
+            break
+        out.append(image)
+    cap.release()
+    return out
+
+
+@pytest.fixture(scope="session")
+def write_video() -> Callable[..., list[np.ndarray]]:
+    """``write_video(path, count, size=(64, 48), fps=25.0, seed=None)``: a lossless noise video; returns
+    its frames."""
+    return _write_video
+
+
+@pytest.fixture(scope="session")
+def read_video() -> Callable[[Path], list[np.ndarray]]:
+    """``read_video(path)``: every frame of a video file."""
+    return _read_video

@@ -8,6 +8,7 @@ import importlib.util
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,20 +24,6 @@ pytestmark = pytest.mark.camera
 
 TREES = Path(__file__).parent / "fixtures" / "video"
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
-
-
-def write_video(
-    path: Path, count: int, size: tuple[int, int] = (64, 48), fps: float = 25.0
-) -> list[np.ndarray]:
-    """``count`` frames of seeded noise written losslessly (FFV1 in AVI); returns them."""
-    rng = np.random.default_rng(count)
-    frames = [rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8) for _ in range(count)]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), fps, size)
-    assert writer.isOpened()
-    for f in frames:
-        writer.write(f)
-    writer.release()
-    return frames
 
 
 # --- listing ----------------------------------------------------------------------------------------
@@ -154,7 +141,9 @@ def test_slow_consumer_gets_the_newest_frames_and_drops_are_counted() -> None:
     assert times == sorted(times)
 
 
-def test_camera_that_disappears_is_reopened_with_backoff(tmp_path: Path) -> None:
+def test_camera_that_disappears_is_reopened_with_backoff(
+    tmp_path: Path, write_video: Callable[..., list[np.ndarray]]
+) -> None:
     path, away = tmp_path / "cam.avi", tmp_path / "unplugged.avi"
     frames = write_video(path, 12)
     cam = Camera(str(path), backoff=0.01, max_backoff=0.04, queue_size=64)
@@ -188,7 +177,7 @@ def test_camera_that_disappears_is_reopened_with_backoff(tmp_path: Path) -> None
     assert np.array_equal(seen[12].image, frames[0])  # the file "camera" came back from its start
 
 
-def test_camera_gone_too_long_gives_up(tmp_path: Path) -> None:
+def test_camera_gone_too_long_gives_up(tmp_path: Path, write_video: Callable[..., list[np.ndarray]]) -> None:
     path = tmp_path / "cam.avi"
     write_video(path, 3)
     cam = Camera(str(path), backoff=0.01, max_backoff=0.02, give_up_after=0.2)

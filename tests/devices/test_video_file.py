@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,18 +19,6 @@ pytestmark = pytest.mark.camera
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 
 
-def write_video(
-    path: Path, count: int, size: tuple[int, int] = (64, 48), fps: float = 25.0
-) -> list[np.ndarray]:
-    rng = np.random.default_rng(count)
-    frames = [rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8) for _ in range(count)]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), fps, size)
-    for f in frames:
-        writer.write(f)
-    writer.release()
-    return frames
-
-
 def test_vtest_replays_every_frame_with_file_time() -> None:
     with VideoFile(VTEST) as v:
         assert isinstance(v, VideoSource)
@@ -42,7 +31,9 @@ def test_vtest_replays_every_frame_with_file_time() -> None:
     assert frames[3].raw is frames[3].image
 
 
-def test_pixels_come_back_as_written_and_a_second_pass_starts_over(tmp_path: Path) -> None:
+def test_pixels_come_back_as_written_and_a_second_pass_starts_over(
+    tmp_path: Path, write_video: Callable[..., list[np.ndarray]]
+) -> None:
     written = write_video(tmp_path / "noise.avi", 7)
     v = VideoFile(tmp_path / "noise.avi")
     first, second = list(v), list(v)
@@ -53,7 +44,9 @@ def test_pixels_come_back_as_written_and_a_second_pass_starts_over(tmp_path: Pat
     v.close()
 
 
-def test_loop_replays_forever_with_growing_index(tmp_path: Path) -> None:
+def test_loop_replays_forever_with_growing_index(
+    tmp_path: Path, write_video: Callable[..., list[np.ndarray]]
+) -> None:
     write_video(tmp_path / "short.avi", 4)
     v = VideoFile(tmp_path / "short.avi", loop=True)
     frames = []
@@ -65,7 +58,9 @@ def test_loop_replays_forever_with_growing_index(tmp_path: Path) -> None:
     assert np.array_equal(frames[4].image, frames[0].image) and frames[9].time == pytest.approx(9 / 25)
 
 
-def test_realtime_with_a_slow_consumer_skips_frames(tmp_path: Path) -> None:
+def test_realtime_with_a_slow_consumer_skips_frames(
+    tmp_path: Path, write_video: Callable[..., list[np.ndarray]]
+) -> None:
     write_video(tmp_path / "fast.avi", 40, fps=100.0)
     v = VideoFile(tmp_path / "fast.avi", realtime=True, buffer_frames=1)
     indices = []
@@ -89,7 +84,7 @@ def test_unreadable_sources_are_bad_input(tmp_path: Path, make, message: str) ->
         VideoFile(make(tmp_path))
 
 
-def test_open_video_source_opens_files(tmp_path: Path) -> None:
+def test_open_video_source_opens_files(tmp_path: Path, write_video: Callable[..., list[np.ndarray]]) -> None:
     write_video(tmp_path / "a.avi", 2)
     with open_video_source(str(tmp_path / "a.avi"), realtime=True) as v:
         assert isinstance(v, VideoFile) and v.realtime

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,29 +24,6 @@ cv2 = pytest.importorskip("cv2", reason="needs the camera extra")
 pytestmark = pytest.mark.camera
 
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
-
-
-def write_video(
-    path: Path, count: int, size: tuple[int, int] = (64, 48), fps: float = 25.0
-) -> list[np.ndarray]:
-    rng = np.random.default_rng(count)
-    frames = [rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8) for _ in range(count)]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), fps, size)
-    for f in frames:
-        writer.write(f)
-    writer.release()
-    return frames
-
-
-def read_video(path: Path) -> list[np.ndarray]:
-    cap, out = cv2.VideoCapture(str(path)), []
-    while True:
-        ok, image = cap.read()
-        if not ok:
-            break
-        out.append(image)
-    cap.release()
-    return out
 
 
 @dataclass(frozen=True)
@@ -111,7 +89,7 @@ def test_vtest_through_no_stages() -> None:
     json.dumps(summary.to_dict())
 
 
-def test_stages_sinks_events_and_raw(tmp_path: Path) -> None:
+def test_stages_sinks_events_and_raw(tmp_path: Path, write_video: Callable[..., list[np.ndarray]]) -> None:
     written = write_video(tmp_path / "in.avi", 20)
     stage, sink, heard = Invert(), Collect(), []
     source = VideoFile(tmp_path / "in.avi")
@@ -186,7 +164,12 @@ def test_slow_stage_behind_a_camera_drops_oldest_frames() -> None:
 
 
 @pytest.mark.parametrize("suffix", [".avi", ".mkv"])
-def test_lossless_containers_give_back_identical_pixels(tmp_path: Path, suffix: str) -> None:
+def test_lossless_containers_give_back_identical_pixels(
+    tmp_path: Path,
+    suffix: str,
+    write_video: Callable[..., list[np.ndarray]],
+    read_video: Callable[[Path], list[np.ndarray]],
+) -> None:
     written = write_video(tmp_path / "in.avi", 9)
     out = tmp_path / f"out{suffix}"
     sink = VideoWriterSink(out, fps=25.0)
@@ -196,7 +179,9 @@ def test_lossless_containers_give_back_identical_pixels(tmp_path: Path, suffix: 
     assert len(back) == 9 and all(np.array_equal(a, b) for a, b in zip(back, written, strict=True))
 
 
-def test_mp4_has_every_frame_and_the_file_appears_only_on_close(tmp_path: Path) -> None:
+def test_mp4_has_every_frame_and_the_file_appears_only_on_close(
+    tmp_path: Path, read_video: Callable[[Path], list[np.ndarray]]
+) -> None:
     out = tmp_path / "sub" / "out.mp4"
     sink = VideoWriterSink(out, fps=10.0, size=(768, 576))
     VideoLoop(VideoFile(VTEST), [], [sink]).run(max_frames=3)  # closes the sink
