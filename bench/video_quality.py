@@ -4,9 +4,11 @@ BM3D and a bilateral filter, on the held-out images and on frames of vtest.avi, 
     python bench/video_quality.py --report docs/video-quality.md
 
 PSNR and SSIM (scikit-image) per method and σ, and frames per second at 640×480 on ``--threads`` threads.
-NLM's ``h`` and the bilateral filter's ``sigmaColor`` are picked per σ by a small sweep on *training*
-images (never on what is scored). BM3D is slow, so it is scored on the first ``--bm3d-frames`` images of
-each set only (its table rows say how many). ``--quick`` is a smoke run on a few small frames.
+Each baseline is tuned per σ on *training* images (never on what is scored), by a coordinate search
+(each parameter swept in turn with the others held, two rounds): NLM's ``h`` over 0.3-1.2 σ and
+``hColor`` over 0.5-1.5 h, the bilateral filter's ``sigmaColor`` over 1-6 σ and ``sigmaSpace`` over 2-8 px.
+BM3D is slow, so it is scored on the first ``--bm3d-frames`` images of each set only (its table rows say
+how many). ``--quick`` is a smoke run on a few small frames.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ if str(ROOT) not in sys.path:
 from edge_sdk.recipes import image_data  # noqa: E402
 
 Method = Callable[[np.ndarray, float], np.ndarray]  # (noisy BGR uint8, σ) → denoised BGR uint8
-NLM_FACTORS = (0.4, 0.5, 0.6, 0.8, 1.0)
-BILATERAL_FACTORS = (1.0, 2.0, 3.0)
+NLM_H = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.2)  # × σ
+NLM_COLOR = (1.0, 0.5, 0.75, 1.5)  # hColor ÷ h; the first value is where the search starts
+BILATERAL_COLOR = (2.0, 1.0, 1.5, 3.0, 4.0, 6.0)  # sigmaColor ÷ σ
+BILATERAL_SPACE = (5.0, 2.0, 3.0, 8.0)  # sigmaSpace, pixels (window diameter 9)
 LUMA_BOUND = "bound: clean luma + filtered chroma"
 
 
@@ -48,16 +52,17 @@ def to_bgr8(img: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray((img[:h, :w, ::-1] * 255 + 0.5).astype(np.uint8))
 
 
-def nlm(h: float) -> Method:
+def nlm(h: float, color: float = 1.0) -> Method:
+    """OpenCV's colour NLM with ``h`` and ``hColor`` = ``color`` × ``h``."""
     import cv2
 
-    return lambda x, s: cv2.fastNlMeansDenoisingColored(x, None, h, h, 7, 21)
+    return lambda x, s: cv2.fastNlMeansDenoisingColored(x, None, h, color * h, 7, 21)
 
 
-def bilateral(sigma_color: float) -> Method:
+def bilateral(sigma_color: float, sigma_space: float = 5.0) -> Method:
     import cv2
 
-    return lambda x, s: cv2.bilateralFilter(x, 9, sigma_color, 5)
+    return lambda x, s: cv2.bilateralFilter(x, 9, sigma_color, sigma_space)
 
 
 def bm3d_method(x: np.ndarray, sigma: float) -> np.ndarray:
@@ -78,15 +83,27 @@ def scores(clean: np.ndarray, out: np.ndarray) -> tuple[float, float]:
     )
 
 
-def tune(make: Callable[[float], Method], factors: tuple[float, ...], sigma: float, images: list) -> float:
-    """The factor × σ with the best mean PSNR on ``images`` (training images, seeded noise)."""
-    best, best_score = factors[0], -1.0
-    for f in factors:
-        m = make(f * sigma)
-        s = np.mean([scores(c, m(noisy_of(c, sigma, 99 + i), sigma))[0] for i, c in enumerate(images)])
-        if s > best_score:
-            best, best_score = f, float(s)
-    return best * sigma
+def tune(
+    make: Callable[..., Method], grids: list[tuple[float, ...]], sigma: float, images: list, rounds: int = 2
+) -> tuple[float, ...]:
+    """The arguments of ``make`` (one value from each grid) with the best mean PSNR on ``images`` (training
+    images, seeded noise), by coordinate search from the first value of each grid: each argument swept in
+    turn with the others held, ``rounds`` times over."""
+    cache: dict[tuple[float, ...], float] = {}
+
+    def score(a: tuple[float, ...]) -> float:
+        if a not in cache:
+            m = make(*a)
+            cache[a] = float(
+                np.mean([scores(c, m(noisy_of(c, sigma, 99 + i), sigma))[0] for i, c in enumerate(images)])
+            )
+        return cache[a]
+
+    best = tuple(g[0] for g in grids)
+    for _ in range(rounds):
+        for k, grid in enumerate(grids):
+            best = max((best[:k] + (v,) + best[k + 1 :] for v in grid), key=score)
+    return best
 
 
 def model_variants(model: str, names: list[str], threads: int, work: Path, quick: bool) -> dict[str, Method]:
@@ -148,7 +165,8 @@ def run(args: argparse.Namespace) -> dict:
     if args.quick:
         sets["held-out images"] = [f[:96, :128] for f in sets["held-out images"]]
     tune_imgs = [
-        to_bgr8(i.pixels[:256, :256]) for i in train[:: max(len(train) // 3, 1)][: 1 if args.quick else 3]
+        to_bgr8(i.pixels[:256, :256])
+        for i in train[:: max(len(train) // args.tune_images, 1)][: 1 if args.quick else args.tune_images]
     ]
     with tempfile.TemporaryDirectory() as work:
         ours = model_variants(args.model, args.variants.split(","), args.threads, Path(work), args.quick)
@@ -157,13 +175,17 @@ def run(args: argparse.Namespace) -> dict:
         timing_frame = sets["vtest.avi"][0]
         speed: dict[str, float] = {}
         for sigma in args.sigmas:
-            h = tune(nlm, NLM_FACTORS, sigma, tune_imgs)
-            sc = tune(bilateral, BILATERAL_FACTORS, sigma, tune_imgs)
-            results["params"][str(sigma)] = {"nlm_h": h, "bilateral_sigma_color": sc}
-            methods: dict[str, Method] = {"noisy": lambda x, s: x, **ours, "OpenCV NLM": nlm(h)}
+            h, color = tune(nlm, [tuple(f * sigma for f in NLM_H), NLM_COLOR], sigma, tune_imgs)
+            sc, ss = tune(
+                bilateral, [tuple(f * sigma for f in BILATERAL_COLOR), BILATERAL_SPACE], sigma, tune_imgs
+            )
+            results["params"][str(sigma)] = {
+                "nlm_h": h, "nlm_h_color": color * h, "bilateral_sigma_color": sc, "bilateral_sigma_space": ss
+            }  # fmt: skip
+            methods: dict[str, Method] = {"noisy": lambda x, s: x, **ours, "OpenCV NLM": nlm(h, color)}
             if args.bm3d_frames > 0:
                 methods["BM3D"] = bm3d_method
-            methods["bilateral"] = bilateral(sc)
+            methods["bilateral"] = bilateral(sc, ss)
             for set_name, frames in sets.items():
                 for name, m in methods.items():
                     count = min(args.bm3d_frames, len(frames)) if name == "BM3D" else len(frames)
@@ -230,14 +252,16 @@ def report(results: dict, command: str) -> str:
         "`video.denoise` stage "
         "(BGR uint8 in and out, conversions included).",
         "Noise: Gaussian, seeded per frame and σ. "
-        "NLM: `cv2.fastNlMeansDenoisingColored(x, None, h, h, 7, 21)`; "
-        "bilateral: `cv2.bilateralFilter(x, 9, sigmaColor, 5)`; both tuned per σ on training images "
-        f"({results['tune_images']}, 256×256 crops):",
+        "NLM: `cv2.fastNlMeansDenoisingColored(x, None, h, hColor, 7, 21)`; "
+        "bilateral: `cv2.bilateralFilter(x, 9, sigmaColor, sigmaSpace)`; both tuned per σ on training images "
+        f"({results['tune_images']}, 256×256 crops) by coordinate search (two rounds) over h 0.3-1.2 σ, "
+        "hColor 0.5-1.5 h, sigmaColor 1-6 σ, sigmaSpace 2-8 px:",
         "",
-        "| σ | NLM h | bilateral sigmaColor |",
-        "|---|---|---|",
+        "| σ | NLM h | NLM hColor | bilateral sigmaColor | bilateral sigmaSpace |",
+        "|---|---|---|---|---|",
         *[
-            f"| {s} | {p['nlm_h']:.1f} | {p['bilateral_sigma_color']:.1f} |"
+            f"| {s} | {p['nlm_h']:.1f} | {p['nlm_h_color']:.1f} | {p['bilateral_sigma_color']:.1f} "
+            f"| {p['bilateral_sigma_space']:.0f} |"
             for s, p in results["params"].items()
         ],
         "",
@@ -297,6 +321,7 @@ def main(argv: list[str] | None = None) -> dict:
         "--bm3d-frames", dest="bm3d_frames", type=int, default=1, help="BM3D takes minutes a frame"
     )
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--tune-images", dest="tune_images", type=int, default=6, help="training crops for tuning")
     p.add_argument("--seconds", type=float, default=3.0, help="timing budget per method")
     p.add_argument("--quick", action="store_true", help="smoke run: small frames")
     p.add_argument("--report", type=Path)
