@@ -50,8 +50,9 @@ def score_held_out(model: Path, seed: int = 0) -> dict[int, dict[str, float]]:
     return res
 
 
-def write_card(run: Path, command: str, dest: Path | None = None) -> Path:
-    """Write ``MODEL_CARD.md`` for ``run/model.onnx`` into ``dest`` (default ``run``), atomically."""
+def write_card(run: Path, command: str, dest: Path | None = None, init_command: str = "") -> Path:
+    """Write ``MODEL_CARD.md`` for ``run/model.onnx`` into ``dest`` (default ``run``), atomically.
+    ``init_command``: the training command of the checkpoint the run was warm-started from (``--init``)."""
     import onnx
 
     model = run / "model.onnx"
@@ -93,6 +94,19 @@ def write_card(run: Path, command: str, dest: Path | None = None) -> Path:
         "checkpoint with the best PSNR on held-out crops at σ 25 is exported, so the held-out figures below",
         "are slightly optimistic; no frame of vtest.avi played any part.",
         "",
+        *(
+            [
+                "Warm-started (`--init`, `warm_start` in the recipe: the smaller model's weights copied in, "
+                "new 3×3 convs starting as the identity) from a run made by:",
+                "",
+                "```",
+                init_command or "(command not recorded)",
+                "```",
+                "",
+            ]
+            if summary.get("init") or init_command
+            else []
+        ),
         "## Data and licences",
         "",
         f"Trained on {len(train)} images:",
@@ -144,8 +158,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("run", type=Path)
     p.add_argument("--command", required=True, help="the training command, as run")
     p.add_argument("--dest", type=Path, help="folder to write the card into (default RUN_DIR)")
+    p.add_argument("--init-command", dest="init_command", default="", help="the warm start's own command")
     args = p.parse_args(argv)
-    print(write_card(args.run, args.command, args.dest))
+    print(write_card(args.run, args.command, args.dest, args.init_command))
 
 
 if __name__ == "__main__":

@@ -55,3 +55,43 @@ def test_recipe_trains_a_few_steps_and_exports_onnx(tmp_path: Path) -> None:
     card = video_card.write_card(out, "python -m edge_sdk.recipes.video_denoiser --out X")
     text = card.read_text()
     assert "| 25 |" in text and "opencv:baboon.jpg" in text and "vtest.avi" in text
+
+
+def test_unet_arch_warm_starts_from_a_quarter_checkpoint_and_exports(tmp_path: Path) -> None:
+    """``--arch unet --init CKPT`` widens a trained ``quarter`` model without changing what it computes (up
+    to the 1e-3 noise on the new identity convs), trains on from there and exports with its hp."""
+    import torch
+
+    from edge_sdk.recipes import video_card, video_denoiser
+
+    torch.manual_seed(0)
+    small = video_denoiser.make_model(width=8, depth=1, fine=4)
+    assert "fine_depth" not in small.hp and "arch" not in small.hp  # the shipped hp stay as they were
+    torch.save({"model": small.state_dict(), "hp": small.hp}, tmp_path / "small.pt")
+    big = video_denoiser.make_model(arch="unet", width=12, depth=3, fine=6, fine_depth=2)
+    video_denoiser.warm_start(big, tmp_path / "small.pt")
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        assert torch.allclose(big(x), small(x), atol=2e-2)
+    with pytest.raises(ValueError, match="does not fit"):
+        video_denoiser.warm_start(
+            video_denoiser.make_model(arch="unet", width=4, fine=4), tmp_path / "small.pt"
+        )
+    with pytest.raises(ValueError, match="arch"):
+        video_denoiser.make_model(arch="half")
+
+    out = tmp_path / "run"
+    args = ["--out", str(out), "--steps", "3", "--minutes", "0", "--batch", "2", "--crop", "32"]
+    args += ["--eval-every", "3", "--val-images", "1", "--val-size", "64", "--max-images", "3", "--no-card"]
+    args += ["--arch", "unet", "--width", "12", "--depth", "3", "--fine", "6", "--fine-depth", "2"]
+    video_denoiser.main([*args, "--init", str(tmp_path / "small.pt")])
+    hp = torch.load(out / "best.pt", weights_only=False)["hp"]
+    assert hp["arch"] == "unet" and hp["fine_depth"] == 2
+    assert json.loads((out / "train_summary.json").read_text())["init"] == str(tmp_path / "small.pt")
+    sess = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    y = sess.run(None, {"input": np.random.default_rng(0).random((1, 3, 40, 56), np.float32)})[0]
+    assert y.shape == (1, 3, 40, 56)
+    text = video_card.write_card(
+        out, "python -m edge_sdk.recipes.video_denoiser X", init_command="Y"
+    ).read_text()
+    assert "Warm-started" in text and "\nY\n" in text
