@@ -53,26 +53,10 @@ def _representative(calibration: list[dict[str, np.ndarray]], names: list[str]) 
 
 
 def _settings(conv: Any, precision: str, io_type: str, ctx: BuildContext, names: list[str]) -> dict[str, Any]:
-    import tensorflow as tf
+    from edge_sdk.converters.onnx2tflite import converter_settings
 
-    # Builtin ops only: the LiteRT runtimes on devices have no TensorFlow (Flex) kernels.
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    used: dict[str, Any] = {"supported_ops": "TFLITE_BUILTINS"}
-    if precision != "fp32":
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        used["optimizations"] = ["DEFAULT"]
-    if precision == "fp16":
-        conv.target_spec.supported_types = [tf.float16]
-        used["supported_types"] = ["float16"]
-    elif precision == "int8":
-        conv.representative_dataset = _representative(ctx.calibration or [], names)
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        used.update(supported_ops="TFLITE_BUILTINS_INT8", representative_samples=len(ctx.calibration or []))
-        if io_type != "float":
-            conv.inference_input_type = getattr(tf, io_type)
-            conv.inference_output_type = getattr(tf, io_type)
-        used["inference_io_type"] = io_type
-    return used
+    calibration = ctx.calibration or []
+    return converter_settings(conv, precision, io_type, _representative(calibration, names), len(calibration))
 
 
 def _out_order(names: list[str]) -> list[str]:
@@ -101,24 +85,15 @@ def _specs(
     return specs, quant
 
 
-def _interpreter(content: bytes) -> Any:
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:  # tf.lite.Interpreter still works, with a deprecation warning
-        import tensorflow as tf
-
-        Interpreter = tf.lite.Interpreter  # noqa: N806
-    return Interpreter(model_content=content)
-
-
 def build(hub: Path, precision: str, out_dir: Path, ctx: BuildContext) -> BuildResult:
     """Convert the Keras source of ``ctx`` to ``out_dir/model.tflite`` at ``precision`` and describe it."""
     import onnx
     import tensorflow as tf
 
-    from edge_sdk.converters.onnx2tflite import StepError, describe
+    from edge_sdk.converters.onnx2tflite import StepError, describe, interpreter
     from edge_sdk.converters.onnx_model import tensor_specs
     from edge_sdk.converters.sources.keras_model import quiet
+    from edge_sdk.converters.targets.tflite import tflite_result
 
     label = f"tflite:{precision}"
     if not is_keras_source(ctx):
@@ -144,7 +119,7 @@ def build(hub: Path, precision: str, out_dir: Path, ctx: BuildContext) -> BuildR
             f"converter=onnx2tf, or the onnx or openvino target"
         ) from None
     (out_dir / MODEL_FILE).write_bytes(content)
-    sig = _interpreter(content).get_signature_list()
+    sig = interpreter(content).get_signature_list()
     (only,) = sig.values()
     stored_in = in_names if sorted(only["inputs"]) == sorted(in_names) else list(only["inputs"])
     if native["kind"] == "saved_model":
@@ -164,13 +139,6 @@ def build(hub: Path, precision: str, out_dir: Path, ctx: BuildContext) -> BuildR
         "renamed": {s.name: s.stored_name for s in inputs + outputs if s.stored_name},
         "int8_tensors": described["int8_tensors"],
     }
-    if precision == "int8":
-        recipe["io"] = io_type
-    return BuildResult(
-        files=[MODEL_FILE],
-        recipe=recipe,
-        quantization={**q_in, **q_out},
-        versions={"tensorflow": tf.__version__},
-        inputs=inputs,
-        outputs=outputs,
+    return tflite_result(
+        recipe, precision, io_type, {**q_in, **q_out}, {"tensorflow": tf.__version__}, inputs, outputs
     )

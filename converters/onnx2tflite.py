@@ -239,6 +239,27 @@ def to_tflite(
     import tensorflow as tf
 
     conv = tf.lite.TFLiteConverter.from_keras_model(keras_model)
+    names = [t.name for t in keras_model.inputs]
+
+    def representative() -> Iterator[list[np.ndarray]]:
+        for sample in calibration:
+            yield [np.ascontiguousarray(sample[n].transpose(in_perms[n])) for n in names]
+
+    used = converter_settings(conv, precision, io_type, representative, len(calibration))
+    try:
+        return conv.convert(), used
+    except Exception as e:
+        raise _converter_error(str(e), onnx_model) from None
+
+
+def converter_settings(
+    conv: Any, precision: str, io_type: str, representative: Any, samples: int
+) -> dict[str, Any]:
+    """Set up TensorFlow's TFLite converter ``conv`` for ``precision`` (builtin ops only; fp16 weights;
+    int8 from the ``representative`` dataset of ``samples`` samples, with ``io_type`` I/O unless
+    "float"); returns the settings used, for the recipe. Both TFLite routes (onnx2tf and Keras) use it."""
+    import tensorflow as tf
+
     # Builtin ops only: the LiteRT runtimes on devices have no TensorFlow (Flex) kernels.
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     used: dict[str, Any] = {"supported_ops": "TFLITE_BUILTINS"}
@@ -249,24 +270,15 @@ def to_tflite(
         conv.target_spec.supported_types = [tf.float16]
         used["supported_types"] = ["float16"]
     elif precision == "int8":
-        names = [t.name for t in keras_model.inputs]
-
-        def representative() -> Iterator[list[np.ndarray]]:
-            for sample in calibration:
-                yield [np.ascontiguousarray(sample[n].transpose(in_perms[n])) for n in names]
-
         conv.representative_dataset = representative
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         used["supported_ops"] = "TFLITE_BUILTINS_INT8"
-        used["representative_samples"] = len(calibration)
+        used["representative_samples"] = samples
         if io_type != "float":
             conv.inference_input_type = getattr(tf, io_type)
             conv.inference_output_type = getattr(tf, io_type)
         used["inference_io_type"] = io_type
-    try:
-        return conv.convert(), used
-    except Exception as e:
-        raise _converter_error(str(e), onnx_model) from None
+    return used
 
 
 def _converter_error(message: str, onnx_model: Any) -> StepError:
@@ -288,10 +300,11 @@ def _converter_error(message: str, onnx_model: Any) -> StepError:
     return StepError("tflite", first[:500])
 
 
-def _interpreter(content: bytes) -> Any:
+def interpreter(content: bytes) -> Any:
+    """A TFLite interpreter on the flatbuffer ``content``: LiteRT's, else TensorFlow's."""
     try:
         from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
+    except ImportError:  # tf.lite.Interpreter still works, with a deprecation warning
         import tensorflow as tf
 
         Interpreter = tf.lite.Interpreter  # noqa: N806
@@ -301,7 +314,7 @@ def _interpreter(content: bytes) -> Any:
 def describe(content: bytes, inputs: list[str], outputs: list[str]) -> dict[str, Any]:
     """Stored name, shape, dtype and integer scale/zero point of each signature input and output, and
     how many tensors of rank > 1 it stores as 8-bit integers."""
-    interp = _interpreter(content)
+    interp = interpreter(content)
     signatures = interp.get_signature_list()
     if len(signatures) != 1:
         raise StepError("tflite", f"the TFLite model has {len(signatures)} signatures, expected one")

@@ -263,6 +263,29 @@ def _specs(
     return specs, quant
 
 
+def tflite_result(
+    recipe: dict[str, Any],
+    precision: str,
+    io_type: str,
+    quantization: dict[str, Any],
+    versions: dict[str, str],
+    inputs: list[TensorSpec],
+    outputs: list[TensorSpec],
+) -> BuildResult:
+    """What a TFLite build made: ``MODEL_FILE``, described by ``recipe`` (which gets the integer I/O type
+    at int8). Both TFLite routes (onnx2tf here, Keras direct in ``keras_tflite``) end with it."""
+    if precision == "int8":
+        recipe["io"] = io_type
+    return BuildResult(
+        files=[MODEL_FILE],
+        recipe=recipe,
+        quantization=quantization,
+        versions=versions,
+        inputs=inputs,
+        outputs=outputs,
+    )
+
+
 def _convert(job: dict[str, Any], tmp: Path, ctx: BuildContext, label: str, precision: str) -> dict[str, Any]:
     """Run one job in the worker process, with progress; its log goes to debug, its failure is raised."""
     ctx.report("convert", 0, 1)
@@ -368,15 +391,8 @@ class TfliteTarget:
             "layout_check_max_abs_error": report["layout_check_max_abs_error"],
             "int8_tensors": report["int8_tensors"],
         }
-        if precision == "int8":
-            recipe["io"] = io_type
-        return BuildResult(
-            files=[MODEL_FILE],
-            recipe=recipe,
-            quantization={**q_in, **q_out},
-            versions=report["versions"],
-            inputs=inputs,
-            outputs=outputs,
+        return tflite_result(
+            recipe, precision, io_type, {**q_in, **q_out}, report["versions"], inputs, outputs
         )
 
     def _accuracy_aware(self, hub: Path, out_dir: Path, ctx: BuildContext) -> BuildResult:
