@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from edge_sdk.converters import onnx2tflite as steps
+from edge_sdk.converters.fd_redirect import fds_to
 
 STAGE_MARK = "[edge-sdk tflite worker] stage: "
 IDLE_EXIT_S = 60.0
@@ -134,21 +135,8 @@ def run_job(job: dict[str, Any]) -> int:
 @contextlib.contextmanager
 def _fds_to(path: Path) -> Iterator[None]:
     """Point fd 1 and 2 at ``path`` for the block (C++ logging included), then back."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with open(path, "ab") as f:
-        os.dup2(f.fileno(), 1)
-        os.dup2(f.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
+    with open(path, "ab") as f, fds_to(f):
+        yield
 
 
 def serve(idle_s: float = IDLE_EXIT_S) -> int:

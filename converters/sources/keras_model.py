@@ -24,12 +24,13 @@ import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edge_sdk.converters.fd_redirect import fds_to
 from edge_sdk.converters.onnx_model import onnx_opset
 from edge_sdk.converters.sources import SOURCES, Sample, Source
 from edge_sdk.errors import BadInputError, ConversionError, MissingExtraError
@@ -62,23 +63,13 @@ def _tf() -> tuple[Any, Any]:
 
 @contextlib.contextmanager
 def _fds_to_file() -> Iterator[Any]:
-    """Point fd 1 and 2 at a temporary file for the block: TensorFlow's C++ logging (absl lines written
-    before its log settings apply, CUDA probing) bypasses Python and TF_CPP_MIN_LOG_LEVEL."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
+    """Point fd 1 and 2 at a temporary file for the block (see ``fd_redirect``); what was written goes to
+    the debug log."""
     with tempfile.TemporaryFile() as f:
-        os.dup2(f.fileno(), 1)
-        os.dup2(f.fileno(), 2)
         try:
-            yield f
+            with fds_to(f):
+                yield f
         finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
             f.seek(0)
             text = f.read().decode(errors="replace")
             if text.strip():
@@ -155,29 +146,40 @@ def _signature(model: Any, dynamic_batch: bool) -> list[Any]:
             f"{type(model).__name__} has no defined inputs (a subclassed model never called); use a "
             f"functional or Sequential model with keras.Input, or call it once on an example"
         )
-    specs = []
-    for t in model.inputs:
-        shape = list(t.shape)
-        if shape and shape[0] is None and not dynamic_batch:
-            shape[0] = 1
-        name = str(t.name).split(":")[0]
-        specs.append(tf.TensorSpec(shape, t.dtype, name=name))
-    return specs
+    return [
+        _tensor_spec(tf, t.shape, t.dtype, str(t.name).split(":")[0], dynamic_batch) for t in model.inputs
+    ]
+
+
+def _tensor_spec(tf: Any, shape: Any, dtype: Any, name: str, dynamic_batch: bool) -> Any:
+    """A ``tf.TensorSpec``; a free batch dim becomes 1 unless ``dynamic_batch``."""
+    shape = list(shape)
+    if shape and shape[0] is None and not dynamic_batch:
+        shape[0] = 1
+    return tf.TensorSpec(shape, dtype, name=name)
 
 
 def _keras_to_onnx(model: Any, dynamic_batch: bool, opset: int) -> tuple[Any, list[str]]:
     """(ONNX model, input names) for a Keras model, with tf2onnx's ``from_keras``."""
     _, tf2onnx = _tf()
     spec = _signature(model, dynamic_batch)
+    onnx_model = _tf2onnx(
+        f"the Keras model {model.name!r}",
+        lambda: tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset),
+    )
+    return onnx_model, [s.name for s in spec]
+
+
+def _tf2onnx(what: str, convert: Callable[[], tuple[Any, Any]]) -> Any:
+    """The ONNX model of a tf2onnx ``convert`` call, run quietly; its failure as a ConversionError."""
     try:
         with quiet():
-            onnx_model, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
+            onnx_model, _ = convert()
     except Exception as e:
         raise ConversionError(
-            f"tf2onnx could not convert the Keras model {model.name!r}: {type(e).__name__}: "
-            f"{str(e).strip()[:300]}"
+            f"tf2onnx could not convert {what}: {type(e).__name__}: {str(e).strip()[:300]}"
         ) from None
-    return onnx_model, [s.name for s in spec]
+    return onnx_model
 
 
 def _saved_model_to_onnx(
@@ -200,12 +202,7 @@ def _saved_model_to_onnx(
     fn = loaded.signatures[SIGNATURE]
     inputs = fn.structured_input_signature[1]
     names, outputs = list(inputs), sorted(fn.structured_outputs)
-    spec = []
-    for n, s in inputs.items():
-        shape = list(s.shape)
-        if shape and shape[0] is None and not dynamic_batch:
-            shape[0] = 1
-        spec.append(tf.TensorSpec(shape, s.dtype, name=n))
+    spec = [_tensor_spec(tf, s.shape, s.dtype, n, dynamic_batch) for n, s in inputs.items()]
 
     # Why the wrapper: tf2onnx needs a tf.function it can trace; the identities name the outputs.
     @tf.function(input_signature=spec)
@@ -213,13 +210,10 @@ def _saved_model_to_onnx(
         out = fn(**dict(zip(names, args, strict=True)))
         return {k: tf.identity(out[k], name=k) for k in outputs}
 
-    try:
-        with quiet():
-            onnx_model, _ = tf2onnx.convert.from_function(wrapped, input_signature=spec, opset=opset)
-    except Exception as e:
-        raise ConversionError(
-            f"tf2onnx could not convert the SavedModel {path}: {type(e).__name__}: {str(e).strip()[:300]}"
-        ) from None
+    onnx_model = _tf2onnx(
+        f"the SavedModel {path}",
+        lambda: tf2onnx.convert.from_function(wrapped, input_signature=spec, opset=opset),
+    )
     return onnx_model, names, outputs, (loaded, fn)
 
 
