@@ -30,7 +30,7 @@ import numpy as np
 from edge_sdk.audio_features import KwsFeatureConfig, kws_features
 from edge_sdk.audio_mix import rms
 from edge_sdk.recipes import kws_data, speech_data
-from edge_sdk.recipes.kws import batch_features
+from edge_sdk.recipes.kws import batch_features, speech_denoiser
 from edge_sdk.recipes.kws_data import SR, AugmentConfig, Clip
 from edge_sdk.stages.base import Block
 from edge_sdk.stages.kws import KeywordSpotter, KwsModelInfo, detection_latency, read_kws_metadata
@@ -100,9 +100,18 @@ def heldout_clips(words: list[str], s: Settings, seed: int) -> tuple[list[Clip],
     return clips, noise
 
 
-def features_of(clips: list[Clip], labels: list[str], noise: dict, aug: AugmentConfig, seed: int, cfg):
-    """``[n,1,frames,dims]`` features of the clips placed (and augmented) in 1 s windows, and labels."""
-    x = batch_features(clips, np.random.default_rng([seed, 99]), noise, aug, cfg)
+def features_of(
+    clips: list[Clip], labels: list[str], noise: dict, aug: AugmentConfig, seed: int, cfg, denoiser=None
+):
+    """``[n,1,frames,dims]`` features of the clips placed (and augmented, and with ``aug.p_denoise`` and a
+    ``denoiser``, denoised) in 1 s windows, and labels."""
+    rng = np.random.default_rng([seed, 99])
+    x = np.concatenate(
+        [
+            batch_features(clips[i : i + 512], rng, noise, aug, cfg, denoiser)
+            for i in range(0, len(clips), 512)
+        ]
+    )
     return x, np.array([labels.index(c.label) for c in clips])
 
 
@@ -402,8 +411,14 @@ def measure(model_ref: str, s: Settings, seed: int = SEED, log=print) -> dict[st
     report["heldout_voices"] = sorted({c.voice.split("@")[0] for c in clips if c.voice})
     evals: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     report["synthetic"] = {}
-    for cond, aug in (("clean", AugmentConfig.none()), ("noisy", AugmentConfig())):
-        x, y = features_of(clips, labels, noise, aug, seed, cfg)
+    # noisy-denoised: the noisy windows after the loop's tiny denoiser, as the spotter hears them live
+    denoiser = speech_denoiser("tiny")
+    for cond, aug, den in (
+        ("clean", AugmentConfig.none(), None),
+        ("noisy", AugmentConfig(), None),
+        ("noisy-denoised", AugmentConfig(p_denoise=1.0), denoiser),
+    ):
+        x, y = features_of(clips, labels, noise, aug, seed, cfg, den)
         evals[f"synthetic-{cond}"] = (x, y)
         report["synthetic"][cond] = accuracy(onnx_logits(path, x), y, labels)
     log("real digits ...")

@@ -39,10 +39,13 @@ def to_markdown(r: dict[str, Any]) -> str:
         "| measure | result | target | |",
         "|---|---:|---:|---|",
     ]
-    for cond in ("clean", "noisy"):
+    for cond in ("clean", "noisy", "noisy-denoised"):
+        if cond not in syn:
+            continue
         a = syn[cond]["accuracy"]
+        what = "noisy, then the tiny denoiser" if cond == "noisy-denoised" else cond
         lines.append(
-            f"| held-out synthetic voices, {cond} ({syn[cond]['n']} windows) | {_pct(a)} "
+            f"| held-out synthetic voices, {what} ({syn[cond]['n']} windows) | {_pct(a)} "
             f"| ≥ {_pct(t['accuracy'], 0)} | {_ok(a >= t['accuracy'])} |"
         )
     for key, what in (("real-clean", "clean"), ("real-noisy", "noisy, 0-20 dB SNR")):
