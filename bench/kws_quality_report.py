@@ -193,29 +193,34 @@ def _notes_args(r: dict[str, Any]) -> dict[str, Any]:
         "calib": r["calibration"]["windows"],
         "cpw": s["calib_per_word"],
         "runs": s["latency_runs"],
+        "real_clean": _pct(r["real"]["real-clean"]["accuracy"]) if "real-clean" in r["real"] else "n/a",
+        "syn_clean": _pct(r["synthetic"]["clean"]["accuracy"]),
+        "syn_noisy": _pct(r["synthetic"]["noisy"]["accuracy"]),
+        "fa": f"{r['false_accepts']['per_hour']:.0f}",
+        "stream": _pct(r["latency"]["detection_rate"]),
     }
 
 
 NOTES = """## Where it misses, and what would close the gap
 
-* **Synthetic to real.** Every keyword was learnt from espeak-ng and flite voices. On Allison Smith's
-  real digits most errors are `_unknown_`: a real voice does not match the synthetic templates, and
-  `_unknown_` takes what matches nothing. What would close it: real or realistic speech of the
-  keywords. A dataset in the Speech Commands layout (`edge-sdk train kws --data DIR`) is the direct
-  route. Without one, a neural multi-speaker TTS (Piper-class voices, which openWakeWord trains on)
-  gives far more human-like variety than formant and diphone synthesis. Vocal-tract-length and
-  frequency-warp augmentation would help less.
-* **Held-out synthetic voices (about 85 %, target 95 %).** The test voices include a whole espeak-ng
-  accent family (en-029) and two variants no training voice has. The confusions are between short words
-  (up/off) and keywords called `_unknown_`. More voices in training would close part of this, as
-  above; so would a larger model. This one is 48k parameters against a budget of 100k; a 96-channel
-  run without the running-speech windows reached 89 % clean, but was worse on real digits and on
-  false accepts.
-* **False accepts (38 an hour, target 2).** The bundled thresholds were tuned on 30 minutes of
-  synthesised running speech, and the real Asterisk prompts still fire in noise. Tuning on more, and
-  on real, keyword-free speech would lower them, and so would a second stage that confirms a
-  detection on a longer context. Each of these costs recall: the keyword stream's detection rate is
-  56 % at these thresholds, against 89 % at 0.5.
+* **Synthetic to real (real digits {real_clean} clean, target 80 %).** Every keyword was learnt from
+  espeak-ng, flite and festival voices; festival's diphone and HTS voices are cut from real speakers'
+  recordings, and adding them lifted the real digits by a few points, not to the target. Most errors on
+  Allison Smith's digits are `_unknown_`: a real voice still matches no synthetic template. What would
+  close it: real or realistic speech of the keywords. A dataset in the Speech Commands layout
+  (`edge-sdk train kws --data DIR`) is the direct route. Without one, a neural multi-speaker TTS
+  (Piper-class voices, which openWakeWord trains on) gives far more human-like variety than formant and
+  diphone synthesis; those voices come from a model hub this project cannot reach.
+* **Held-out synthetic voices ({syn_clean} clean, {syn_noisy} noisy; target 95 %).** The test voices
+  include a whole espeak-ng accent family (en-029), two variants no training voice has, and a festival
+  voice (ked). The confusions are between short words (up/off) and keywords called `_unknown_`. More
+  voices in training would close part of this, and so would a longer run and a larger model: this one is
+  48k parameters against a budget of 100k and was trained for 6 epochs (10 minutes).
+* **False accepts ({fa} an hour, target 2).** The bundled thresholds were tuned on 30 minutes of
+  synthesised running speech, and the real Asterisk prompts still fire in noise. Tuning on more, and on
+  real, keyword-free speech would lower them, and so would a second stage that confirms a detection on a
+  longer context. Each of these costs recall: the keyword stream's detection rate is {stream} at these
+  thresholds.
 
 ## How it was made
 

@@ -524,12 +524,20 @@ def model_card(report: dict[str, Any], args: argparse.Namespace) -> str:
             "Voices held out (evaluation only, never trained on): espeak-ng families "
             f"{', '.join(held.get('espeak_families', []))}, espeak-ng variants "
             f"{', '.join(held.get('espeak_variants', []))} in every family, flite voice(s) "
-            f"{', '.join(held.get('flite', []))}.",
+            f"{', '.join(held.get('flite', []))}"
+            + (f", festival voice(s) {', '.join(held['festival'])}." if held.get("festival") else "."),
         ]
     else:
         lines.append(
             f"Recordings from {data.get('source')}; splits from {data.get('lists') or 'speaker hashes'}."
         )
+    if report.get("denoised"):
+        lines += [
+            "",
+            f"Denoised windows: {report['denoised']:.0%} of the training windows went through the "
+            f"`denoise.{report['denoiser']}` stage after augmentation, as the live loop's denoiser would "
+            "hand them over; the `*-noisy-denoised` sets below are scored the same way.",
+        ]
     lines += [
         "",
         f"Clips: {data['clips']}. Training: {tr['steps']} steps of batch {tr['batch']} "
