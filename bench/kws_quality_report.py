@@ -146,8 +146,8 @@ def to_markdown(r: dict[str, Any]) -> str:
         )
     )
     lines += ["", "## Formats: fp32 and int8 through the project's converters and runtimes", ""]
-    sets = [k for k in ("synthetic-clean", "synthetic-noisy", "real-clean", "real-noisy")
-            if any(k in row for row in r["formats"])]  # fmt: skip
+    names = ("synthetic-clean", "synthetic-noisy", "synthetic-noisy-denoised", "real-clean", "real-noisy")
+    sets = [k for k in names if any(k in row for row in r["formats"])]
     lines.append("| format | precision | backend | size | ms / window | " + " | ".join(sets) + " | note |")
     lines.append("|---|---|---|---:|---:|" + "---:|" * len(sets) + "---|")
     for row in r["formats"]:

@@ -45,6 +45,31 @@ def weighted_ops(content: bytes) -> list[str]:
     return [names[op["outputs"][0]] for op in interp._get_ops_details() if op["op_name"] in _WEIGHTED]
 
 
+def front_end_ops(content: bytes) -> list[str]:
+    """Output tensor names (scopes) of the ops computed from the model's inputs (and constants) alone,
+    before any weighted op: in-graph preprocessing such as a mean normalisation. They stay float, as in
+    the OpenVINO target's rule (``targets/openvino._front_end``): quantising them quantises the raw input
+    per tensor, and no choice of weighted layers to keep float can undo that."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=content)
+    names = {t["index"]: t["name"] for t in interp.get_tensor_details()}
+    ops = interp._get_ops_details()
+    produced = {t for op in ops for t in op["outputs"]}
+    fed = {d["index"] for d in interp.get_input_details()}  # tensors that depend on an input
+    pre = set(fed) | {t for t in names if t not in produced}  # inputs and constants
+    front = []
+    for op in ops:
+        inputs = [t for t in op["inputs"] if t >= 0]
+        if op["op_name"] in _WEIGHTED or not all(t in pre for t in inputs):
+            continue
+        pre.update(op["outputs"])
+        if any(t in fed for t in inputs):
+            fed.update(op["outputs"])
+            front.append(names[op["outputs"][0]])
+    return front
+
+
 def _signature_samples(content: bytes, fp32: BuildResult, samples: list[dict]) -> dict[str, list[dict]]:
     """Calibration samples as the file's signature takes them (stored layout, signature input names)."""
     from ai_edge_litert.interpreter import Interpreter
@@ -124,6 +149,7 @@ def quantize_with_search(
         )
     ctx.report("calibrate", 1, 1)
     made = iter(range(1 << 30))
+    front = front_end_ops(content)
 
     def quantise(kept: frozenset[str]) -> Candidate:
         manager = recipe_manager.RecipeManager()
@@ -134,7 +160,7 @@ def quantize_with_search(
         # first layer does, and keeping that layer float could not help.
         for io_op in (TFLOperationName.INPUT, TFLOperationName.OUTPUT):
             manager.add_quantization_config(".*", io_op, algorithm_key=AlgorithmName.NO_QUANTIZE)
-        for name in sorted(kept):  # later scopes win over '.*'
+        for name in sorted(kept | set(front)):  # later scopes win over '.*'
             manager.add_quantization_config(
                 f"^{re.escape(name)};",
                 TFLOperationName.ALL_SUPPORTED,
@@ -169,4 +195,4 @@ def quantize_with_search(
     if not outcome.met:
         raise outcome.failure(label)
     (out_dir / MODEL_FILE).write_bytes((best.directory / MODEL_FILE).read_bytes())
-    return outcome.record(), best.result
+    return {**outcome.record(), "front_end_float": front}, best.result
