@@ -250,6 +250,11 @@ class Camera(ClosingSource):
                 self.captured += 1
         except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it
             self._error = e
+        finally:
+            if self._closed.is_set():
+                # close() may have stopped waiting for a read that hung; the capture is released here,
+                # after that read returns, never under it (OpenCV crashes on a capture freed mid-read)
+                self._backend.release()
 
     def _reconnect(self) -> None:
         """Reopen the camera with capped exponential back-off until it answers, or give up."""
@@ -290,6 +295,11 @@ class Camera(ClosingSource):
         self._closed.set()
         if self._thread is not None:
             self._thread.join(timeout=5.0)
+            if self._thread.is_alive():
+                log.warning(
+                    "camera %s: a read is still running; it is released when that read returns", self.name
+                )
+                return
         self._backend.release()
 
     def __repr__(self) -> str:

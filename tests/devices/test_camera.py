@@ -155,9 +155,11 @@ def test_camera_that_disappears_is_reopened_with_backoff(
             time.sleep(0.01)
         away.rename(path)
 
+    done = threading.Event()
+
     def watchdog() -> None:
-        time.sleep(30)
-        cam.close()  # never hang the test run
+        if not done.wait(30):
+            cam.close()  # never hang the test run; never fire after it either
 
     threading.Thread(target=plug_back_in, daemon=True).start()
     threading.Thread(target=watchdog, daemon=True).start()
@@ -167,6 +169,7 @@ def test_camera_that_disappears_is_reopened_with_backoff(
         if len(seen) >= 18:
             break
     attempts, reconnects = cam.reconnect_attempts, cam.reconnects
+    done.set()
     cam.close()
     assert attempts >= 4, "the back-off must have retried while the camera was gone"
     assert cam.longest_wait == 0.04  # 0.01, 0.02, 0.04, then capped
