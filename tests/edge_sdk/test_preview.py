@@ -171,10 +171,13 @@ def test_many_clients_a_stalled_one_never_blocks_write_and_close_disconnects_all
     started = time.perf_counter()
     for i in range(200):
         s.write(Frame(denoised(frames[i % 8]), i / 10, i, raw=frames[i % 8]))
-    assert time.perf_counter() - started < 2.0
-    # Live clients skip to the newest frame rather than queueing 200 of them.
+    # Blocking on the stalled client would hang until its socket timed out; the bound is loose on purpose
+    # (a busy CI machine is slow, not blocked).
+    assert time.perf_counter() - started < 30.0
+    # Live clients skip to the newest frame rather than queueing 200 of them: within a few parts (one may
+    # already be in flight), never 200.
     newest = denoised(frames[199 % 8])
-    assert mad(readers[0].part()[:, W:], newest) < 6
+    assert any(mad(readers[0].part()[:, W:], newest) < 6 for _ in range(4))
 
     port = s.port
     s.close()
