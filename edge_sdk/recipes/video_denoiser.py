@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from edge_sdk.recipes import image_data
+from edge_sdk.stages.video_measure import psnr
 
 log = logging.getLogger("edge_sdk.recipes.video_denoiser")
 
@@ -242,14 +243,8 @@ def validate(model: Any, val: list[tuple[np.ndarray, np.ndarray]]) -> float:
     with torch.no_grad():
         for noisy, clean in val:
             y = model(torch.from_numpy(noisy.transpose(2, 0, 1)[None].copy()))[0].numpy().transpose(1, 2, 0)
-            scores.append(psnr(y, clean))
+            scores.append(psnr(y, clean, peak=1.0))
     return float(np.mean(scores)) if scores else float("nan")
-
-
-def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
-    """Peak signal-to-noise ratio in dB of ``a`` against ``b``."""
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float(10 * np.log10(peak**2 / max(mse, 1e-12)))
 
 
 def export_checkpoint(ckpt_path: Path, onnx_path: Path, opset: int = 17) -> Path:

@@ -37,12 +37,13 @@ class AddNoise(Stage):
         return frame.with_image(np.rint(noisy).astype(np.uint8))
 
 
-def psnr(image: np.ndarray, reference: np.ndarray) -> float:
-    """PSNR in dB of uint8 ``image`` against ``reference`` (peak 255); inf when they are equal."""
+def psnr(image: np.ndarray, reference: np.ndarray, peak: float = 255.0) -> float:
+    """PSNR in dB of ``image`` against ``reference`` (uint8 frames: peak 255; float images in [0, 1]: peak
+    1); inf when they are equal."""
     if image.shape != reference.shape:
         raise BadInputError(f"PSNR of a {image.shape} image against a {reference.shape} reference")
     mse = float(np.mean((image.astype(np.float64) - reference.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+    return math.inf if mse == 0 else 10.0 * math.log10(peak**2 / mse)
 
 
 @stages.register("video.psnr")

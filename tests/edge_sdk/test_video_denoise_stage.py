@@ -18,11 +18,7 @@ from edge_sdk.recipes import image_data
 from edge_sdk.stages import make, names_of
 from edge_sdk.stages.base import Frame
 from edge_sdk.stages.video_denoise import VideoDenoiser
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0**2 / mse))
+from edge_sdk.stages.video_measure import psnr
 
 
 @pytest.fixture(scope="module")
