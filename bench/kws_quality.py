@@ -30,8 +30,9 @@ import numpy as np
 from edge_sdk.audio_features import KwsFeatureConfig, kws_features
 from edge_sdk.audio_mix import rms
 from edge_sdk.recipes import kws_data, speech_data
-from edge_sdk.recipes.kws import batch_features, speech_denoiser
+from edge_sdk.recipes.kws import batch_features
 from edge_sdk.recipes.kws_data import SR, AugmentConfig, Clip
+from edge_sdk.stages import make as make_stage
 from edge_sdk.stages.base import Block
 from edge_sdk.stages.kws import KeywordSpotter, KwsModelInfo, detection_latency, read_kws_metadata
 
@@ -412,7 +413,7 @@ def measure(model_ref: str, s: Settings, seed: int = SEED, log=print) -> dict[st
     evals: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     report["synthetic"] = {}
     # noisy-denoised: the noisy windows after the loop's tiny denoiser, as the spotter hears them live
-    denoiser = speech_denoiser("tiny")
+    denoiser = make_stage("denoise", "tiny")
     for cond, aug, den in (
         ("clean", AugmentConfig.none(), None),
         ("noisy", AugmentConfig(), None),

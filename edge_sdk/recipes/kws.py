@@ -31,6 +31,7 @@ from edge_sdk.audio_features import KwsFeatureConfig, kws_features
 from edge_sdk.errors import BadInputError, MissingExtraError
 from edge_sdk.recipes import kws_data
 from edge_sdk.recipes.kws_data import SILENCE, UNKNOWN, AugmentConfig, Clip, KwsData
+from edge_sdk.stages import make as make_stage
 from edge_sdk.stages.kws import softmax
 
 log = logging.getLogger("edge_sdk.recipes.kws")
@@ -141,13 +142,6 @@ def batch_features(
         if len(pick):
             audio[pick] = denoiser.process_batch(audio[pick])
     return kws_features(audio, cfg)[:, None]
-
-
-def speech_denoiser(name: str) -> Any:
-    """The loop's denoiser stage ``denoise.NAME`` (``tiny``, ``nsnet2``) for ``batch_features``."""
-    from edge_sdk.stages import make
-
-    return make("denoise", name)
 
 
 def eval_set(
@@ -317,7 +311,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
     rng = np.random.default_rng(args.seed)
     aug = AugmentConfig(p_denoise=args.denoised)
-    denoiser = speech_denoiser(args.denoiser) if args.denoised > 0 else None
+    denoiser = make_stage("denoise", args.denoiser) if args.denoised > 0 else None
     # Normalisation constants from one augmented pass over (a sample of) the training clips.
     sample = [train_clips[i] for i in rng.permutation(len(train_clips))[:2000]]
     stats = batch_features(sample, rng, data.noise["train"], aug, cfg)
