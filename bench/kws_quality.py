@@ -107,12 +107,7 @@ def features_of(
     """``[n,1,frames,dims]`` features of the clips placed (and augmented, and with ``aug.p_denoise`` and a
     ``denoiser``, denoised) in 1 s windows, and labels."""
     rng = np.random.default_rng([seed, 99])
-    x = np.concatenate(
-        [
-            batch_features(clips[i : i + 512], rng, noise, aug, cfg, denoiser)
-            for i in range(0, len(clips), 512)
-        ]
-    )
+    x = batch_features(clips, rng, noise, aug, cfg, denoiser)
     return x, np.array([labels.index(c.label) for c in clips])
 
 

@@ -133,15 +133,20 @@ def batch_features(
     aug: AugmentConfig,
     cfg: KwsFeatureConfig,
     denoiser: Any = None,
+    chunk: int = 512,
 ) -> np.ndarray:
     """``[B, 1, frames, dims]`` features of augmented 1 s windows of ``clips``; with a ``denoiser`` (a
-    ``edge_sdk.stages.denoise.Denoiser``), a share ``aug.p_denoise`` of the windows is denoised last."""
-    audio = np.stack([kws_data.augment(c, rng, noise, aug) for c in clips])
-    if denoiser is not None and aug.p_denoise > 0:
-        pick = np.flatnonzero(rng.random(len(audio)) < aug.p_denoise)
-        if len(pick):
-            audio[pick] = denoiser.process_batch(audio[pick])
-    return kws_features(audio, cfg)[:, None]
+    ``edge_sdk.stages.denoise.Denoiser``), a share ``aug.p_denoise`` of the windows is denoised last.
+    Audio is made ``chunk`` clips at a time: a whole evaluation set of 1 s windows would take gigabytes."""
+    parts = []
+    for i in range(0, len(clips), chunk):
+        audio = np.stack([kws_data.augment(c, rng, noise, aug) for c in clips[i : i + chunk]])
+        if denoiser is not None and aug.p_denoise > 0:
+            pick = np.flatnonzero(rng.random(len(audio)) < aug.p_denoise)
+            if len(pick):
+                audio[pick] = denoiser.process_batch(audio[pick])
+        parts.append(kws_features(audio, cfg)[:, None])
+    return np.concatenate(parts)
 
 
 def eval_set(
@@ -150,12 +155,7 @@ def eval_set(
     """Fixed (seeded) features and label indices of a split under one augmentation."""
     clips = data.clips[split]
     rng = np.random.default_rng([seed, 99])
-    x = np.concatenate(
-        [
-            batch_features(clips[i : i + 512], rng, data.noise.get(split, {}), aug, cfg, denoiser)
-            for i in range(0, len(clips), 512)
-        ]
-    )
+    x = batch_features(clips, rng, data.noise.get(split, {}), aug, cfg, denoiser)
     y = np.array([data.labels.index(c.label) for c in clips])
     return x, y
 
