@@ -52,22 +52,21 @@ def front_end_ops(content: bytes) -> list[str]:
     per tensor, and no choice of weighted layers to keep float can undo that."""
     from ai_edge_litert.interpreter import Interpreter
 
+    from edge_sdk.converters.front_end import front_end
+
     interp = Interpreter(model_content=content)
     names = {t["index"]: t["name"] for t in interp.get_tensor_details()}
     ops = interp._get_ops_details()
     produced = {t for op in ops for t in op["outputs"]}
-    fed = {d["index"] for d in interp.get_input_details()}  # tensors that depend on an input
-    pre = set(fed) | {t for t in names if t not in produced}  # inputs and constants
-    front = []
-    for op in ops:
-        inputs = [t for t in op["inputs"] if t >= 0]
-        if op["op_name"] in _WEIGHTED or not all(t in pre for t in inputs):
-            continue
-        pre.update(op["outputs"])
-        if any(t in fed for t in inputs):
-            fed.update(op["outputs"])
-            front.append(names[op["outputs"][0]])
-    return front
+    return front_end(
+        [
+            (names[op["outputs"][0]], op["op_name"], [t for t in op["inputs"] if t >= 0], op["outputs"])
+            for op in ops
+        ],
+        inputs=[d["index"] for d in interp.get_input_details()],
+        constants=[t for t in names if t not in produced],
+        weighted=_WEIGHTED,
+    )
 
 
 def _signature_samples(content: bytes, fp32: BuildResult, samples: list[dict]) -> dict[str, list[dict]]:

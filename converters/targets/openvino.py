@@ -145,24 +145,24 @@ def _front_end(model: Any) -> list[str]:
     """Friendly names of the ops computed from the model's inputs (and constants) alone, before any
     weighted layer: the in-graph preprocessing. An op that also takes a weighted layer's output (a
     residual add of the input) is not front-end, nor is anything after it."""
-    front: list[str] = []
-    pre: set[str] = set()  # ops whose value depends on inputs and constants only
-    fed: set[str] = set()  # those among them that depend on an input
-    for op in model.get_ordered_ops():
-        name, kind = op.get_friendly_name(), op.get_type_name()
-        sources = [v.get_node().get_friendly_name() for v in op.input_values()]
-        if kind == "Parameter":
-            pre.add(name)
-            fed.add(name)
-        elif kind == "Constant":
-            pre.add(name)
-        elif kind not in _WEIGHTED and kind != "Result" and all(src in pre for src in sources):
-            pre.add(name)
-            if any(src in fed for src in sources):
-                fed.add(name)
-                if kind != "ShapeOf":
-                    front.append(name)
-    return front
+    from edge_sdk.converters.front_end import front_end
+
+    # a node's outputs are named by the node: the walk needs only which nodes feed which
+    ops = [
+        (
+            op.get_friendly_name(),
+            op.get_type_name(),
+            [v.get_node().get_friendly_name() for v in op.input_values()],
+        )
+        for op in model.get_ordered_ops()
+    ]
+    return front_end(
+        [(name, kind, srcs, [name]) for name, kind, srcs in ops if kind not in ("Parameter", "Constant")],
+        inputs=[name for name, kind, _ in ops if kind == "Parameter"],
+        constants=[name for name, kind, _ in ops if kind == "Constant"],
+        weighted=(*_WEIGHTED, "Result"),
+        unlisted=("ShapeOf",),
+    )
 
 
 def _quantize(
