@@ -26,6 +26,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -295,8 +296,20 @@ def _cache_key(text: str, voice: str, engine: str, speed: int, pitch: int) -> Pa
     return cache_dir() / f"{key}.npy"
 
 
+# np.load parses the .npy header with ast.literal_eval, and CPython 3.11's AST constructor keeps its
+# recursion depth per interpreter, not per thread (gh-106905): two synthesis threads parsing at once
+# raise "AST constructor recursion depth mismatch". One lock makes the loads take turns.
+_LOAD_LOCK = threading.Lock()
+
+
+def _load_cached(path: Path) -> np.ndarray:
+    with _LOAD_LOCK:
+        return np.load(path)
+
+
 def _save_cached(path: Path, audio: np.ndarray) -> None:
-    tmp_path = path.with_suffix(f".{os.getpid()}.tmp.npy")
+    # Threads of one process may write the same key at once, so the temporary name carries the thread.
+    tmp_path = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp.npy")
     np.save(tmp_path, audio)
     os.replace(tmp_path, path)
 
@@ -378,7 +391,7 @@ def synthesize(
     ``_festival_batch``) and ``pitch`` is not used."""
     path = _cache_key(text, voice, engine, speed, pitch)
     if cache and path.exists():
-        return np.load(path)
+        return _load_cached(path)
     if engine == "festival":
         audio = _festival_batch(voice, [(text, speed)])[0]
         if cache:
