@@ -24,9 +24,10 @@ from edge_sdk.converters.accuracy_aware import (
     open_candidate,
     search,
 )
+from edge_sdk.converters.calibration import HOW_TO_GIVE
 from edge_sdk.converters.sensitivity import one_at_a_time
 from edge_sdk.converters.targets import BuildContext, BuildResult
-from edge_sdk.errors import ConversionError
+from edge_sdk.errors import BadInputError, ConversionError
 from edge_sdk.manifest import TensorSpec
 from edge_sdk.runtimes.layout import to_stored
 
@@ -122,14 +123,83 @@ def io_quantization(content: bytes, specs: list[TensorSpec]) -> dict[str, Any]:
     return quant
 
 
+def quantize_static(
+    content: bytes, calibration: dict, keep_float: set[str] | frozenset[str], label: str
+) -> bytes:
+    """``content`` (an fp32 .tflite) as static int8 by ai-edge-quantizer with ``calibration`` (its
+    calibration-result form: tensor name → min/max), every op whose first output is in ``keep_float`` left
+    float, and float inputs and outputs."""
+    from ai_edge_quantizer import quantizer, recipe_manager
+    from ai_edge_quantizer.algorithm_manager import AlgorithmName
+    from ai_edge_quantizer.qtyping import TFLOperationName
+
+    manager = recipe_manager.RecipeManager()
+    manager.add_static_config(".*", TFLOperationName.ALL_SUPPORTED, activation_num_bits=8, weight_num_bits=8)
+    # Float inputs and outputs: an int8 model input would quantise the input per tensor whatever the
+    # first layer does, and keeping that layer float could not help.
+    for io_op in (TFLOperationName.INPUT, TFLOperationName.OUTPUT):
+        manager.add_quantization_config(".*", io_op, algorithm_key=AlgorithmName.NO_QUANTIZE)
+    for name in sorted(keep_float):  # later scopes win over '.*'
+        manager.add_quantization_config(
+            f"^{re.escape(name)};", TFLOperationName.ALL_SUPPORTED, algorithm_key=AlgorithmName.NO_QUANTIZE
+        )
+    try:
+        # it prints a size summary on stdout, which is the CLI's (--json)
+        with contextlib.redirect_stdout(io.StringIO()):
+            result = quantizer.Quantizer(bytearray(content), manager.get_quantization_recipe()).quantize(
+                calibration
+            )
+    except Exception as e:
+        raise ConversionError(f"{label}: ai-edge-quantizer failed: {type(e).__name__}: {e}") from None
+    return bytes(result.quantized_model)
+
+
+def quantize_with_onnx_ranges(
+    hub: Path, fp32_dir: Path, fp32: BuildResult, out_dir: Path, ctx: BuildContext, tmp: Path
+) -> tuple[dict, dict]:
+    """Static int8 of the fp32 .tflite in ``fp32_dir`` with the activation ranges onnxruntime calibrated
+    on ``hub`` (the ones ``onnx:int8`` uses, read from the calibration cache when there), carried over by
+    ``range_transfer``; writes ``out_dir/model.tflite`` and returns (manifest record, I/O quantisation)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edge_sdk.converters import range_transfer
+    from edge_sdk.converters.targets.onnx import activation_ranges
+
+    assert fp32.inputs is not None and fp32.outputs is not None
+    label = "tflite:int8"
+    samples = _rows(list(ctx.calibration or []), fp32.inputs)
+    if not samples:
+        raise BadInputError(f"{label} is static quantisation and needs calibration data: {HOW_TO_GIVE}")
+    pre, ranges = activation_ranges(hub, ctx, tmp)
+    content = (fp32_dir / MODEL_FILE).read_bytes()
+    onnx_vals = range_transfer.onnx_values(pre, list(ranges), samples[0])
+    (feeds,) = _signature_samples(content, fp32, samples[:1]).values()
+    ops, tfl_vals = range_transfer.tflite_tensors(content, feeds[0])
+    details = Interpreter(model_content=content).get_tensor_details()
+    names = {t["index"]: t["name"] for t in details}
+    inputs = [d["index"] for d in Interpreter(model_content=content).get_input_details()]
+    front = front_end_ops(content)
+    # the inputs stay float, and so do the front-end ops: they need no range
+    front_outputs = {names[t] for op in ops if names[op["outputs"][0]] in front for t in op["outputs"]}
+    try:
+        carried = range_transfer.transfer(
+            ranges, onnx_vals, ops, tfl_vals, names, inputs, {names[t] for t in inputs} | front_outputs
+        )
+    except ConversionError as e:
+        raise ConversionError(f"{label}: {e}") from None
+    rank = {t["name"]: len(t["shape"]) for t in details}
+    result = quantize_static(content, range_transfer.as_qsvs(carried, rank), set(front), label)
+    (out_dir / MODEL_FILE).write_bytes(result)
+    record = {"calibrator": "onnxruntime", "ranges_carried": len(carried), "front_end_float": front}
+    return record, io_quantization(result, [*fp32.inputs, *fp32.outputs])
+
+
 def quantize_with_search(
     fp32_dir: Path, fp32: BuildResult, out_dir: Path, ctx: BuildContext, tmp: Path
 ) -> dict:
     """Search for the int8 model that meets ``ctx.accuracy_goal``; write it to ``out_dir`` and return the
     manifest record. A goal that cannot be met is a ConversionError saying the best reached."""
-    from ai_edge_quantizer import quantizer, recipe, recipe_manager
-    from ai_edge_quantizer.algorithm_manager import AlgorithmName
-    from ai_edge_quantizer.qtyping import TFLOperationName
+    from ai_edge_quantizer import quantizer, recipe
 
     assert ctx.evaluate is not None and fp32.inputs is not None and fp32.outputs is not None
     label = "tflite:int8"
@@ -151,32 +221,11 @@ def quantize_with_search(
     front = front_end_ops(content)
 
     def quantise(kept: frozenset[str]) -> Candidate:
-        manager = recipe_manager.RecipeManager()
-        manager.add_static_config(
-            ".*", TFLOperationName.ALL_SUPPORTED, activation_num_bits=8, weight_num_bits=8
-        )
-        # Float inputs and outputs: an int8 model input would quantise the input per tensor whatever the
-        # first layer does, and keeping that layer float could not help.
-        for io_op in (TFLOperationName.INPUT, TFLOperationName.OUTPUT):
-            manager.add_quantization_config(".*", io_op, algorithm_key=AlgorithmName.NO_QUANTIZE)
-        for name in sorted(kept | set(front)):  # later scopes win over '.*'
-            manager.add_quantization_config(
-                f"^{re.escape(name)};",
-                TFLOperationName.ALL_SUPPORTED,
-                algorithm_key=AlgorithmName.NO_QUANTIZE,
-            )
-        try:
-            # it prints a size summary on stdout, which is the CLI's (--json)
-            with contextlib.redirect_stdout(io.StringIO()):
-                result = quantizer.Quantizer(bytearray(content), manager.get_quantization_recipe()).quantize(
-                    calibration
-                )
-        except Exception as e:
-            raise ConversionError(f"{label}: ai-edge-quantizer failed: {type(e).__name__}: {e}") from None
+        result = quantize_static(content, calibration, kept | set(front), label)
         d = tmp / f"candidate{next(made)}"
         d.mkdir()
-        (d / MODEL_FILE).write_bytes(bytes(result.quantized_model))
-        quant = io_quantization(bytes(result.quantized_model), [*fp32.inputs, *fp32.outputs])
+        (d / MODEL_FILE).write_bytes(result)
+        quant = io_quantization(result, [*fp32.inputs, *fp32.outputs])
         session = open_candidate(d, "tflite", "int8", [MODEL_FILE], fp32.inputs, fp32.outputs, quant)
         return Candidate(d, session, quant)
 

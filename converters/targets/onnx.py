@@ -10,6 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edge_sdk.converters.accuracy_aware import wanted
 from edge_sdk.converters.int4 import INT4_OPTIONS, onnx_int4, size_ratio
 from edge_sdk.converters.targets import TARGETS, BuildContext, BuildResult
@@ -127,13 +129,21 @@ def _preprocess(hub: Path, tmp: Path, recipe: dict[str, Any]) -> Path:
     return pre
 
 
-def _quantize_static(pre: Path, out: Path, ctx: BuildContext, opts: dict[str, Any], quiet: bool) -> None:
+def _ranges_path(pre: Path, ctx: BuildContext, method: str, tmp: Path) -> Path:
+    """Where the activation ranges of ``pre`` live: the calibration cache, or ``tmp`` with the cache off."""
+    from edge_sdk.converters.cache import calibration_ranges_file
+
+    return calibration_ranges_file(pre, ctx.calibration or [], method) if ctx.cache else tmp / "ranges.json"
+
+
+def _quantize_static(
+    pre: Path, out: Path, ctx: BuildContext, opts: dict[str, Any], quiet: bool, ranges: Path | None = None
+) -> None:
     """Static QDQ int8 of ``pre``. The activation ranges depend on the model, the samples and the method
     only, so they are calibrated once and kept in the conversion cache (``cache.calibration_ranges_file``):
-    another int8 variant, or a candidate of the accuracy-aware search, reads them instead."""
+    another int8 variant, a candidate of the accuracy-aware search, or another format, reads them.
+    ``ranges`` names the file to use instead (with the cache off, none is kept)."""
     from onnxruntime import quantization as q
-
-    from edge_sdk.converters.cache import calibration_ranges_file
 
     def run(cache_path: Path | None) -> None:
         q.quantize_static(
@@ -149,10 +159,12 @@ def _quantize_static(pre: Path, out: Path, ctx: BuildContext, opts: dict[str, An
             calibration_cache_path=None if cache_path is None else str(cache_path),
         )
 
-    ranges = None
-    if ctx.cache:
-        ranges = calibration_ranges_file(pre, ctx.calibration or [], opts["calibrate_method"])
-    if ranges is not None and ranges.is_file():
+    if ranges is None and ctx.cache:
+        ranges = _ranges_path(pre, ctx, opts["calibrate_method"], out.parent)
+    if ranges is None:
+        run(None)
+        return
+    if ranges.is_file():
         try:
             run(ranges)
             log.info("int8: activation ranges read from the calibration cache %s", ranges)
@@ -162,13 +174,33 @@ def _quantize_static(pre: Path, out: Path, ctx: BuildContext, opts: dict[str, An
             ranges.unlink(missing_ok=True)
     # onnxruntime writes the ranges in place: calibrate into a temporary name and move it over when whole,
     # so a crash never leaves a half file that a later run would load.
-    partial = None if ranges is None else ranges.with_suffix(f".{os.getpid()}.partial")
+    partial = ranges.with_suffix(f".{os.getpid()}.partial")
     run(partial)
-    if partial is not None and ranges is not None and partial.is_file():
+    if partial.is_file():
         os.replace(partial, ranges)
 
 
-def _int8_static(hub: Path, out: Path, ctx: BuildContext) -> dict[str, Any]:
+def activation_ranges(hub: Path, ctx: BuildContext, tmp: Path) -> tuple[Path, dict[str, tuple[float, float]]]:
+    """The pre-processed model that onnx:int8 quantises and its activation ranges (tensor name → (low,
+    high)) from ``ctx.calibration``: read from the calibration cache, or calibrated by onnxruntime once and
+    cached, so the int8 of another format can reuse what onnx:int8 measured."""
+    from onnxruntime.quantization.calibrate import load_tensors_data
+
+    opts = _options(ctx)
+    pre = _preprocess(hub, tmp, {})
+    ranges = _ranges_path(pre, ctx, opts["calibrate_method"], tmp)
+    if not ranges.is_file():
+        _quantize_static(pre, tmp / "calibrated.onnx", ctx, opts, quiet=False)
+    data = load_tensors_data(ranges).data
+    return pre, {
+        k: (float(np.min(v.range_value[0])), float(np.max(v.range_value[1]))) for k, v in data.items()
+    }
+
+
+def static_int8(hub: Path, out: Path, ctx: BuildContext) -> dict[str, Any]:
+    """Static QDQ int8 of ``hub`` written to ``out``; returns the recipe. The activation ranges go to (or
+    come from) the calibration cache, and the openvino target imports this same QDQ model, so asking for
+    the other format after one of them does not calibrate again."""
     opts = _options(ctx)
     recipe: dict[str, Any] = {
         **opts,
@@ -315,6 +347,8 @@ class OnnxTarget:
         "activation_type": "int8: uint8 (default) or int8 activations",
         "weight_type": "int8: int8 (default) or uint8 weights",
         "calibrate_method": "int8: minmax (default), entropy or percentile",
+        "calibrator": "int8 is always calibrated by onnxruntime here; the key is the other targets' (set "
+        "it to onnxruntime and openvino:int8 and tflite:int8 reuse these ranges)",
         "exclude_nodes": "int8: node names kept in float (';'-separated on the command line)",
         **INT4_OPTIONS,
     }
@@ -333,7 +367,7 @@ class OnnxTarget:
             elif precision == "fp16":
                 recipe = _fp16(hub, out)
             elif precision == "int8":
-                recipe = _int8_static(hub, out, ctx)
+                recipe = static_int8(hub, out, ctx)
             elif precision == "int4-weights":
                 recipe = onnx_int4(hub, out, ctx.options)
                 recipe["size_ratio_vs_fp32"] = size_ratio([out], hub)

@@ -1,6 +1,11 @@
 """The ``openvino`` target: OpenVINO IR (``model.xml`` + ``model.bin``) made from the ONNX hub model with
-``ov.convert_model``, in fp32, fp16 (compressed weights), static int8 (NNCF post-training quantisation,
-calibrated) and int8 weight-only (NNCF weight compression).
+``ov.convert_model``, in fp32, fp16 (compressed weights), static int8 and int8/int4 weight-only (NNCF
+weight compression).
+Static int8 is calibrated once for every format: by default it is the onnx target's QDQ model (activation
+ranges from onnxruntime's calibrator, kept in the calibration cache), which OpenVINO imports as int8, so
+asking for ``openvino:int8`` after ``onnx:int8`` (or the other way round) reads the ranges instead of
+calibrating again. ``calibrator=nncf`` uses NNCF's post-training quantisation instead (its presets, bias
+correction and front-end rule); the accuracy-aware build always does, through NNCF's accuracy control.
 
 Each artifact is compiled once for this machine's CPU with the inference precision it is meant to run
 at (``f32`` unless the ``inference_precision`` option says otherwise), and the precision the device
@@ -15,6 +20,7 @@ import importlib.util
 import io
 import itertools
 import logging
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,8 +50,10 @@ DEFAULTS: dict[str, Any] = {
     "preset": "performance",
     "quantize_recurrent": False,
     "converter": "onnx",
+    "calibrator": "",  # onnxruntime for the onnx converter, nncf for the torch one (which has no ONNX)
 }
 _CONVERTERS = ("onnx", "torch")
+_CALIBRATORS = ("onnxruntime", "nncf")
 _PRESETS = ("performance", "mixed")  # NNCF: symmetric activations, or asymmetric (better for ReLU-free nets)
 # Static int8 keeps these in float unless quantize_recurrent is set: quantising a recurrent layer's inputs
 # quantises the state it carries across steps, and the error compounds. Silero VAD's speech decisions
@@ -75,6 +83,17 @@ def _options(ctx: BuildContext) -> dict[str, Any]:
         raise BadInputError(f"option converter='{opts['converter']}' is not one of: {', '.join(_CONVERTERS)}")
     if opts["preset"] not in _PRESETS:
         raise BadInputError(f"option preset='{opts['preset']}' is not one of: {', '.join(_PRESETS)}")
+    if not opts["calibrator"]:
+        opts["calibrator"] = "nncf" if opts["converter"] == "torch" else "onnxruntime"
+    if opts["calibrator"] not in _CALIBRATORS:
+        raise BadInputError(
+            f"option calibrator='{opts['calibrator']}' is not one of: {', '.join(_CALIBRATORS)}"
+        )
+    if opts["calibrator"] == "onnxruntime" and opts["converter"] == "torch":
+        raise BadInputError(
+            "option calibrator='onnxruntime' quantises the ONNX model, but converter='torch' imports the "
+            "PyTorch module: use calibrator='nncf' with it, or converter='onnx'"
+        )
     return opts
 
 
@@ -238,6 +257,37 @@ def _quantize(
     }
 
 
+def _from_qdq(ov: Any, hub: Path, tmp: Path, ctx: BuildContext, label: str) -> tuple[Any, dict[str, Any]]:
+    """Static int8 calibrated by onnxruntime: the onnx target's QDQ model, imported by OpenVINO, which
+    turns each QuantizeLinear/DequantizeLinear pair into a FakeQuantize and runs the layers between in
+    int8. The ranges are the ones ``onnx:int8`` calibrates and caches, so neither format redoes them."""
+    from edge_sdk.converters.targets.onnx import static_int8
+
+    if not ctx.calibration:
+        raise BadInputError(f"{label} is static quantisation and needs calibration data: {HOW_TO_GIVE}")
+    qdq = tmp / "qdq.onnx"
+    with _step(label, "onnxruntime's static quantisation", "try the option calibrator=nncf"):
+        ort_recipe = static_int8(hub, qdq, ctx)
+    with _step(label, "OpenVINO's import of the QDQ model", "try the option calibrator=nncf"):
+        model = ov.convert_model(str(qdq))
+    fake_quantize = _count(model, "FakeQuantize")
+    if fake_quantize == 0:
+        raise ConversionError(
+            f"{label}: onnxruntime found nothing to quantise (no Conv, MatMul or similar layer it handles); "
+            f"keep fp32 or fp16"
+        )
+    shared = ("per_channel", "activation_type", "weight_type", "calibrate_method", "exclude_nodes")
+    return model, {
+        "quantizer": "onnxruntime.quantize_static (QDQ), imported by ov.convert_model",
+        "calibrator": "onnxruntime",
+        **{k: ort_recipe[k] for k in shared},
+        "preprocess": ort_recipe.get("preprocess", ""),
+        "calibration_samples": ort_recipe["calibration_samples"],
+        "fake_quantize_nodes": fake_quantize,
+        "quantized_weights": _int8_weights(model),
+    }
+
+
 def _io_specs(hub: Path) -> tuple[list[Any], list[Any]]:
     import onnx
 
@@ -313,10 +363,14 @@ class OpenVinoTarget:
     calibrated = frozenset({"int8"})
     options = {
         "inference_precision": "precision it runs and is checked at: f32 (default), bf16, f16, device",
-        "preset": "int8: performance (symmetric activations, default) or mixed (asymmetric)",
-        "quantize_recurrent": "int8: also quantise LSTM/GRU/RNN layers (default false: kept in float)",
+        "preset": "int8 with calibrator=nncf: performance (symmetric activations, default) or mixed",
+        "quantize_recurrent": "int8 with calibrator=nncf: also quantise LSTM/GRU/RNN layers (default "
+        "false: kept in float)",
         "converter": "onnx (default: from the ONNX hub model) or torch (from the PyTorch module itself, for "
         "models the ONNX exporter handles badly)",
+        "calibrator": "int8: onnxruntime (default with the onnx converter: onnx:int8's QDQ model and cached "
+        "ranges, so the formats calibrate once) or nncf (NNCF post-training quantisation; always used for "
+        "the accuracy-aware build and with converter=torch)",
         **INT4_OPTIONS,
     }
 
@@ -334,9 +388,18 @@ class OpenVinoTarget:
         ov = import_openvino("the openvino target")
         label = f"openvino:{precision}"
         opts = _options(ctx)
+        versions = {"openvino": ov.get_version()}
+        extra: dict[str, Any] = {}
+        if precision == "int8" and opts["calibrator"] == "onnxruntime" and not wanted(ctx, "int8"):
+            import onnxruntime
+
+            versions["onnxruntime"] = onnxruntime.__version__
+            with tempfile.TemporaryDirectory() as tmp:  # the IR is saved before the QDQ model goes
+                model, recipe = _from_qdq(ov, hub, Path(tmp), ctx, label)
+                return self._save(model, precision, out_dir, hub, opts, recipe, versions, label)
         if opts["converter"] == "torch":
             model = _from_torch(ov, hub, ctx, label)
-            recipe: dict[str, Any] = {"converter": "openvino.convert_model(torch.nn.Module)"}
+            recipe = {"converter": "openvino.convert_model(torch.nn.Module)"}
         else:
             with _step(
                 label,
@@ -345,20 +408,35 @@ class OpenVinoTarget:
             ):
                 model = ov.convert_model(str(hub))
             recipe = {"converter": "openvino.convert_model"}
-        versions = {"openvino": ov.get_version()}
         if precision == "int8":
+            if opts["calibrator"] == "onnxruntime":
+                log.info("%s: accuracy-aware, so NNCF accuracy control calibrates (not onnxruntime)", label)
             model, extra = _quantize(model, hub, ctx, opts, label)
+            extra = {"calibrator": "nncf", **extra}
         elif precision == "int8-weights":
             model, extra = _compress_weights(model, label)
         elif precision == "int4-weights":
             nncf = _import_nncf(label)
             with _nncf_to_logging(), _step(label, "NNCF int4 weight compression", "try int8-weights"):
                 model, extra = openvino_int4(nncf, model, ctx.options)
-        else:
-            extra = {}
         if extra:
             versions["nncf"] = _import_nncf(label).__version__
         recipe.update(extra)
+        return self._save(model, precision, out_dir, hub, opts, recipe, versions, label)
+
+    def _save(
+        self,
+        model: Any,
+        precision: str,
+        out_dir: Path,
+        hub: Path,
+        opts: dict[str, Any],
+        recipe: dict[str, Any],
+        versions: dict[str, str],
+        label: str,
+    ) -> BuildResult:
+        """Save ``model`` as the IR in ``out_dir`` and record how it compiles for this CPU."""
+        ov = import_openvino("the openvino target")
         # save_model compresses float weights to f16 unless told not to; only fp16 asks for that.
         recipe["compress_to_fp16"] = precision == "fp16"
         xml = out_dir / XML_FILE

@@ -55,6 +55,7 @@ _LETTERS = {3: "NCW", 4: "NCHW", 5: "NCDHW"}
 # onnx2tf pins exact, old versions of everything it uses, so it is installed on its own without them.
 ONNX2TF = "onnx2tf==1.29.24"
 CONVERTERS = ("onnx2tf", "litert-torch", "keras")
+CALIBRATORS = ("tensorflow", "onnxruntime")
 
 
 def _missing() -> str | None:
@@ -311,6 +312,10 @@ class TfliteTarget:
         "converter": "onnx2tf (default, from the ONNX model), litert-torch (directly from a PyTorch "
         "module; fp32, fp16, int8-dynamic; keeps its layouts) or keras (TensorFlow's converter directly "
         "from a Keras/SavedModel source; the default for those)",
+        "calibrator": "tflite:int8: tensorflow (default: TensorFlow's converter calibrates; full-integer, "
+        "integer I/O, what the Edge TPU compiler takes) or onnxruntime (the activation ranges onnx:int8 "
+        "and openvino:int8 calibrate and cache, carried onto the TFLite graph; ai-edge-quantizer, float "
+        "I/O): with it, changing only the format does not calibrate again",
     }
 
     def available(self) -> tuple[bool, str]:
@@ -333,8 +338,13 @@ class TfliteTarget:
             raise BadInputError(f"option converter='{converter}' is not one of: {', '.join(CONVERTERS)}")
         if converter == "litert-torch":
             return _build_litert_torch(hub, precision, out_dir, ctx)
+        calibrator = str(ctx.options.get("calibrator") or "tensorflow")
+        if calibrator not in CALIBRATORS:
+            raise BadInputError(f"option calibrator='{calibrator}' is not one of: {', '.join(CALIBRATORS)}")
         if wanted(ctx, precision):
-            return self._accuracy_aware(hub, out_dir, ctx)
+            return self._from_fp32(hub, out_dir, ctx, "accuracy-aware")
+        if precision == "int8" and calibrator == "onnxruntime":
+            return self._from_fp32(hub, out_dir, ctx, "onnxruntime ranges")
         if converter == "keras":
             return keras_tflite.build(hub, precision, out_dir, ctx)
         missing = _missing()
@@ -395,30 +405,42 @@ class TfliteTarget:
             recipe, precision, io_type, {**q_in, **q_out}, report["versions"], inputs, outputs
         )
 
-    def _accuracy_aware(self, hub: Path, out_dir: Path, ctx: BuildContext) -> BuildResult:
-        """int8 that meets ``ctx.accuracy_goal``: the fp32 model made as usual, then quantised by
-        ai-edge-quantizer with per-op recipes found by the shared search."""
+    def _from_fp32(self, hub: Path, out_dir: Path, ctx: BuildContext, how: str) -> BuildResult:
+        """int8 quantised by ai-edge-quantizer from the fp32 model made as usual: ``accuracy-aware`` with
+        per-op recipes found by the shared search until ``ctx.accuracy_goal`` holds, or with the
+        ``onnxruntime ranges`` that onnx:int8 calibrated (``range_transfer``)."""
         import dataclasses
         from importlib.metadata import version
 
-        from edge_sdk.converters.tflite_accuracy import quantize_with_search
+        from edge_sdk.converters.tflite_accuracy import quantize_with_onnx_ranges, quantize_with_search
 
         plain_ctx = dataclasses.replace(ctx, evaluate=None, accuracy_goal=None)
-        with tempfile.TemporaryDirectory(prefix="edge-sdk-tflite-aa-") as tmp_name:
+        with tempfile.TemporaryDirectory(prefix="edge-sdk-tflite-q-") as tmp_name:
             tmp = Path(tmp_name)
             fp32_dir = tmp / "fp32"
             fp32_dir.mkdir()
             fp32 = self.build(hub, "fp32", fp32_dir, plain_ctx)
-            record, quant = quantize_with_search(fp32_dir, fp32, out_dir, ctx, tmp)
+            if how == "accuracy-aware":
+                record, quant = quantize_with_search(fp32_dir, fp32, out_dir, ctx, tmp)
+                extra: dict[str, Any] = {
+                    "quantizer": "ai-edge-quantizer static_wi8_ai8, per-op recipe (kept_float: no_quantize)",
+                    "accuracy_aware": record,
+                }
+            else:
+                record, quant = quantize_with_onnx_ranges(hub, fp32_dir, fp32, out_dir, ctx, tmp)
+                extra = {"quantizer": "ai-edge-quantizer static_wi8_ai8, onnxruntime's ranges", **record}
         recipe = {
             **fp32.recipe,
             "converter": "onnx2tf → Keras model → TFLiteConverter (fp32) → ai-edge-quantizer",
-            "quantizer": "ai-edge-quantizer static_wi8_ai8, per-op recipe (kept_float: no_quantize)",
             "io": sorted({q["dtype"] for q in quant.values()}) or "float",
             "calibration_samples": len(ctx.calibration or []),
-            "accuracy_aware": record,
+            **extra,
         }
         versions = {**fp32.versions, "ai-edge-quantizer": version("ai-edge-quantizer")}
+        if how != "accuracy-aware":
+            import onnxruntime
+
+            versions["onnxruntime"] = onnxruntime.__version__
         return BuildResult(
             files=[MODEL_FILE],
             recipe=recipe,

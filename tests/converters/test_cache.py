@@ -99,6 +99,42 @@ def test_calibration_is_not_redone_when_only_other_things_change(
     assert len(list(builds_dir().iterdir())) == 2  # int8 and fp16
 
 
+ORT_RANGES = {"calibrator": "onnxruntime"}  # tflite's opt-in; openvino's default
+
+
+@pytest.mark.parametrize(
+    "first,second",
+    [("onnx:int8", "openvino:int8"), ("openvino:int8", "onnx:int8"), ("onnx:int8", "tflite:int8")],
+)
+def test_changing_only_the_format_does_not_calibrate_again(
+    first: str, second: str, tiny_onnx: Path, tiny_calibration: list, tmp_path: Path
+) -> None:
+    """openvino:int8 is imported from the QDQ model that onnx:int8 is, and tflite:int8 (calibrator
+    onnxruntime) carries the same ranges onto its graph, so what one format calibrated serves the others."""
+    for target in (first, second):
+        pytest.importorskip(target.split(":")[0].replace("tflite", "onnx2tf"), reason="needs its extra")
+    _, calls = _convert(tiny_onnx, first, tmp_path / "a", tiny_calibration, options=ORT_RANGES)
+    assert calls["calibrate"] > 0
+    (art,), calls = _convert(tiny_onnx, second, tmp_path / "b", tiny_calibration, options=ORT_RANGES)
+    assert calls["calibrate"] == 0 and not getattr(art, "reused_from", "") and calls["parity"] > 0
+    assert art.parity is not None and art.parity["passed"] is not False
+    if second.startswith("tflite"):
+        assert art.recipe["calibrator"] == "onnxruntime" and art.recipe["ranges_carried"] >= 2
+    else:
+        assert art.recipe["quantized_weights"] >= 1
+
+
+def test_nncf_and_tensorflow_calibrate_for_themselves(
+    tiny_onnx: Path, tiny_calibration: list, tmp_path: Path
+) -> None:
+    pytest.importorskip("nncf", reason="needs the openvino extra")
+    _convert(tiny_onnx, "onnx:int8", tmp_path / "a", tiny_calibration)
+    (nncf,), calls = _convert(
+        tiny_onnx, "openvino:int8", tmp_path / "b", tiny_calibration, options={"calibrator": "nncf"}
+    )
+    assert calls["calibrate"] > 0 and nncf.recipe["quantizer"] == "nncf.quantize"
+
+
 def test_torch_modules_differing_outside_their_weights_get_different_keys(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
 

@@ -135,7 +135,9 @@ def test_every_precision_is_made_as_xml_and_bin(converted: Converted) -> None:
             assert entry["size"] == len(data) > 0 and len(entry["sha256"]) == 64
         assert edge_sdk.load_artifact(art.path) == art  # sizes and sha256 verified on load
         assert art.versions["openvino"] == ov.get_version()
-        assert ("nncf" in art.versions) == precision.startswith("int8")
+        # static int8 is onnxruntime's QDQ model imported (calibrator=onnxruntime, the default)
+        assert ("nncf" in art.versions) == (precision == "int8-weights")
+        assert ("onnxruntime" in art.versions) == (precision == "int8")
 
 
 def test_each_precision_is_really_applied(converted: Converted) -> None:
@@ -169,23 +171,33 @@ def test_int8_recipe_and_calibration_progress(converted: Converted) -> None:
     art = converted.by_precision["int8"]
     samples = len(converted.calibration)
     assert art.recipe["calibration"] == {"samples": samples, "from": "iterable"}
-    assert art.recipe["quantizer"] == "nncf.quantize" and art.recipe["subset_size"] == samples
+    assert art.recipe["calibrator"] == "onnxruntime" and art.recipe["calibration_samples"] == samples
+    assert art.recipe["quantizer"].startswith("onnxruntime.quantize_static")
     assert "calibration" not in converted.by_precision["int8-weights"].recipe
     calibrate = [e for e in converted.progress if e[0] == "calibrate"]
     assert calibrate[-1] == ("calibrate", samples, samples)
     assert [d for _, d, _ in calibrate[:samples]] == list(range(1, samples + 1))
 
 
-@pytest.mark.torch
-def test_int8_keeps_recurrent_layers_in_float(ov_gru: Converted, ov_conv: Converted) -> None:
-    """A quantised GRU/LSTM quantises the state it carries; static int8 leaves those layers in float."""
-    art = ov_gru.by_precision["int8"]
-    assert art.recipe["kept_float"] == ["GRUSequence"] and art.recipe["quantize_recurrent"] is False
-    assert ov_conv.by_precision["int8"].recipe["kept_float"] == []
+def _gru_inputs(art: edge_sdk.Artifact) -> set[str]:
     model = ov.Core().read_model(str(art.model_file))
     (gru,) = [op for op in model.get_ops() if op.get_type_name() == "GRUSequence"]
-    feeding = {i.get_source_output().get_node().get_type_name() for i in gru.inputs()}
+    return {i.get_source_output().get_node().get_type_name() for i in gru.inputs()}
+
+
+@pytest.mark.torch
+def test_int8_keeps_recurrent_layers_in_float(ov_gru: Converted, ov_conv: Converted, tmp_path: Path) -> None:
+    """A quantised GRU/LSTM quantises the state it carries; static int8 leaves those layers in float,
+    whichever calibrator made it (onnxruntime's QDQ quantiser does not quantise them at all)."""
+    feeding = _gru_inputs(ov_gru.by_precision["int8"])
     assert "FakeQuantize" not in feeding and "Convert" not in feeding  # float activations and weights
+    (art,) = edge_sdk.convert(
+        ov_gru.module, "openvino:int8", calibration=ov_gru.calibration, out=tmp_path,
+        example_inputs=ov_gru.calibration[0]["x"], dynamic_batch=True, options={"calibrator": "nncf"},
+    )  # fmt: skip
+    assert art.recipe["kept_float"] == ["GRUSequence"] and art.recipe["quantize_recurrent"] is False
+    feeding = _gru_inputs(art)
+    assert "FakeQuantize" not in feeding and "Convert" not in feeding
 
 
 def test_target_is_available_and_describes_its_options() -> None:
@@ -195,7 +207,7 @@ def test_target_is_available_and_describes_its_options() -> None:
     assert target.available() == (True, "installed")
     assert target.calibrated == frozenset({"int8"})
     assert set(target.options) == {  # type: ignore[attr-defined]
-        *("inference_precision", "preset", "quantize_recurrent", "converter"),
+        *("inference_precision", "preset", "quantize_recurrent", "converter", "calibrator"),
         *("int4_mode", "group_size"),  # int4-weights
     }
 
@@ -276,6 +288,11 @@ def test_bad_option_values_are_refused(tiny_onnx: Path, tmp_path: Path) -> None:
         edge_sdk.convert(tiny_onnx, "openvino:fp32", options={"preset": "fast"}, out=tmp_path)
     with pytest.raises(edge_sdk.BadInputError, match="quantize_recurrent='yes' must be true or false"):
         edge_sdk.convert(tiny_onnx, "openvino:fp32", options={"quantize_recurrent": "yes"}, out=tmp_path)
+    with pytest.raises(edge_sdk.BadInputError, match="calibrator='ort' is not one of: onnxruntime, nncf"):
+        edge_sdk.convert(tiny_onnx, "openvino:fp32", options={"calibrator": "ort"}, out=tmp_path)
+    with pytest.raises(edge_sdk.BadInputError, match="use calibrator='nncf' with it"):
+        options = {"calibrator": "onnxruntime", "converter": "torch"}
+        edge_sdk.convert(tiny_onnx, "openvino:fp32", options=options, out=tmp_path)
 
 
 def test_int8_without_calibration_is_refused(tiny_onnx: Path, tmp_path: Path) -> None:
@@ -417,18 +434,21 @@ def _mfcc_like(n: int, seed: int) -> np.ndarray:
     return x
 
 
-def test_int8_keeps_the_input_front_end_float(tmp_path: Path) -> None:
+@pytest.mark.parametrize("calibrator", ["nncf", "onnxruntime"])
+def test_int8_keeps_the_input_front_end_float(calibrator: str, tmp_path: Path) -> None:
     """NNCF would quantise the raw input per tensor, and the small coefficients would drown in the steps
-    that the large one needs; the normalisation before the first conv stays float, and int8 agrees."""
+    that the large one needs; the normalisation before the first conv stays float, and int8 agrees.
+    onnxruntime's QDQ quantiser starts at the first weighted layer's input, so it agrees as well."""
     module = _front_end_model(residual=False)
     calibration = [{"x": s[None]} for s in _mfcc_like(64, 1)]
     x = _mfcc_like(400, 2)
     (fp32, int8) = edge_sdk.convert(
         module, ["openvino:fp32", "openvino:int8"], calibration=calibration, out=tmp_path,
-        example_inputs={"x": __import__("torch").from_numpy(x[:1])},
+        example_inputs={"x": __import__("torch").from_numpy(x[:1])}, options={"calibrator": calibrator},
     )  # fmt: skip
-    front = int8.recipe["front_end_float"]
-    assert any("mean" in n.lower() for n in front) and any("sub" in n.lower() for n in front), front
+    if calibrator == "nncf":
+        front = int8.recipe["front_end_float"]
+        assert any("mean" in n.lower() for n in front) and any("sub" in n.lower() for n in front), front
     f, q = edge_sdk.load(fp32.path), edge_sdk.load(int8.path)
     ref = np.concatenate([next(iter(f.run({"x": s[None]}).values())) for s in x]).argmax(1)
     got = np.concatenate([next(iter(q.run({"x": s[None]}).values())) for s in x]).argmax(1)
