@@ -19,6 +19,10 @@ INT4_OPTIONS = {
     "group_size": "int4-weights: input channels per scale (default 128; 32 or 64 for small layers)",
 }
 _MODES = ("sym", "asym")
+# NNCF, for a layer whose input size the group size does not divide: "adjust" takes the largest power of
+# two (at least 32) that does, else leaves it int8; "error" refuses. Small conv models have no layer as
+# wide as the default 128, and with "error" could not be compressed at all.
+GROUP_FALLBACKS = ("adjust", "error")
 
 
 def int4_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -122,8 +126,18 @@ def openvino_int4(nncf: Any, model: Any, options: dict[str, Any]) -> tuple[Any, 
         if opts["int4_mode"] == "sym"
         else nncf.CompressWeightsMode.INT4_ASYM
     )
+    fallback = str(options.get("group_fallback", "adjust"))
+    if fallback not in GROUP_FALLBACKS:
+        raise BadInputError(f"option group_fallback='{fallback}' is not one of: {', '.join(GROUP_FALLBACKS)}")
     compressed = nncf.compress_weights(
-        model, mode=mode, group_size=opts["group_size"], ratio=1.0, all_layers=True
+        model,
+        mode=mode,
+        group_size=opts["group_size"],
+        ratio=1.0,
+        all_layers=True,
+        advanced_parameters=nncf.AdvancedCompressionParameters(
+            group_size_fallback_mode=getattr(nncf.GroupSizeFallbackMode, fallback.upper())
+        ),
     )
     types: dict[str, int] = {}
     for op in compressed.get_ops():
@@ -141,6 +155,7 @@ def openvino_int4(nncf: Any, model: Any, options: dict[str, Any]) -> tuple[Any, 
         "mode": f"int4_{opts['int4_mode']}",
         "int4_mode": opts["int4_mode"],
         "group_size": opts["group_size"],
+        "group_fallback": fallback,
         "ratio": 1.0,
         "all_layers": True,
         "compressed_constants": types,

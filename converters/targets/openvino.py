@@ -372,6 +372,8 @@ class OpenVinoTarget:
         "ranges, so the formats calibrate once) or nncf (NNCF post-training quantisation; always used for "
         "the accuracy-aware build and with converter=torch)",
         **INT4_OPTIONS,
+        "group_fallback": "int4-weights: adjust (default: a layer the group size does not divide gets the "
+        "largest power of two >= 32 that does, else int8) or error",
     }
 
     def available(self) -> tuple[bool, str]:

@@ -82,3 +82,19 @@ def test_bad_int4_options() -> None:
         int4_options({"int4_mode": "nf4"})
     with pytest.raises(BadInputError, match="power of two"):
         int4_options({"group_size": 48})
+
+
+def test_openvino_group_size_too_wide_for_a_layer_adjusts_or_errors(tmp_path: Path) -> None:
+    """Layers 64 wide against the default group size 128: NNCF's adjust mode compresses them in groups
+    of 64 (both layers 4-bit), error mode refuses with the step named."""
+    pytest.importorskip("nncf", reason="needs the openvino extra")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8)).eval()
+    x = torch.randn(1, 64)
+    (art,) = edge_sdk.convert(model, "openvino:int4-weights", example_inputs=(x,), out=tmp_path / "a")
+    assert art.recipe["group_fallback"] == "adjust" and art.recipe["compressed_constants"].get("i4") == 2
+    with pytest.raises(edge_sdk.ConversionError, match="int4 weight compression failed"):
+        edge_sdk.convert(
+            model, "openvino:int4-weights", example_inputs=(x,), out=tmp_path / "b",
+            options={"group_fallback": "error"},
+        )  # fmt: skip
