@@ -22,6 +22,7 @@ entry; two writers racing leave one whole entry.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -46,8 +47,11 @@ BUILD_RECORD = "build.json"
 # Packages whose version can change what a target writes. Unknown targets are keyed by all of them.
 _TOOLS: dict[str, tuple[str, ...]] = {
     "onnx": ("onnx", "onnxruntime", "onnxslim"),
-    "openvino": ("onnx", "onnxslim", "openvino", "nncf"),
-    "tflite": ("onnx", "onnxslim", "onnxruntime", "tensorflow", "tf-keras", "onnx2tf", "litert-torch"),
+    "openvino": ("onnx", "onnxslim", "onnxruntime", "openvino", "nncf"),
+    "tflite": (
+        *("onnx", "onnxslim", "onnxruntime", "tensorflow", "tf-keras", "onnx2tf", "litert-torch"),
+        "ai-edge-quantizer",
+    ),
 }
 _ALL_TOOLS = tuple(sorted({p for ps in _TOOLS.values() for p in ps}))
 
@@ -79,10 +83,22 @@ def builds_dir() -> Path:
     return cache_base() / "builds"
 
 
+@functools.cache
+def converter_code() -> str:
+    """A digest of edge-sdk's converter sources. A development checkout changes what it writes without a
+    new version number (a target's default, a fix), and a cache keyed by the version alone would go on
+    handing out what the old code made."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def tool_versions(target: str) -> dict[str, str]:
-    """Installed versions of edge-sdk and the packages ``target`` converts with (read from package
-    metadata, so nothing heavy is imported)."""
-    versions = {"edge_sdk": __version__}
+    """Installed versions of edge-sdk (with its converter code's digest) and the packages ``target``
+    converts with (read from package metadata, so nothing heavy is imported)."""
+    versions = {"edge_sdk": __version__, "edge_sdk_converters": converter_code()}
     for pkg in _TOOLS.get(target, _ALL_TOOLS):
         try:
             versions[pkg] = importlib.metadata.version(pkg)
