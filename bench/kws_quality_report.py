@@ -261,7 +261,7 @@ and gives event time minus true end: the window hop, the smoothing and the 20 ms
 A negative latency is a word detected before its trimmed end (its last phoneme was not needed).
 
 **Formats.** `edge_sdk.converters.convert(model, "FORMAT:PRECISION", calibration=...)` for onnx (int8: static
-QDQ, per-channel, onnxruntime.quantization), openvino (int8: NNCF post-training quantisation) and tflite
+QDQ, per-channel, onnxruntime.quantization), openvino (int8: that QDQ model, imported by OpenVINO) and tflite
 (onnx2tf; int8: full integer with integer I/O; batch fixed at 1 with `input_shapes`). Calibration: {calib}
 windows of training-voice clips (`synthesize_words(..., "train", {cpw}, seed=seed+1)` plus silence) under
 the training augmentation. Every artifact runs through `edge_sdk.runtimes.load(artifact, threads=1)` on the
