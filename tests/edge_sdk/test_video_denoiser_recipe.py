@@ -95,3 +95,57 @@ def test_unet_arch_warm_starts_from_a_quarter_checkpoint_and_exports(tmp_path: P
         out, "python -m edge_sdk.recipes.video_denoiser X", init_command="Y"
     ).read_text()
     assert "Warm-started" in text and "\nY\n" in text
+
+
+def test_linskip_warm_starts_exactly_from_unet_and_trains_with_wider_noise(tmp_path: Path) -> None:
+    """``--arch linskip --init UNET`` starts from exactly the unet's function (the linear path is read with
+    zero weights), trains with ``--max-sigma`` noise, keeps the checkpoint with the best mean PSNR over
+    ``--val-sigmas`` (each logged) and exports an ONNX that matches torch (``export_checkpoint`` checks)."""
+    import torch
+
+    from edge_sdk.recipes import video_denoiser
+
+    rng = np.random.default_rng(0)
+    flat = [np.full((40, 40, 3), 0.5, np.float32)]
+    std = {s: [] for s in (0, 75)}
+    for s in std:
+        for _ in range(40):
+            noisy, clean = video_denoiser.make_batch(flat, 1, 32, rng, max_sigma=s)
+            std[s].append(np.std(noisy - clean) * 255)
+    assert np.median(std[0]) < 1 and np.median(std[75]) > 10  # the rest is Poisson-Gaussian
+
+    torch.manual_seed(0)
+    hp = {"arch": "unet", "width": 8, "depth": 1, "fine": 4, "fine_depth": 1}
+    unet = video_denoiser.make_model(**hp)
+    torch.save({"model": unet.state_dict(), "hp": unet.hp}, tmp_path / "unet.pt")
+    lin = video_denoiser.make_model(**{**hp, "arch": "linskip", "lin": 6})
+    assert lin.hp["lin"] == 6 and "lin" not in unet.hp
+    video_denoiser.warm_start(lin, tmp_path / "unet.pt")
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        assert torch.equal(lin(x), unet(x))
+
+    out = tmp_path / "run"
+    args = ["--out", str(out), "--steps", "2", "--minutes", "0", "--batch", "2", "--crop", "32"]
+    args += ["--eval-every", "1", "--val-images", "1", "--val-size", "64", "--max-images", "3", "--no-card"]
+    args += ["--arch", "linskip", "--lin", "6", "--width", "8", "--depth", "1", "--fine", "4"]
+    args += [
+        "--fine-depth",
+        "1",
+        "--max-sigma",
+        "75",
+        "--val-sigmas",
+        "15,50",
+        "--init",
+        str(tmp_path / "unet.pt"),
+    ]
+    video_denoiser.main(args)
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert {"val_psnr_s15", "val_psnr_s50", "val_psnr"} <= set(log[0]) and "val_psnr_s25" not in log[0]
+    assert all(r["val_psnr"] == pytest.approx((r["val_psnr_s15"] + r["val_psnr_s50"]) / 2) for r in log)
+    best = torch.load(out / "best.pt", weights_only=False)
+    assert best["hp"]["arch"] == "linskip" and best["hp"]["lin"] == 6
+    assert best["val_psnr_s15"] == max(log, key=lambda r: r["val_psnr"])["val_psnr_s15"]
+    sess = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    y = sess.run(None, {"input": np.random.default_rng(0).random((1, 3, 40, 56), np.float32)})[0]
+    assert y.shape == (1, 3, 40, 56) and 0 <= y.min() and y.max() <= 1
