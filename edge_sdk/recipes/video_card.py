@@ -50,9 +50,18 @@ def score_held_out(model: Path, seed: int = 0) -> dict[int, dict[str, float]]:
     return res
 
 
-def write_card(run: Path, command: str, dest: Path | None = None, init_command: str = "") -> Path:
+def write_card(
+    run: Path,
+    command: str,
+    dest: Path | None = None,
+    init_command: str | list[str] = "",
+    max_sigma: float = 55.0,
+    val_sigmas: str = "25",
+) -> Path:
     """Write ``MODEL_CARD.md`` for ``run/model.onnx`` into ``dest`` (default ``run``), atomically.
-    ``init_command``: the training command of the checkpoint the run was warm-started from (``--init``)."""
+    ``init_command``: the training command(s) of the checkpoint(s) the run was warm-started from
+    (``--init``), oldest first; ``max_sigma`` and ``val_sigmas``: the run's ``--max-sigma`` and
+    ``--val-sigmas``."""
     import onnx
 
     model = run / "model.onnx"
@@ -60,6 +69,11 @@ def write_card(run: Path, command: str, dest: Path | None = None, init_command: 
         json.loads((run / "train_summary.json").read_text()) if (run / "train_summary.json").exists() else {}
     )
     doc = onnx.load(str(model)).doc_string
+    linear = '"linskip"' in doc
+    lineage = [init_command] if isinstance(init_command, str) else list(init_command)
+    lineage = [c for c in lineage if c]
+    named = [f"σ {s}" for s in val_sigmas.split(",")]
+    sigmas = " and ".join([", ".join(named[:-1]), named[-1]] if len(named) > 1 else named)
     scores = score_held_out(model)
     train, held = image_data.split()
     lines = [
@@ -68,7 +82,14 @@ def write_card(run: Path, command: str, dest: Path | None = None, init_command: 
         f"{doc}. A blind Gaussian / Poisson-Gaussian denoiser for live video on a CPU: strided convolutions",
         "take the frame to quarter resolution where 3×3 convolutions see a wide context cheaply, transposed",
         "convolutions (with a half-resolution skip) bring the predicted noise back to full size; the output",
-        "is the input minus that noise, clipped. Architecture and why: the recipe's docstring.",
+        "is the input minus that noise, clipped."
+        + (
+            " A linear path (a stride-2 conv and a 3×3 conv, no ReLU) carries a high-pass of the input "
+            "straight to the last transposed conv, so strong noise need not be copied through ReLU layers."
+            if linear
+            else ""
+        )
+        + " Architecture and why: the recipe's docstring.",
         "",
         "| | |",
         "| --- | --- |",
@@ -89,22 +110,23 @@ def write_card(run: Path, command: str, dest: Path | None = None, init_command: 
         "",
         f"{summary.get('steps', '?')} steps in {summary.get('minutes', float('nan')):.1f} min on one CPU "
         "thread (nice 5, sharing the machine with other jobs). Crops 96×96 with flips and rotations; noise:",
-        "Gaussian with σ uniform in [0, 55] (0-255 scale) for 70 % of crops, Poisson-Gaussian (20-1000",
-        "photons at full scale, read noise σ 0-10) for the rest. MSE loss, Adam, cosine schedule; the",
-        "checkpoint with the best PSNR on held-out crops at σ 25 is exported, so the held-out figures below",
-        "are slightly optimistic; no frame of vtest.avi played any part.",
+        f"Gaussian with σ uniform in [0, {max_sigma:g}] (0-255 scale) for 70 % of crops, Poisson-Gaussian",
+        "(20-1000 photons at full scale, read noise σ 0-10) for the rest. MSE loss, Adam, cosine schedule;",
+        f"the checkpoint with the best mean PSNR on held-out crops at {sigmas} is exported, so the held-out",
+        "figures below are slightly optimistic; no frame of vtest.avi played any part.",
         "",
         *(
             [
                 "Warm-started (`--init`, `warm_start` in the recipe: the smaller model's weights copied in, "
-                "new 3×3 convs starting as the identity) from a run made by:",
+                "new 3×3 convs starting as the identity, a new linear path read with zero weights) from "
+                "runs made by these commands, oldest first, each warm-started from the one before:",
                 "",
                 "```",
-                init_command or "(command not recorded)",
+                *(lineage or ["(command not recorded)"]),
                 "```",
                 "",
             ]
-            if summary.get("init") or init_command
+            if summary.get("init") or lineage
             else []
         ),
         "## Data and licences",
@@ -158,9 +180,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("run", type=Path)
     p.add_argument("--command", required=True, help="the training command, as run")
     p.add_argument("--dest", type=Path, help="folder to write the card into (default RUN_DIR)")
-    p.add_argument("--init-command", dest="init_command", default="", help="the warm start's own command")
+    p.add_argument(
+        "--init-command",
+        dest="init_command",
+        action="append",
+        default=[],
+        help="the warm start's own command; repeat for a chain, oldest first",
+    )
+    p.add_argument("--max-sigma", dest="max_sigma", type=float, default=55.0, help="the run's --max-sigma")
+    p.add_argument("--val-sigmas", dest="val_sigmas", default="25", help="the run's --val-sigmas")
     args = p.parse_args(argv)
-    print(write_card(args.run, args.command, args.dest, args.init_command))
+    print(write_card(args.run, args.command, args.dest, args.init_command, args.max_sigma, args.val_sigmas))
 
 
 if __name__ == "__main__":

@@ -367,7 +367,7 @@ def main(argv: list[str] | None = None) -> None:
         command = "python -m edge_sdk.recipes.video_denoiser " + shlex.join(
             sys.argv[1:] if argv is None else argv
         )
-        write_card(Path(args.out), command)
+        write_card(Path(args.out), command, max_sigma=args.max_sigma, val_sigmas=args.val_sigmas)
     print(path)
 
 

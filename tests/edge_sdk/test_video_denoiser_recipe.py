@@ -92,9 +92,11 @@ def test_unet_arch_warm_starts_from_a_quarter_checkpoint_and_exports(tmp_path: P
     y = sess.run(None, {"input": np.random.default_rng(0).random((1, 3, 40, 56), np.float32)})[0]
     assert y.shape == (1, 3, 40, 56)
     text = video_card.write_card(
-        out, "python -m edge_sdk.recipes.video_denoiser X", init_command="Y"
-    ).read_text()
-    assert "Warm-started" in text and "\nY\n" in text
+        out, "python -m edge_sdk.recipes.video_denoiser X", init_command=["W", "Y"], max_sigma=75,
+        val_sigmas="15,50",
+    ).read_text()  # fmt: skip
+    assert "Warm-started" in text and "\nW\nY\n" in text
+    assert "σ uniform in [0, 75]" in text and "at σ 15 and σ 50 is exported" in text
 
 
 def test_linskip_warm_starts_exactly_from_unet_and_trains_with_wider_noise(tmp_path: Path) -> None:
