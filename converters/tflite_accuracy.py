@@ -175,9 +175,10 @@ def quantize_with_onnx_ranges(
     onnx_vals = range_transfer.onnx_values(pre, list(ranges), samples[0])
     (feeds,) = _signature_samples(content, fp32, samples[:1]).values()
     ops, tfl_vals = range_transfer.tflite_tensors(content, feeds[0])
-    details = Interpreter(model_content=content).get_tensor_details()
+    interp = Interpreter(model_content=content)
+    details = interp.get_tensor_details()
     names = {t["index"]: t["name"] for t in details}
-    inputs = [d["index"] for d in Interpreter(model_content=content).get_input_details()]
+    inputs = [d["index"] for d in interp.get_input_details()]
     front = front_end_ops(content)
     # the inputs stay float, and so do the front-end ops: they need no range
     front_outputs = {names[t] for op in ops if names[op["outputs"][0]] in front for t in op["outputs"]}

@@ -129,13 +129,6 @@ def _preprocess(hub: Path, tmp: Path, recipe: dict[str, Any]) -> Path:
     return pre
 
 
-def _ranges_path(pre: Path, ctx: BuildContext, method: str, tmp: Path) -> Path:
-    """Where the activation ranges of ``pre`` live: the calibration cache, or ``tmp`` with the cache off."""
-    from edge_sdk.converters.cache import calibration_ranges_file
-
-    return calibration_ranges_file(pre, ctx.calibration or [], method) if ctx.cache else tmp / "ranges.json"
-
-
 def _quantize_static(
     pre: Path, out: Path, ctx: BuildContext, opts: dict[str, Any], quiet: bool, ranges: Path | None = None
 ) -> None:
@@ -144,6 +137,8 @@ def _quantize_static(
     another int8 variant, a candidate of the accuracy-aware search, or another format, reads them.
     ``ranges`` names the file to use instead (with the cache off, none is kept)."""
     from onnxruntime import quantization as q
+
+    from edge_sdk.converters.cache import calibration_ranges_file
 
     def run(cache_path: Path | None) -> None:
         q.quantize_static(
@@ -160,7 +155,7 @@ def _quantize_static(
         )
 
     if ranges is None and ctx.cache:
-        ranges = _ranges_path(pre, ctx, opts["calibrate_method"], out.parent)
+        ranges = calibration_ranges_file(pre, ctx.calibration or [], opts["calibrate_method"])
     if ranges is None:
         run(None)
         return
@@ -186,15 +181,17 @@ def activation_ranges(hub: Path, ctx: BuildContext, tmp: Path) -> tuple[Path, di
     cached, so the int8 of another format can reuse what onnx:int8 measured."""
     from onnxruntime.quantization.calibrate import load_tensors_data
 
+    from edge_sdk.converters.cache import calibration_ranges_file
+
     opts = _options(ctx)
     pre = _preprocess(hub, tmp, {})
-    ranges = _ranges_path(pre, ctx, opts["calibrate_method"], tmp)
+    method = opts["calibrate_method"]
+    # with the cache off the ranges still go through a file: it is how onnxruntime hands them out
+    ranges = calibration_ranges_file(pre, ctx.calibration or [], method) if ctx.cache else tmp / "ranges.json"
     if not ranges.is_file():
-        _quantize_static(pre, tmp / "calibrated.onnx", ctx, opts, quiet=False)
+        _quantize_static(pre, tmp / "calibrated.onnx", ctx, opts, quiet=False, ranges=ranges)
     data = load_tensors_data(ranges).data
-    return pre, {
-        k: (float(np.min(v.range_value[0])), float(np.max(v.range_value[1]))) for k, v in data.items()
-    }
+    return pre, {k: (float(np.min(v.lowest)), float(np.max(v.highest))) for k, v in data.items()}
 
 
 def static_int8(hub: Path, out: Path, ctx: BuildContext) -> dict[str, Any]:
