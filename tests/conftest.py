@@ -8,11 +8,14 @@ directories as read-only: a test that edits an artifact copies it first (``copy_
 from __future__ import annotations
 
 import atexit
+import importlib
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -103,6 +106,26 @@ def _own_conversion_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
 
 
 # -- helpers, handed to tests as fixtures (test modules do not import conftest) ------------------------
+
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+@pytest.fixture(scope="session")
+def bench_module() -> Callable[..., ModuleType]:
+    """``bench_module(name, *needs)``: ``bench/NAME.py`` imported as module ``NAME`` (bench/ on sys.path
+    while it imports, so its sibling imports resolve), after ``pytest.importorskip`` of each of ``needs``."""
+
+    def load(name: str, *needs: str) -> ModuleType:
+        for package in needs:
+            pytest.importorskip(package)
+        sys.path.insert(0, str(BENCH))
+        try:
+            return importlib.import_module(name)
+        finally:
+            sys.path.remove(str(BENCH))
+
+    return load
 
 
 @pytest.fixture(scope="session")

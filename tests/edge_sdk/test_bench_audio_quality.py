@@ -3,31 +3,17 @@ only, white noise), and its alignment finds a known delay. The benchmark itself 
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 from types import ModuleType
 
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
 
 @pytest.fixture(scope="module")
-def aq() -> Iterator[ModuleType]:
-    """bench/audio_quality.py imported as a module (bench/ on the path while the tests run)."""
-    pytest.importorskip("pesq")
-    pytest.importorskip("pystoi")
-    pytest.importorskip("soxr")
-    pytest.importorskip("edge_sdk.recipes.speech_data", reason="speech-data recipe not in this checkout")
-    sys.path.insert(0, str(BENCH))
-    try:
-        import audio_quality
-
-        yield audio_quality
-    finally:
-        sys.path.remove(str(BENCH))
+def aq(bench_module: Callable[..., ModuleType]) -> ModuleType:
+    """bench/audio_quality.py imported as a module."""
+    return bench_module("audio_quality", "pesq", "pystoi", "soxr", "edge_sdk.recipes.speech_data")
 
 
 def test_align_finds_a_known_delay(aq: ModuleType) -> None:
@@ -57,12 +43,10 @@ def test_one_utterance_noisy_only(aq: ModuleType) -> None:
     assert "| noisy input | 0 |" in doc and "bench/audio_quality.py" in doc
 
 
-def test_paired_difference_pairs_mixtures_and_resamples_utterances() -> None:
-    sys.path.insert(0, str(BENCH))
-    try:
-        import paired_difference as pd
-    finally:
-        sys.path.remove(str(BENCH))
+def test_paired_difference_pairs_mixtures_and_resamples_utterances(
+    bench_module: Callable[..., ModuleType],
+) -> None:
+    pd = bench_module("paired_difference")
     rows = []
     for clip, corpus, edge in (("c/one", "c", 0.3), ("c/two", "c", -0.1), ("d/three", "d", 0.1)):
         for snr in (0, 5):

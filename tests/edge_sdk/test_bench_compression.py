@@ -5,24 +5,17 @@ table. Speed is the benchmark's business, not asserted here."""
 from __future__ import annotations
 
 import json
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
-
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 pytestmark = pytest.mark.torch
 
 
-def test_quick_mode_runs(tmp_path: Path) -> None:
-    pytest.importorskip("torch")
-    pytest.importorskip("sklearn")
-    sys.path.insert(0, str(BENCH))
-    try:
-        import compression
-    finally:
-        sys.path.remove(str(BENCH))
+def test_quick_mode_runs(tmp_path: Path, bench_module: Callable[..., ModuleType]) -> None:
+    compression = bench_module("compression", "torch", "sklearn")
     report, data = tmp_path / "bench.md", tmp_path / "bench.json"
     compression.main(["--quick", "--runs", "5", "--out", str(report), "--json", str(data)])
     text = report.read_text()

@@ -4,16 +4,13 @@ trains for two steps, and the document carries its header and tables. The benchm
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from edge_sdk.recipes import speech_data
-
-BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 pytestmark = [
     pytest.mark.torch,
@@ -22,17 +19,9 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def kq() -> Iterator[ModuleType]:
-    """bench/kws_quality.py imported as a module (bench/ on the path while the tests run)."""
-    pytest.importorskip("torch")
-    pytest.importorskip("soxr")
-    sys.path.insert(0, str(BENCH))
-    try:
-        import kws_quality
-
-        yield kws_quality
-    finally:
-        sys.path.remove(str(BENCH))
+def kq(bench_module: Callable[..., ModuleType]) -> ModuleType:
+    """bench/kws_quality.py imported as a module."""
+    return bench_module("kws_quality", "torch", "soxr")
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +51,10 @@ def test_negative_text_filter(kq: ModuleType) -> None:
     assert not kq.is_negative("A non-stop flight", banned)  # "stop" is spoken there
 
 
-def test_every_measurement_runs_on_a_tiny_model(kq: ModuleType, tiny_model: Path, tmp_path: Path) -> None:
-    import kws_quality_report
+def test_every_measurement_runs_on_a_tiny_model(
+    kq: ModuleType, tiny_model: Path, tmp_path: Path, bench_module: Callable[..., ModuleType]
+) -> None:
+    kws_quality_report = bench_module("kws_quality_report")
 
     s = kq.Settings(
         per_word=2,

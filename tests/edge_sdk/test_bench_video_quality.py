@@ -4,29 +4,18 @@ script, not a test."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-
 
 @pytest.fixture(scope="module")
-def vq() -> Iterator[ModuleType]:
-    """bench/video_quality.py imported as a module (bench/ on the path while the tests run)."""
-    pytest.importorskip("cv2")
-    pytest.importorskip("skimage")
-    sys.path.insert(0, str(BENCH))
-    try:
-        import video_quality
-
-        yield video_quality
-    finally:
-        sys.path.remove(str(BENCH))
+def vq(bench_module: Callable[..., ModuleType]) -> ModuleType:
+    """bench/video_quality.py imported as a module."""
+    return bench_module("video_quality", "cv2", "skimage")
 
 
 def test_quick_bench_writes_a_report(vq: ModuleType, tmp_path: Path) -> None:

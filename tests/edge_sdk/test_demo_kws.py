@@ -4,9 +4,9 @@ false alarms, and bench/audio_loop.py runs with the spotter in the chain."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import wave
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -20,7 +20,6 @@ from edge_sdk.audio_features import KwsFeatureConfig
 from edge_sdk.recipes import kws_data
 
 SAMPLES = Path(demo_kws.__file__).resolve().parent / "samples"
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "audio_loop.py"
 CFG = KwsFeatureConfig()
 
 
@@ -161,12 +160,8 @@ def test_demo_with_the_bundled_model() -> None:
 
 
 @pytest.fixture(scope="module")
-def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_audio_loop", BENCH)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(bench_module: Callable[..., ModuleType]) -> ModuleType:
+    return bench_module("audio_loop")
 
 
 def run_bench(bench: ModuleType, capsys: pytest.CaptureFixture[str], *extra: str) -> dict:
