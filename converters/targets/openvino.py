@@ -263,8 +263,6 @@ def _from_qdq(ov: Any, hub: Path, tmp: Path, ctx: BuildContext, label: str) -> t
     int8. The ranges are the ones ``onnx:int8`` calibrates and caches, so neither format redoes them."""
     from edge_sdk.converters.targets.onnx import static_int8
 
-    if not ctx.calibration:
-        raise BadInputError(f"{label} is static quantisation and needs calibration data: {HOW_TO_GIVE}")
     qdq = tmp / "qdq.onnx"
     with _step(label, "onnxruntime's static quantisation", "try the option calibrator=nncf"):
         ort_recipe = static_int8(hub, qdq, ctx)
