@@ -578,7 +578,14 @@ def build_arg_parser(p: argparse.ArgumentParser | None = None) -> argparse.Argum
     )
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--steps", type=int, help="stop after this many steps (overrides --epochs)")
-    p.add_argument("--max-minutes", dest="max_minutes", type=float, default=60.0, help="training time limit")
+    p.add_argument(
+        "--max-minutes",
+        dest="max_minutes",
+        type=float,
+        default=None,
+        help="stop training after this many minutes (default: none; the result then depends on the "
+        "machine's speed, so runs to compare bound their work by --epochs or --steps)",
+    )
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight-decay", dest="weight_decay", type=float, default=1e-2)
