@@ -3,20 +3,25 @@ clearly different "denoised" copy (inverted and blurred), read back over HTTP an
 
 from __future__ import annotations
 
+import base64
+import fcntl
 import http.client
 import json
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any, NoReturn
 
 import numpy as np
 import pytest
@@ -222,36 +227,169 @@ def img_sources(page: str) -> list[str]:
     return parser.sources
 
 
-def chromium(url: str, out: Path, *args: str, budget_ms: int = 3000) -> subprocess.CompletedProcess:
-    """Headless Chromium on ``url`` with a throwaway profile; stops itself after ``budget_ms`` (the stream
-    never finishes loading, so waiting for "load" would hang). Retried when Chromium itself fails (no
-    output), never to make an assertion pass."""
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        pytest.fail(
-            "headless Chromium is needed for the preview page test: install the Debian package chromium"
+# Only a guard against hangs: every wait below ends as soon as what it waits for has happened.
+GUARD_S = 120.0
+
+
+def _above_10(fd: int) -> int:
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(fd)
+    return high
+
+
+class CDPError(RuntimeError):
+    """Chromium answered a DevTools command with an error."""
+
+
+class Chromium:
+    """Headless Chromium driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``: it reads
+    NUL-terminated JSON commands on fd 3 and writes replies and events to fd 4). The test waits for what
+    the page does, not for a fixed time: a busy machine makes it slower, never wrong."""
+
+    def __init__(self, out: Path) -> None:
+        exe = shutil.which("chromium") or shutil.which("chromium-browser")
+        if exe is None:
+            pytest.fail(
+                "headless Chromium is needed for the preview page test: install the Debian package chromium"
+            )
+        args = [
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+            "--force-device-scale-factor=1", "--window-size=900,500", f"--user-data-dir={out / 'profile'}",
+            "--remote-debugging-pipe",
+        ]  # fmt: skip
+        to_chrome, self._to_chrome = os.pipe()
+        self._from_chrome, from_chrome = os.pipe()
+        # Above 10, so that putting one on fd 3 or 4 below cannot overwrite the other.
+        to_chrome, from_chrome = _above_10(to_chrome), _above_10(from_chrome)
+        # Popen passes fds only at their own numbers, preexec_fn is unsafe while the feeder thread runs and
+        # dash takes single-digit fds only: a small Python puts the pipe on fds 3 and 4, then becomes
+        # Chromium (same pid, same process group).
+        remap = (
+            f"import os, sys; os.dup2({to_chrome}, 3); os.dup2({from_chrome}, 4); "
+            "os.execv(sys.argv[1], sys.argv[1:])"
         )
-    cmd = [
-        exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--hide-scrollbars", "--no-first-run", "--force-device-scale-factor=1", "--window-size=900,500",
-        f"--timeout={budget_ms}", f"--user-data-dir={out / 'profile'}", *args, url,
-    ]  # fmt: skip
-    shots = [Path(a.split("=", 1)[1]) for a in args if a.startswith("--screenshot=")]
-    env = {**os.environ, "HOME": str(out)}  # Chromium writes under $HOME; keep it in the tmp dir
-    last = None
-    for _ in range(3):
-        proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, start_new_session=True, text=True
-        )
+        self.log = out / "chromium.log"
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", remap, exe, *args],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                pass_fds=(to_chrome, from_chrome),
+                env={**os.environ, "HOME": str(out)},  # Chromium writes under $HOME; keep it in the tmp dir
+                start_new_session=True,  # so that its helper processes can be killed with it
+            )  # fmt: skip
+        os.close(to_chrome)
+        os.close(from_chrome)
+        self._messages: queue.Queue[dict | None] = queue.Queue()
+        self._last_id = 0
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        buffer = b""
         try:
-            stdout, stderr = proc.communicate(timeout=budget_ms / 1000 + 20)
+            while chunk := os.read(self._from_chrome, 1 << 16):
+                *messages, buffer = (buffer + chunk).split(b"\0")
+                for message in messages:
+                    self._messages.put(json.loads(message))
+        finally:
+            os.close(self._from_chrome)  # here, not in close(): no other thread may be reading it
+            self._messages.put(None)
+
+    def fail(self, why: str) -> NoReturn:
+        pytest.fail(
+            f"{why}\n--- Chromium's output, the end ---\n{self.log.read_text(errors='replace')[-3000:]}"
+        )
+
+    def send(self, method: str, session: str | None = None, timeout: float = GUARD_S, **params: Any) -> dict:
+        """The result of one command (to the page of ``session`` when given), skipping events."""
+        self._last_id += 1
+        command = {"id": self._last_id, "method": method, "params": params}
+        if session:
+            command["sessionId"] = session
+        data = json.dumps(command).encode() + b"\0"
+        try:
+            while data:
+                data = data[os.write(self._to_chrome, data) :]
+        except BrokenPipeError:
+            self.fail(f"Chromium is gone (exit status {self.proc.poll()}), could not send {method}")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                reply = self._messages.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                self.fail(f"Chromium did not answer {method} within {timeout:.0f} s")
+            if reply is None:
+                self.fail(f"Chromium exited (exit status {self.proc.wait()}) before answering {method}")
+            if reply.get("id") == self._last_id:
+                break
+        if "error" in reply:
+            raise CDPError(f"{method}: {reply['error']}")
+        return reply["result"]
+
+    def open(self, url: str) -> str:
+        """A new 900×500 page on ``url``; returns its session. Nothing waits for "load": the stream never
+        ends."""
+        target = self.send("Target.createTarget", url="about:blank")["targetId"]
+        session = self.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        # --window-size counts the (invisible) browser frame too; the page itself gets less than 900×500.
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            session,
+            width=900,
+            height=500,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        self.send("Page.navigate", session, url=url)
+        return session
+
+    def evaluate(self, session: str, expression: str, timeout: float = GUARD_S) -> Any:
+        result = self.send("Runtime.evaluate", session, timeout, expression=expression, returnByValue=True)
+        if "exceptionDetails" in result:
+            raise CDPError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def wait_for(self, session: str, expression: str, ok: Callable[[Any], bool], what: str) -> Any:
+        """Polls ``expression`` in the page until ``ok`` holds for its value, and returns that value."""
+        deadline = time.monotonic() + GUARD_S
+        value = None
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                value = self.evaluate(session, expression, timeout=left)
+            except CDPError as e:  # e.g. the page is still between about:blank and the preview
+                value = e
+            else:
+                if ok(value):
+                    return value
+            time.sleep(0.1)
+        self.fail(f"waited {GUARD_S:.0f} s for {what}; last seen: {value!r}")
+
+    def screenshot(self, session: str, path: Path) -> None:
+        png = self.send("Page.captureScreenshot", session, format="png")["data"]
+        path.write_bytes(base64.b64decode(png))
+
+    def close(self) -> None:
+        try:
+            os.write(
+                self._to_chrome,
+                json.dumps({"id": self._last_id + 1, "method": "Browser.close"}).encode() + b"\0",
+            )
+        except OSError:
+            pass  # already gone
+        try:
+            self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # Chromium's own helper processes go with it
-            stdout, stderr = proc.communicate()
-        last = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
-        if proc.returncode == 0 and (shots[0].exists() if shots else stdout.strip()):
-            return last
-    pytest.fail(f"headless Chromium failed 3 times: rc={last.returncode}\n{last.stderr[-2000:]}")
+            os.killpg(self.proc.pid, signal.SIGKILL)  # its helper processes go with it
+            self.proc.wait()
+        os.close(self._to_chrome)
+        self._reader.join(timeout=5)
+
+    def __enter__(self) -> Chromium:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def test_the_page_in_headless_chromium_shows_raw_and_denoised_panes(server, frames, tmp_path):
@@ -268,14 +406,20 @@ def test_the_page_in_headless_chromium_shows_raw_and_denoised_panes(server, fram
     feeder = threading.Thread(target=live_loop, daemon=True)
     feeder.start()
     try:
-        # a generous budget: on a busy machine Chromium can take seconds before the page's first poll, and
-        # the budget's end aborts a fetch still in flight (the page then says "stats unavailable"); 10 s
-        # was too short once with the test suite and a training run sharing the two cores
-        dom = chromium(server.url, tmp_path, "--dump-dom", budget_ms=20000).stdout
-        assert img_sources(dom) == ["/stream.mjpg"]
-        assert "fps 9.87" in dom and "drops 2" in dom  # the page's script fetched /stats.json
+        with Chromium(tmp_path) as browser:
+            page = browser.open(server.url)
+            # The page fetches /stats.json once a second; a fetch that fails shows "stats unavailable" and
+            # the next one can still succeed, so this waits for a stats line rather than for a time.
+            stats_line = "document.getElementById('stats')?.textContent ?? ''"
+            browser.wait_for(page, stats_line, lambda text: text.startswith("fps"), "the page's stats line")
+            dom = browser.evaluate(page, "document.documentElement.outerHTML")
+            assert img_sources(dom) == ["/stream.mjpg"]
+            assert "fps 9.87" in dom and "drops 2" in dom  # the page's script fetched /stats.json
 
-        chromium(server.url, tmp_path, f"--screenshot={tmp_path / 'shot.png'}")
+            # A screenshot taken before the first part is decoded shows an empty image.
+            first_frame = "document.querySelector('img')?.naturalWidth ?? 0"
+            browser.wait_for(page, first_frame, lambda width: width > 0, "the stream's first frame")
+            browser.screenshot(page, tmp_path / "shot.png")
         shot = cv2.imread(str(tmp_path / "shot.png"), cv2.IMREAD_COLOR)
         assert shot is not None and shot.shape == (500, 900, 3)
     finally:
