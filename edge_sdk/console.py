@@ -16,13 +16,20 @@ from rich.table import Table
 
 # Piped output gets room for the wide tables instead of rich's 80-column default.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
+# Messages are never hard-wrapped: a terminal wraps long lines itself, and a log file or a pipe must get
+# each message whole (a path split across lines cannot be searched for).
+err = Console(stderr=True, soft_wrap=True)
 
 
 def setup_logging(verbose: bool, quiet: bool) -> None:
     """edge_sdk's loggers to stderr through rich; third-party noise only with ``--verbose``."""
     level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING
-    handler = RichHandler(console=err, show_time=False, show_path=False, markup=False)
+    handler: logging.Handler
+    if err.is_terminal:
+        handler = RichHandler(console=err, show_time=False, show_path=False, markup=False)
+    else:  # rich lays records out in columns of the terminal's width; a pipe gets one line per record
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     # onnxruntime's quantiser logs its advice on the root logger; only edge_sdk speaks by default.

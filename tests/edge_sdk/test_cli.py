@@ -238,3 +238,13 @@ def test_devices_says_what_would_run(converted: Path) -> None:
         "run", str(converted), "--input", str(converted.parent / "x.npy"), "--device", "x86-64", "--strict"
     )
     assert r.returncode == 0, r.stderr
+
+
+def test_errors_and_warnings_reach_a_pipe_whole(tmp_path: Path) -> None:
+    """stderr is a pipe here: a long message stays on one line (rich wraps at 80 columns otherwise, and
+    a path split across lines cannot be searched for in a log)."""
+    deep = tmp_path / ("d" * 120) / "model.onnx"
+    r = cli("inspect", str(deep), env={"COLUMNS": "40"})
+    assert r.returncode == 2
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith("error: ") and f"{deep}: no such file or directory" in line
