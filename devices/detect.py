@@ -60,6 +60,8 @@ ARM_CORES = {
     ("0x41", "0xd41"): "Cortex-A78", ("0x41", "0xd42"): "Cortex-A78AE", ("0x41", "0xd4f"): "Neoverse-V2",
     ("0x4e", "0x004"): "NVIDIA Carmel",
 }  # fmt: skip
+# /proc/cpuinfo's "CPU implementer" → who designed the core.
+ARM_IMPLEMENTERS = {"0x41": "Arm", "0x4e": "NVIDIA", "0x51": "Qualcomm", "0x61": "Apple", "0xc0": "Ampere"}
 _L4T = re.compile(r"R(\d+)\s*\(release\),\s*REVISION:\s*([\d.]+)")
 
 
@@ -69,6 +71,7 @@ class CpuInfo:
     ``flags`` or ARM ``Features``), logical and physical core counts, and the architecture it implies."""
 
     names: list[str] = field(default_factory=list)
+    vendor: str = ""
     flags: frozenset[str] = frozenset()
     processors: int = 0
     physical: int | None = None
@@ -90,6 +93,8 @@ class CpuInfo:
             elif key in ("flags", "features"):
                 flags.update(value.split())
                 x86 = x86 or key == "flags"
+            elif key == "vendor_id":
+                info.vendor = value
             elif key == "physical id":
                 physical_id = value
             elif key == "core id":
@@ -98,6 +103,8 @@ class CpuInfo:
                 arm_version = value
             elif key in ("cpu implementer", "cpu part"):
                 part[key] = value
+                if key == "cpu implementer" and not info.vendor:
+                    info.vendor = ARM_IMPLEMENTERS.get(value, f"implementer {value}")
                 name = ARM_CORES.get((part.get("cpu implementer", ""), part.get("cpu part", "")))
                 if key == "cpu part" and name and name not in info.names:
                     info.names.append(name)

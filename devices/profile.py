@@ -13,6 +13,10 @@ profile there replaces a shipped one of the same name. The keys:
 - ``[[accelerators]]``: ``backend`` and ``accelerator`` as the backends name them, in preference order,
   with optional ``formats``, ``precisions``, ``enable`` (a hint for this board, shown when it is not
   usable) and ``when`` (rule sets: listed only when one holds);
+- ``[cpu]``: what is known of the board's CPU: ``core`` (e.g. ``Cortex-A72``), ``vendor``, ``features``
+  (its int8-relevant instruction-set features, as /proc/cpuinfo names them: ``asimddp``, ``avx_vnni``;
+  leave it out when the profile covers CPUs that differ) and ``emulate`` (the QEMU ``-cpu`` model that
+  runs the same int8 kernels, for ``edge-sdk verify --emulate``);
 - ``formats``, ``precisions``: preference order for the profile; ``threads``: a count, ``"all"`` or
   ``"physical"``; ``telemetry``: the sources to read (``TELEMETRY_SOURCES``).
 """
@@ -167,6 +171,24 @@ class AcceleratorSpec:
 
 
 @dataclass(frozen=True)
+class CpuSpec:
+    """A profile's ``[cpu]`` table. ``features`` None means the CPU varies (nothing promised)."""
+
+    core: str = ""
+    vendor: str = ""
+    features: tuple[str, ...] | None = None
+    emulate: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "core": self.core,
+            "vendor": self.vendor,
+            "features": None if self.features is None else list(self.features),
+            "emulate": self.emulate,
+        }
+
+
+@dataclass(frozen=True)
 class Profile:
     """A device profile, as read from ``profiles/NAME.toml`` (see the module docstring for the keys)."""
 
@@ -181,6 +203,7 @@ class Profile:
     precisions: tuple[str, ...] = ()
     threads: int | str = "all"
     telemetry: tuple[str, ...] = ()
+    cpu: CpuSpec | None = None
     source: str = field(default="", compare=False)  # the file it came from
 
     def matches(self, ev: Evidence) -> list[str] | None:
@@ -206,6 +229,7 @@ class Profile:
             "precisions": list(self.precisions),
             "threads": self.threads,
             "telemetry": list(self.telemetry),
+            "cpu": self.cpu.to_dict() if self.cpu else None,
             "source": self.source,
         }
 
@@ -218,9 +242,10 @@ def _rule_set_dict(rule_set: RuleSet) -> dict[str, list[str]]:
 
 _PROFILE_KEYS = {
     "name", "description", "priority", "addon", "arch", "match", "accelerators",
-    "formats", "precisions", "threads", "telemetry",
+    "formats", "precisions", "threads", "telemetry", "cpu",
 }  # fmt: skip
 _ACCELERATOR_KEYS = {"backend", "accelerator", "formats", "precisions", "enable", "when"}
+_CPU_KEYS = {"core", "vendor", "features", "emulate"}
 
 
 class _Reader:
@@ -277,6 +302,16 @@ class _Reader:
                 pairs.append((rule, tuple(values)))
             out.append(tuple(pairs))
         return tuple(out)
+
+
+def _cpu_features(r: _Reader) -> tuple[str, ...]:
+    from edge_sdk.devices.cpu import INT8_FEATURES  # here: cpu.py imports this module
+
+    features = r.words("features")
+    for i, f in enumerate(features):
+        if f not in INT8_FEATURES:
+            raise r.fail(f"features[{i}]", f"unknown int8 feature {f!r}; known: {', '.join(INT8_FEATURES)}")
+    return features
 
 
 def _known_accelerators() -> dict[str, set[str]]:
@@ -336,6 +371,17 @@ def parse_profile(data: dict[str, Any], where: str, stem: str) -> Profile:
                 when=a.rule_sets("when"),
             )
         )
+    cpu = None
+    if "cpu" in data:
+        table = r.get("cpu", dict)
+        c = _Reader(where, table, prefix="cpu.")
+        c.check_keys(_CPU_KEYS)
+        cpu = CpuSpec(
+            core=c.get("core", str, ""),
+            vendor=c.get("vendor", str, ""),
+            features=_cpu_features(c) if "features" in table else None,
+            emulate=c.get("emulate", str, ""),
+        )
     profile = Profile(
         name=name,
         description=r.get("description", str, required=True),
@@ -348,6 +394,7 @@ def parse_profile(data: dict[str, Any], where: str, stem: str) -> Profile:
         precisions=r.words("precisions"),
         threads=threads,
         telemetry=telemetry,
+        cpu=cpu,
         source=where,
     )
     if profile.addon and not profile.match:
