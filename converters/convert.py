@@ -20,8 +20,9 @@ import onnx
 from edge_sdk._version import __version__
 from edge_sdk.converters import cache as _cache
 from edge_sdk.converters.calibration import HOW_TO_GIVE, CalibrationData, load_samples, random_samples
+from edge_sdk.converters.int8_weights import choose
 from edge_sdk.converters.onnx_model import tensor_specs
-from edge_sdk.converters.parity import compare, gate
+from edge_sdk.converters.parity import compare, gate, limits_for
 from edge_sdk.converters.simplify import simplify
 from edge_sdk.converters.sources import Source, open_source
 from edge_sdk.converters.specialize import fix_shapes, freeze_inputs
@@ -88,6 +89,7 @@ def convert(
     evaluate: Callable[[Any], float] | None = None,
     max_drop: float | str | None = None,
     cache: bool = True,
+    device: Any = None,
 ) -> list[Artifact]:
     """Convert ``source`` (an .onnx path, ``zoo:NAME``, or a torch module with ``example_inputs``) into one
     artifact per target (``"onnx:int8"``, ...) under ``out``.
@@ -107,6 +109,10 @@ def convert(
     ``evaluate(session) -> float`` with ``max_drop`` (0.01: one point of the metric; "1%": relative)
     make int8 accuracy-aware: targets keep the most sensitive layers in float until the metric drops by
     at most that much.
+
+    ``device`` (a device profile name such as ``"raspberry-pi-5"``, or a ``Profile``) names the board the
+    artifacts are for; the manifest then says whether its CPU needs exact int8 kernels for 8-bit weights
+    (option ``int8_weights``, see ``converters/int8_weights.py``).
 
     Results are cached (see ``converters/cache.py``): a request made before is copied from the cache
     (the artifact is then a ``ReusedArtifact`` naming the entry), and a target built before with the
@@ -151,7 +157,10 @@ def convert(
     samples, origin = _parity_inputs(parity_data, calib, src, in_specs, parity_samples)
     # The source's own outputs, computed once and only if some target is not taken from the cache.
     reference = functools.cache(lambda: src.reference([{**s, **fixed} for s in samples]))
+    profile = _device_profile(device)
     ctx = BuildContext(
+        device=profile,
+        int8_weights=choose((options or {}).get("int8_weights"), profile),
         calibration=calib,
         options=dict(options or {}),
         progress=progress,
@@ -174,6 +183,7 @@ def convert(
         "max_drop": max_drop,
         "options": options or {},
         "pruning": prune_record,
+        "device": profile.name if profile else None,
     }
     common = {
         "name": name or src.name,
@@ -263,6 +273,7 @@ def _make(
                 "options": {k: v for k, v in keys["options"].items() if k in target.options},
                 "calibration": keys["calibration"] if precision in target.calibrated else None,
                 "max_drop": keys["max_drop"],
+                "int8_weights": ctx.int8_weights.bits,
                 "tools": _cache.tool_versions(target.name),
             }
         )
@@ -283,6 +294,8 @@ def _make(
                 _cache.store_build(build_key, stage, result)
         artifact = _manifest(target, precision, art_name, stage, result, src, in_specs, out_specs, simplify)
         artifact.recipe["max_error"] = max_error
+        if ctx.device is not None:
+            artifact.recipe["device"] = ctx.device.name
         if precision in target.calibrated:
             artifact.recipe["calibration"] = {
                 "samples": len(ctx.calibration or []),
@@ -291,7 +304,8 @@ def _make(
         if prune_record is not None:
             artifact.recipe["pruning"] = prune_record
         write_manifest(artifact, stage)
-        artifact.parity = _parity(stage, art_name, samples, origin, expected, src, ctx)
+        artifact.parity, got = _parity(stage, art_name, samples, origin, expected, src, ctx)
+        artifact.parity["reference_set"] = _reference_set(stage, samples, expected, got, origin, max_error)
         gate(artifact.parity, max_error, art_name)
         write_manifest(artifact, stage)
     artifact.path = final
@@ -339,9 +353,11 @@ def _parity(
     reference: list[dict[str, np.ndarray]],
     src: Source,
     ctx: BuildContext,
-) -> dict[str, Any]:
-    """Run the staged artifact on the parity samples and compare with the source's outputs."""
+) -> tuple[dict[str, Any], list[dict[str, np.ndarray]]]:
+    """Run the staged artifact on the parity samples and compare with the source's outputs; returns the
+    report (with where it was measured) and the artifact's outputs."""
     from edge_sdk.runtimes import load
+    from edge_sdk.runtimes.numerics import measured_on
 
     try:
         session = load(stage)
@@ -356,14 +372,52 @@ def _parity(
     report["backend"] = f"{session.selection.backend}/{session.selection.accelerator}"
     if getattr(session, "inference_precision", None):
         report["inference_precision"] = session.inference_precision
+    report["measured_on"] = measured_on(session)
     del session
-    return report
+    return report, got
+
+
+def _reference_set(
+    stage: Path,
+    samples: list[dict[str, np.ndarray]],
+    expected: list[dict[str, np.ndarray]],
+    got: list[dict[str, np.ndarray]],
+    origin: str,
+    max_error: float | None,
+) -> dict[str, Any]:
+    """Keep a few parity samples with both models' outputs in the artifact, with the figures measured on
+    them here and the limits a re-measurement elsewhere must hold (``edge-sdk verify``)."""
+    from edge_sdk import reference_set
+
+    record = reference_set.write(stage, samples, expected, got)
+    n = record["samples"]
+    figures = compare(expected[:n], got[:n], origin)
+    record["figures"] = {
+        name: {k: e[k] for k in ("max_abs_error", "cosine_similarity", "reference_max_abs")}
+        for name, e in figures["outputs"].items()
+    }
+    record["limits"] = limits_for(figures, max_error)
+    return record
 
 
 def _calibration_from(calibration: Any) -> str | None:
     if calibration is None:
         return None
     return str(calibration) if isinstance(calibration, (str, os.PathLike)) else "iterable"
+
+
+def _device_profile(device: Any) -> Any:
+    """The ``Profile`` that ``device`` names (a profile name, or a Profile), or None."""
+    if device is None:
+        return None
+    from edge_sdk.devices.profile import Profile, load_profiles
+
+    if isinstance(device, Profile):
+        return device
+    profiles = load_profiles()
+    if device not in profiles:
+        raise BadInputError(f"unknown device profile '{device}'; known: {', '.join(profiles)}")
+    return profiles[device]
 
 
 def _accuracy_goal(max_drop: float | str | None) -> Any:

@@ -80,3 +80,40 @@ def gate(report: dict[str, Any], max_error: float | None, what: str) -> None:
             f"{report['inputs']} inputs); loosen --max-error, give calibration data closer to real "
             f"inputs, or use a higher precision"
         )
+
+
+# Limits a re-measurement (``edge-sdk verify``) must hold, per output, when the user gave no max_error:
+# twice the converting machine's max abs error plus 1% of the output's range, and a cosine at most twice
+# as far from 1 (never tighter than 1e-4). Computing alike (an exact int8 kernel, another
+# summation order) stays far inside them; a saturating int8 kernel or a wrong layer does not.
+_ERROR_FACTOR, _RANGE_SHARE, _COSINE_FACTOR, _COSINE_FLOOR = 2.0, 0.01, 2.0, 1e-4
+
+
+def limits_for(report: dict[str, Any], max_error: float | None) -> dict[str, dict[str, float]]:
+    """Per output, the max abs error and the cosine a later measurement of the same inputs must hold."""
+    limits = {}
+    for name, e in report["outputs"].items():
+        error = (
+            max_error
+            if max_error is not None
+            else _ERROR_FACTOR * e["max_abs_error"] + _RANGE_SHARE * e["reference_max_abs"]
+        )
+        cosine = 1.0 - max(_COSINE_FACTOR * (1.0 - e["cosine_similarity"]), _COSINE_FLOOR)
+        limits[name] = {"max_abs_error": float(error), "cosine_similarity": float(cosine)}
+    return limits
+
+
+def outside(report: dict[str, Any], limits: dict[str, dict[str, float]]) -> list[str]:
+    """What in ``report`` misses ``limits``, one line per figure (empty when everything holds)."""
+    missed = []
+    for name, limit in limits.items():
+        e = report["outputs"][name]
+        if e["max_abs_error"] > limit["max_abs_error"]:
+            missed.append(
+                f"output '{name}': max abs error {e['max_abs_error']:.4g} > {limit['max_abs_error']:.4g}"
+            )
+        if e["cosine_similarity"] < limit["cosine_similarity"]:
+            missed.append(
+                f"output '{name}': cosine {e['cosine_similarity']:.6f} < {limit['cosine_similarity']:.6f}"
+            )
+    return missed

@@ -62,7 +62,14 @@ _KIND_TEXT = {
 KEYS: tuple[Key, ...] = (
     Key("source", "source", "source", "the model: an .onnx file or zoo:NAME"),
     Key("targets", "--to", "targets", "targets, e.g. onnx:int8,openvino:fp16", metavar="FMT:PRECISION[,...]"),
-    Key("device", "--device", "device", "device profile; picks the targets when none are given"),
+    Key(
+        "device",
+        "--device",
+        "device",
+        "device profile the artifacts are for: picks the targets when none are given, and int8's weight "
+        "range for its CPU",
+        "device",
+    ),
     Key("out", "--out", "path", "directory for the artifacts (default: artifacts)", "out"),
     Key("name", "--name", "str", "artifact name prefix (default: the source's name)", "name"),
     Key(

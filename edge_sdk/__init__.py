@@ -13,9 +13,12 @@ denoiser = edge_sdk.stages.make("video", "denoise", model="zoo:video")
 video = edge_sdk.VideoLoop(open_video_source("camera"), [denoiser])
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from edge_sdk._version import __version__
-from edge_sdk.audio_loop import AudioLoop, LatencyHistogram, LoopSummary, StageFailed, StageStats
-from edge_sdk.converters import ConversionFailed, convert
 from edge_sdk.errors import (
     BadInputError,
     ConversionError,
@@ -24,11 +27,69 @@ from edge_sdk.errors import (
     EdgeSDKError,
     MissingExtraError,
 )
-from edge_sdk.events import EventLog
-from edge_sdk.manifest import Artifact, TensorSpec, load_artifact
-from edge_sdk.runtimes import Selection, Session, load
-from edge_sdk.stages import Block, Event, Frame, KeywordDetected, SpeechSegment, SpeechStart, Stage
-from edge_sdk.video_loop import VideoLoop, VideoSummary
+
+# Public names → the module that defines them, imported on first use: a board that only runs artifacts
+# (or an emulated CPU that re-measures one) imports the runtime without the converters and onnx.
+_LAZY = {
+    "AudioLoop": "edge_sdk.audio_loop",
+    "LatencyHistogram": "edge_sdk.audio_loop",
+    "LoopSummary": "edge_sdk.audio_loop",
+    "StageFailed": "edge_sdk.audio_loop",
+    "StageStats": "edge_sdk.audio_loop",
+    "ConversionFailed": "edge_sdk.converters",
+    "convert": "edge_sdk.converters",
+    "EventLog": "edge_sdk.events",
+    "Artifact": "edge_sdk.manifest",
+    "TensorSpec": "edge_sdk.manifest",
+    "load_artifact": "edge_sdk.manifest",
+    "Selection": "edge_sdk.runtimes",
+    "Session": "edge_sdk.runtimes",
+    "load": "edge_sdk.runtimes",
+    "Block": "edge_sdk.stages",
+    "Event": "edge_sdk.stages",
+    "Frame": "edge_sdk.stages",
+    "KeywordDetected": "edge_sdk.stages",
+    "SpeechSegment": "edge_sdk.stages",
+    "SpeechStart": "edge_sdk.stages",
+    "Stage": "edge_sdk.stages",
+    "VerifyReport": "edge_sdk.verification",
+    "verify": "edge_sdk.verification",
+    "VideoLoop": "edge_sdk.video_loop",
+    "VideoSummary": "edge_sdk.video_loop",
+}
+
+if TYPE_CHECKING:
+    from edge_sdk.audio_loop import AudioLoop, LatencyHistogram, LoopSummary, StageFailed, StageStats
+    from edge_sdk.converters import ConversionFailed, convert
+    from edge_sdk.events import EventLog
+    from edge_sdk.manifest import Artifact, TensorSpec, load_artifact
+    from edge_sdk.runtimes import Selection, Session, load
+    from edge_sdk.stages import Block, Event, Frame, KeywordDetected, SpeechSegment, SpeechStart, Stage
+    from edge_sdk.verification import VerifyReport, verify
+    from edge_sdk.video_loop import VideoLoop, VideoSummary
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module (or a subpackage such as ``edge_sdk.stages``) when first used."""
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+    elif not name.startswith("__"):
+        try:
+            value = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module 'edge_sdk' has no attribute '{name}'") from None
+    else:
+        raise AttributeError(f"module 'edge_sdk' has no attribute '{name}'")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
 
 __all__ = [
     "Artifact",
@@ -57,8 +118,10 @@ __all__ = [
     "Selection",
     "Session",
     "TensorSpec",
+    "VerifyReport",
     "__version__",
     "convert",
     "load",
     "load_artifact",
+    "verify",
 ]

@@ -410,7 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     from edge_sdk.cli_train import add_train_parser
+    from edge_sdk.cli_verify import add_verify_parser
 
+    add_verify_parser(sub, common)
     add_train_parser(sub, common)
     return p
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from edge_sdk.errors import BadInputError, DeviceError
 from edge_sdk.manifest import Artifact, is_artifact, load_artifact
+from edge_sdk.runtimes.numerics import warn_if_measured_elsewhere
 from edge_sdk.runtimes.session import BACKENDS, Candidate, Selection, Session
 
 log = logging.getLogger("edge_sdk.runtimes")
@@ -59,7 +60,6 @@ class _Option:
     formats: tuple[str, ...]
     precisions: tuple[str, ...]
     explicit: bool = False
-    present: bool = True  # the device has the hardware; passing it over is a fall-back
     present: bool = True  # the device has the hardware; passing it over is a fall-back
 
 
@@ -304,6 +304,7 @@ def _finish(
     sel.device = device
     sel.artifact = chosen.label
     sel.candidates = record + sel.candidates
+    warn_if_measured_elsewhere(chosen.artifact)
     if passed_over:
         log.warning("running on %s/%s: passed over %s", sel.backend, sel.accelerator, "; ".join(passed_over))
         sel.fallback = True

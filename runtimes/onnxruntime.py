@@ -11,6 +11,7 @@ import numpy as np
 
 from edge_sdk.errors import BadInputError, DeviceError
 from edge_sdk.manifest import Artifact, TensorSpec
+from edge_sdk.runtimes.numerics import KERNELS_HELP, ORT_EXACT, exact_kernels
 from edge_sdk.runtimes.session import BACKENDS, Selection, Session
 
 log = logging.getLogger("edge_sdk.runtimes.onnxruntime")
@@ -159,6 +160,24 @@ def provider_options_for(
     return {}
 
 
+def _int8_weights(model: Path) -> Any:
+    """A reader of ``model``'s signed 8-bit initializers, for ``numerics.exact_kernels``."""
+
+    def read() -> Any:
+        import onnx
+        from onnx import numpy_helper
+
+        try:
+            proto = onnx.load(str(model), load_external_data=False)
+        except Exception:  # unreadable: onnxruntime's own load says why
+            return
+        for t in proto.graph.initializer:
+            if t.data_type == onnx.TensorProto.INT8:
+                yield numpy_helper.to_array(t)
+
+    return read
+
+
 class OnnxRuntimeBackend:
     """Registers as ``onnxruntime``; runs ``onnx`` artifacts and plain ``.onnx`` files."""
 
@@ -168,6 +187,7 @@ class OnnxRuntimeBackend:
         "device_id": "CUDA/TensorRT: the GPU to use (default 0)",
         "trt_fp16": "TensorRT: build fp16 engines (default: when the artifact is fp16)",
         "trt_engine_cache": "TensorRT: engine cache directory (default: <edge-sdk cache>/tensorrt)",
+        "int8_kernels": KERNELS_HELP,
     }
 
     def available(self) -> tuple[bool, str]:
@@ -176,6 +196,11 @@ class OnnxRuntimeBackend:
         except ImportError:
             return False, "onnxruntime is not installed (pip install onnxruntime)"
         return True, "installed"
+
+    def version(self) -> str:
+        import onnxruntime
+
+        return f"onnxruntime {onnxruntime.__version__}"
 
     def select(self, accelerator: str) -> tuple[str, Selection]:
         """Walk the preference order (or the one accelerator asked for) and record each decision."""
@@ -214,9 +239,10 @@ class OnnxRuntimeBackend:
         if unknown:
             raise BadInputError(f"unknown onnxruntime option(s) {unknown}; known: {', '.join(self.options)}")
         provider, sel = self.select(accelerator)
+        taken = next(c for c in sel.candidates if c.status == "taken")
         provider_options = provider_options_for(sel.accelerator, artifact, options)
         if provider_options:
-            sel.candidates[-1].reason += f"; options {provider_options}"
+            taken.reason += f"; options {provider_options}"
         so = ort.SessionOptions()
         so.log_severity_level = 3  # errors only: ORT's warnings are not the user's business by default
         if threads:
@@ -228,6 +254,13 @@ class OnnxRuntimeBackend:
             # onnxruntime's NCHWc layout pass only speeds up float32 convolutions, and on some float16
             # graphs (a GRU behind a Transpose) it crashes the process with a segfault.
             disabled.append("NchwcTransformer")
+        # onnxruntime applies the exact-kernel option on x86 CPUs without VNNI only (elsewhere its kernels
+        # are exact already), and only to the CPU provider's int8 kernels
+        kernels = exact_kernels(options.get("int8_kernels", "auto"), artifact, _int8_weights(model))
+        if kernels:
+            so.add_session_config_entry(*ORT_EXACT)
+            taken.reason += f"; {kernels} (u8×u8, {'='.join(ORT_EXACT)})"
+            log.info("onnxruntime: %s", kernels)
         providers: list[Any] = (
             [provider]
             if provider == "CPUExecutionProvider"
@@ -251,7 +284,9 @@ class OnnxRuntimeBackend:
             inputs, outputs = artifact.inputs, artifact.outputs
         else:
             inputs, outputs = _specs(sess.get_inputs()), _specs(sess.get_outputs())
-        return OnnxRuntimeSession(sess, inputs, outputs, sel, artifact)
+        session = OnnxRuntimeSession(sess, inputs, outputs, sel, artifact)
+        session.numerics = {"int8_kernels": "exact u8×u8" if kernels else "default"}
+        return session
 
 
 BACKENDS.register("onnxruntime")(OnnxRuntimeBackend())

@@ -18,7 +18,7 @@ import logging
 import os
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,7 @@ import numpy as np
 
 from edge_sdk.errors import BadInputError, DeviceError, MissingExtraError
 from edge_sdk.manifest import Artifact, TensorSpec
+from edge_sdk.runtimes.numerics import KERNELS_HELP, OV_EXACT, exact_kernels
 from edge_sdk.runtimes.session import BACKENDS, Selection, Session
 
 if TYPE_CHECKING:
@@ -112,6 +113,7 @@ class Compiled:
     inference_precision: str  # as read back, e.g. "f32"
     performance_hint: str
     threads: int
+    exact_int8: bool = False  # quantised layers run in f32 (no int8 kernel that could saturate)
 
     def describe(self, asked: str) -> str:
         """One line for the selection record: precision (and what was asked, if it differs), hint, threads."""
@@ -124,12 +126,21 @@ class Compiled:
 
 
 def compile_model(
-    model: ov.Model, device: str, *, inference_precision: str, performance_hint: str, threads: int | None
+    model: ov.Model,
+    device: str,
+    *,
+    inference_precision: str,
+    performance_hint: str,
+    threads: int | None,
+    exact_int8: bool = False,
 ) -> Compiled:
     """Compile ``model`` for ``device`` with the precision, hint and thread count set explicitly, and read
-    back what the device settled on. Raises OpenVINO's own exception when the device refuses."""
+    back what the device settled on; ``exact_int8`` runs a CPU's quantised layers in f32 (no int8
+    kernel to saturate). Raises OpenVINO's own exception when the device refuses."""
     ov_core = core()
     config: dict[str, Any] = {"PERFORMANCE_HINT": performance_hint.upper()}
+    if exact_int8 and device.upper().startswith("CPU"):
+        config[OV_EXACT[0]] = OV_EXACT[1]
     capabilities = set(ov_core.get_property(device, "OPTIMIZATION_CAPABILITIES"))
     # An NPU computes in f16 only and rejects an f32 hint; there the device's own precision is the only one.
     if inference_precision != "device" and (inference_precision != "f32" or "FP32" in capabilities):
@@ -254,6 +265,17 @@ class OpenVinoSession(Session):
         return {name: results[self._out[name]] for name in outputs}
 
 
+def _int8_weights(ov_model: Any) -> Any:
+    """A reader of the model's signed 8-bit weight constants, for ``numerics.exact_kernels``."""
+
+    def read() -> Any:
+        for op in ov_model.get_ops():
+            if op.get_type_name() == "Constant" and op.get_element_type().get_type_name() == "i8":
+                yield op.get_data()
+
+    return read
+
+
 def _matches(device: str, wanted: str) -> bool:
     return device.upper() == wanted.upper() or device.upper().startswith(f"{wanted.upper()}.")
 
@@ -266,6 +288,7 @@ class OpenVinoBackend:
     options = {
         "inference_precision": "f32 (default), bf16, f16, or device (the device's own default)",
         "performance_hint": "latency (default) or throughput",
+        "int8_kernels": KERNELS_HELP,
     }
 
     def available(self) -> tuple[bool, str]:
@@ -274,6 +297,11 @@ class OpenVinoBackend:
         except ImportError:
             return False, "openvino is not installed (pip install 'edge-sdk[openvino]')"
         return True, "installed"
+
+    def version(self) -> str:
+        import openvino
+
+        return f"openvino {openvino.get_version()}"
 
     def devices(self) -> list[str]:
         """The devices OpenVINO sees here, e.g. ``['CPU', 'GPU.0', 'NPU']``."""
@@ -307,6 +335,7 @@ class OpenVinoBackend:
         *,
         inference_precision: str | None = None,
         performance_hint: str | None = None,
+        int8_kernels: str = "auto",
     ) -> Session:
         """Read the model, walk the devices (see ``_order``), compile on the first that takes it, and
         record every decision. ``inference_precision`` defaults to the environment variable, else what
@@ -322,6 +351,7 @@ class OpenVinoBackend:
             performance_hint or os.environ.get(ENV_PERFORMANCE_HINT) or DEFAULT_PERFORMANCE_HINT
         )
         ov_model = read_model(model)
+        kernels = exact_kernels(int8_kernels, artifact, _int8_weights(ov_model))
         devices = self.devices()
         sel = Selection(backend=self.name, accelerator="")
         compiled: Compiled | None = None
@@ -334,13 +364,7 @@ class OpenVinoBackend:
                 sel.add(self.name, device, "skipped", f"{compiled.device} preferred")
             else:
                 try:
-                    compiled = compile_model(
-                        ov_model,
-                        device,
-                        inference_precision=precision,
-                        performance_hint=hint,
-                        threads=threads,
-                    )
+                    compiled = self._compile(ov_model, device, precision, hint, threads, kernels)
                 except RuntimeError as e:
                     failed.append(f"{device}: {ov_message(e)}")
                     sel.add(self.name, device, "skipped", f"compile failed: {ov_message(e)}")
@@ -368,7 +392,35 @@ class OpenVinoBackend:
         else:
             inputs = _specs(list(ov_model.inputs), model)
             outputs = _specs(list(ov_model.outputs), model)
-        return OpenVinoSession(compiled, inputs, outputs, sel, artifact, model)
+        session = OpenVinoSession(compiled, inputs, outputs, sel, artifact, model)
+        session.numerics = {"inference_precision": compiled.inference_precision, "int8_kernels": "default"}
+        if kernels and compiled.device.upper().startswith("CPU"):
+            taken = next(
+                c for c in sel.candidates if c.accelerator == compiled.device and c.status != "skipped"
+            )
+            if compiled.exact_int8:
+                taken.reason += f"; {kernels} (quantised layers in f32, {'='.join(OV_EXACT)})"
+                session.numerics["int8_kernels"] = "exact, f32"
+            else:
+                why = f"{kernels}, but this OpenVINO refuses {OV_EXACT[0]}: its int8 kernels may saturate"
+                taken.reason += f"; {why}"
+                log.warning("openvino: %s: %s", artifact.name if artifact else model.name, why)
+                session.numerics["int8_kernels"] = "saturating u8×s8"
+        return session
+
+    @staticmethod
+    def _compile(
+        ov_model: Any, device: str, precision: str, hint: str, threads: int | None, kernels: str
+    ) -> Compiled:
+        """``compile_model``, with exact int8 on the CPU when ``kernels`` says why; an OpenVINO that refuses
+        the property compiles without it (``Compiled.exact_int8`` then False, and ``open`` says so)."""
+        args = {"inference_precision": precision, "performance_hint": hint, "threads": threads}
+        if kernels and device.upper().startswith("CPU"):
+            try:
+                return replace(compile_model(ov_model, device, exact_int8=True, **args), exact_int8=True)
+            except RuntimeError as e:
+                log.debug("openvino: %s refused: %s", OV_EXACT[0], ov_message(e))
+        return compile_model(ov_model, device, **args)
 
 
 BACKENDS.register("openvino")(OpenVinoBackend())

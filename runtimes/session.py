@@ -81,6 +81,9 @@ class Session:
         self.outputs = outputs
         self.selection = selection
         self.artifact = artifact
+        # How the backend computes where that changes the answers (int8 kernels, inference precision),
+        # recorded with parity so a later check knows what was measured.
+        self.numerics: dict[str, Any] = {}
 
     @property
     def input_names(self) -> list[str]:
@@ -175,6 +178,10 @@ class Backend(Protocol):
     options: dict[str, str]  # option name → one-line description; load(options=) keys are checked against it
 
     def available(self) -> tuple[bool, str]: ...
+
+    def version(self) -> str:
+        """The package and version that computes, e.g. ``onnxruntime 1.32.0`` (it is installed)."""
+        ...
 
     def open(
         self, model: Path, artifact: Artifact | None, accelerator: str, threads: int | None, **options: Any

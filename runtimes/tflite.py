@@ -225,6 +225,10 @@ class TfliteBackend:
             return False, f"no TFLite interpreter package works here ({reasons})"
         return True, f"{runtime.package} {runtime.version}"
 
+    def version(self) -> str:
+        runtime, _ = find_runtime()
+        return f"{runtime.package} {runtime.version}" if runtime else "none"
+
     def _delegate(self, runtime: Runtime, acc: str) -> tuple[Any, str]:
         """Load accelerator ``acc``'s delegate library; (None, reason) when it cannot be loaded."""
         lib = os.environ.get(f"EDGE_SDK_TFLITE_{acc.upper()}_DELEGATE") or _DELEGATE_LIBS[acc].get(

@@ -192,6 +192,36 @@ def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _save(_tiny_classifier(), tmp_path_factory.mktemp("tiny") / "tiny.onnx")
 
 
+SATURATING_SHAPE = (1, 16, 8, 8)
+
+
+def _saturating_conv() -> onnx.ModelProto:
+    """Conv 3×3, 16 → 32 channels, positive weights, on positive inputs: quantised with full 8-bit
+    weights, adjacent products of large u8 activations and weights near 127 overflow the 16-bit pair
+    sums of x86 int8 kernels without VNNI (``VPMADDUBSW``), so the model shows whether a CPU saturates."""
+    rng = np.random.default_rng(3)
+    w = numpy_helper.from_array(rng.uniform(0.5, 1.0, (32, 16, 3, 3)).astype(np.float32), "w")
+    return _make_model(
+        [helper.make_node("Conv", ["x", "w"], ["y"], name="conv", pads=[1, 1, 1, 1])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(SATURATING_SHAPE))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32, 8, 8])],
+        [w],
+    )
+
+
+@pytest.fixture(scope="session")
+def saturating_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Path of ``_saturating_conv``'s model; read-only."""
+    return _save(_saturating_conv(), tmp_path_factory.mktemp("saturating") / "saturating.onnx")
+
+
+@pytest.fixture(scope="session")
+def saturating_samples() -> list[dict[str, np.ndarray]]:
+    """Inputs in [0, 4]: calibration and parity data of ``saturating_onnx`` (the large ones saturate)."""
+    rng = np.random.default_rng(4)
+    return [{"x": rng.uniform(0.0, 4.0, SATURATING_SHAPE).astype(np.float32)} for _ in range(8)]
+
+
 @pytest.fixture(scope="session")
 def tiny_calibration() -> list[dict[str, np.ndarray]]:
     return _random_samples(TINY_SHAPE, 8, seed=1)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from edge_sdk.converters.int8_weights import Int8Weights, choose
 from edge_sdk.errors import BadInputError
 from edge_sdk.manifest import TensorSpec
 from edge_sdk.registry import Registry
@@ -35,6 +36,10 @@ class BuildContext:
     # Calibration results may be read from and kept in the conversion cache (``convert(cache=False)``
     # turns it off: the user asked for everything to be done again).
     cache: bool = True
+    # The device profile the artifacts are for (``convert(device=...)``), or None: any device.
+    device: Any = None
+    # How many bits int8 weights use, and why (converters/int8_weights.py).
+    int8_weights: Int8Weights = field(default_factory=lambda: choose("auto", None))
 
     def report(self, stage: str, done: int, total: int | None) -> None:
         if self.progress is not None:

@@ -14,6 +14,7 @@ import numpy as np
 
 from edge_sdk.converters.accuracy_aware import wanted
 from edge_sdk.converters.int4 import INT4_OPTIONS, onnx_int4, size_ratio
+from edge_sdk.converters.int8_weights import OPTION_HELP as INT8_WEIGHTS_HELP
 from edge_sdk.converters.targets import TARGETS, BuildContext, BuildResult
 from edge_sdk.errors import BadInputError, ConversionError
 
@@ -152,6 +153,9 @@ def _quantize_static(
             calibrate_method=getattr(q.CalibrationMethod, _METHODS[opts["calibrate_method"]]),
             nodes_to_exclude=opts["exclude_nodes"],
             calibration_cache_path=None if cache_path is None else str(cache_path),
+            # 7-bit weights (int8_weights=7bit) never saturate the 16-bit sums of x86 without VNNI;
+            # activation ranges do not depend on it, so the cached ranges serve both widths.
+            reduce_range=ctx.int8_weights.reduce_range,
         )
 
     if ranges is None and ctx.cache:
@@ -203,6 +207,7 @@ def static_int8(hub: Path, out: Path, ctx: BuildContext) -> dict[str, Any]:
         **opts,
         "quant_format": "QDQ",
         "calibration_samples": len(ctx.calibration or []),
+        "int8_weights": ctx.int8_weights.record(),
     }
     with tempfile.TemporaryDirectory() as tmp:
         if wanted(ctx, "int8"):
@@ -276,6 +281,7 @@ def _int8_dynamic(hub: Path, out: Path, ctx: BuildContext) -> dict[str, Any]:
         "weight_type": opts["weight_type"],
         "exclude_nodes": opts["exclude_nodes"],
         "activations": "dynamic",
+        "int8_weights": ctx.int8_weights.record(),
     }
     with tempfile.TemporaryDirectory() as tmp:
         q.quantize_dynamic(
@@ -284,6 +290,7 @@ def _int8_dynamic(hub: Path, out: Path, ctx: BuildContext) -> dict[str, Any]:
             per_channel=opts["per_channel"],
             weight_type=getattr(q.QuantType, _QTYPES[opts["weight_type"]]),
             nodes_to_exclude=opts["exclude_nodes"],
+            reduce_range=ctx.int8_weights.reduce_range,
         )
     return recipe
 
@@ -347,6 +354,7 @@ class OnnxTarget:
         "calibrator": "int8 is always calibrated by onnxruntime here; the key is the other targets' (set "
         "it to onnxruntime and openvino:int8 and tflite:int8 reuse these ranges)",
         "exclude_nodes": "int8: node names kept in float (';'-separated on the command line)",
+        "int8_weights": INT8_WEIGHTS_HELP,
         **INT4_OPTIONS,
     }
 

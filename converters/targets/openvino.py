@@ -28,6 +28,7 @@ from typing import Any
 from edge_sdk.converters.accuracy_aware import wanted
 from edge_sdk.converters.calibration import HOW_TO_GIVE
 from edge_sdk.converters.int4 import INT4_OPTIONS, openvino_int4, size_ratio
+from edge_sdk.converters.int8_weights import OPTION_HELP as INT8_WEIGHTS_HELP
 from edge_sdk.converters.targets import TARGETS, BuildContext, BuildResult
 from edge_sdk.errors import BadInputError, ConversionError, EdgeSDKError, MissingExtraError
 from edge_sdk.runtimes.openvino import (
@@ -209,6 +210,10 @@ def _quantize(
     ignored = (
         nncf.IgnoredScope(types=kept_float, names=front, validate=False) if kept_float or front else None
     )
+    # 7-bit weights (int8_weights=7bit) do not saturate the 16-bit sums of x86 without VNNI; 8-bit ones
+    # are computed exactly there by the Session (runtimes/numerics.py), so NNCF need not halve any.
+    overflow_fix = nncf.OverflowFix.ENABLE if ctx.int8_weights.reduce_range else nncf.OverflowFix.DISABLE
+    advanced = nncf.AdvancedQuantizationParameters(overflow_fix=overflow_fix)
     accuracy: dict[str, Any] = {}
     with (
         _nncf_to_logging(),
@@ -227,6 +232,7 @@ def _quantize(
                 preset=preset,
                 subset_size=len(samples),
                 ignored_scope=ignored,
+                advanced_quantization_parameters=advanced,
             )
         else:
             quantized = nncf.quantize(
@@ -235,6 +241,7 @@ def _quantize(
                 preset=preset,
                 subset_size=len(samples),
                 ignored_scope=ignored,
+                advanced_parameters=advanced,
             )
     fake_quantize = _count(quantized, "FakeQuantize")
     if fake_quantize == 0:
@@ -250,6 +257,8 @@ def _quantize(
         "front_end_float": front,
         "subset_size": len(samples),
         "fast_bias_correction": True,
+        "overflow_fix": overflow_fix.value,
+        "int8_weights": ctx.int8_weights.record(),
         "calibration_samples": len(samples),
         "fake_quantize_nodes": fake_quantize,
         "quantized_weights": _int8_weights(quantized),
@@ -279,6 +288,7 @@ def _from_qdq(ov: Any, hub: Path, tmp: Path, ctx: BuildContext, label: str) -> t
         "quantizer": "onnxruntime.quantize_static (QDQ), imported by ov.convert_model",
         "calibrator": "onnxruntime",
         **{k: ort_recipe[k] for k in shared},
+        "int8_weights": ort_recipe["int8_weights"],
         "preprocess": ort_recipe.get("preprocess", ""),
         "calibration_samples": ort_recipe["calibration_samples"],
         "fake_quantize_nodes": fake_quantize,
@@ -369,6 +379,7 @@ class OpenVinoTarget:
         "calibrator": "int8: onnxruntime (default with the onnx converter: onnx:int8's QDQ model and cached "
         "ranges, so the formats calibrate once) or nncf (NNCF post-training quantisation; always used for "
         "the accuracy-aware build and with converter=torch)",
+        "int8_weights": INT8_WEIGHTS_HELP + " (NNCF's overflow_fix for calibrator=nncf)",
         **INT4_OPTIONS,
         "group_fallback": "int4-weights: adjust (default: a layer the group size does not divide gets the "
         "largest power of two >= 32 that does, else int8) or error",

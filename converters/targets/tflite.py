@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from edge_sdk.converters.accuracy_aware import wanted
+from edge_sdk.converters.int8_weights import TFLITE as TFLITE_INT8_WEIGHTS
 from edge_sdk.converters.onnx2tflite import StepError
 from edge_sdk.converters.targets import TARGETS, BuildContext, BuildResult, _tflite_process
 from edge_sdk.errors import BadInputError, ConversionError
@@ -312,6 +313,8 @@ class TfliteTarget:
         "converter": "onnx2tf (default, from the ONNX model), litert-torch (directly from a PyTorch "
         "module; fp32, fp16, int8-dynamic; keeps its layouts) or keras (TensorFlow's converter directly "
         "from a Keras/SavedModel source; the default for those)",
+        "int8_weights": "int8: accepted for every target; TFLite always keeps 8-bit weights, which its int8 "
+        "kernels cannot saturate on any CPU",
         "calibrator": "tflite:int8: tensorflow (default: TensorFlow's converter calibrates; full-integer, "
         "integer I/O, what the Edge TPU compiler takes) or onnxruntime (the activation ranges onnx:int8 "
         "and openvino:int8 calibrate and cache, carried onto the TFLite graph; ai-edge-quantizer, float "
@@ -327,6 +330,18 @@ class TfliteTarget:
 
     def build(self, hub: Path, precision: str, out_dir: Path, ctx: BuildContext) -> BuildResult:
         """Convert ``hub`` in a child process and describe the result for the manifest."""
+        result = self._build(hub, precision, out_dir, ctx)
+        if precision.startswith("int8"):
+            if ctx.int8_weights.asked == "7bit":
+                log.warning(
+                    "tflite:%s keeps 8-bit weights (int8_weights=7bit asked): %s",
+                    precision,
+                    TFLITE_INT8_WEIGHTS["why"],
+                )
+            result.recipe["int8_weights"] = {**TFLITE_INT8_WEIGHTS, "asked": ctx.int8_weights.asked}
+        return result
+
+    def _build(self, hub: Path, precision: str, out_dir: Path, ctx: BuildContext) -> BuildResult:
         import onnx
 
         from edge_sdk.converters import keras_tflite
@@ -419,7 +434,7 @@ class TfliteTarget:
             tmp = Path(tmp_name)
             fp32_dir = tmp / "fp32"
             fp32_dir.mkdir()
-            fp32 = self.build(hub, "fp32", fp32_dir, plain_ctx)
+            fp32 = self._build(hub, "fp32", fp32_dir, plain_ctx)
             if how == "accuracy-aware":
                 record, quant = quantize_with_search(fp32_dir, fp32, out_dir, ctx, tmp)
                 extra: dict[str, Any] = {

@@ -207,7 +207,7 @@ def test_target_is_available_and_describes_its_options() -> None:
     assert target.available() == (True, "installed")
     assert target.calibrated == frozenset({"int8"})
     assert set(target.options) == {  # type: ignore[attr-defined]
-        *("inference_precision", "preset", "quantize_recurrent", "converter", "calibrator"),
+        *("inference_precision", "preset", "quantize_recurrent", "converter", "calibrator", "int8_weights"),
         *("int4_mode", "group_size", "group_fallback"),  # int4-weights
     }
 
