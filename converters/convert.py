@@ -408,16 +408,9 @@ def _calibration_from(calibration: Any) -> str | None:
 
 def _device_profile(device: Any) -> Any:
     """The ``Profile`` that ``device`` names (a profile name, or a Profile), or None."""
-    if device is None:
-        return None
-    from edge_sdk.devices.profile import Profile, load_profiles
+    from edge_sdk.devices.profile import profile_named
 
-    if isinstance(device, Profile):
-        return device
-    profiles = load_profiles()
-    if device not in profiles:
-        raise BadInputError(f"unknown device profile '{device}'; known: {', '.join(profiles)}")
-    return profiles[device]
+    return None if device is None else profile_named(device)
 
 
 def _accuracy_goal(max_drop: float | str | None) -> Any:

@@ -301,16 +301,12 @@ class Recipe:
 
 
 def _profile(device: Any, where: str = "") -> Any:
-    from edge_sdk.devices import load_profiles
+    from edge_sdk.devices.profile import profile_named
 
-    profiles = load_profiles()
-    if device not in profiles:
-        near = difflib.get_close_matches(str(device), list(profiles), n=1)
-        hint = f"; did you mean '{near[0]}'?" if near else ""
-        raise BadInputError(
-            f"{where}device = {device!r}: no such device profile{hint} known: {', '.join(profiles)}"
-        )
-    return profiles[device]
+    try:
+        return profile_named(device)
+    except BadInputError as e:
+        raise BadInputError(f"{where}device = {device!r}: {e}") from None
 
 
 def _device_targets(device: str, calibrated: bool) -> list[str]:

@@ -195,11 +195,9 @@ def _package_overlay(dest: Path) -> None:
 def emulator_for(device: Any, root: Path | None = None) -> Emulator:
     """The emulator for ``device`` (a profile name or ``Profile``): its ``[cpu] emulate`` model, with
     what that needs found in the emulation root. What is missing is a BadInputError saying how to get it."""
-    from edge_sdk.devices.profile import Profile, load_profiles
+    from edge_sdk.devices.profile import profile_named
 
-    profile = device if isinstance(device, Profile) else load_profiles().get(str(device))
-    if profile is None:
-        raise BadInputError(f"unknown device profile '{device}'; known: {', '.join(load_profiles())}")
+    profile = profile_named(device)
     model = profile.cpu.emulate if profile.cpu else ""
     arch = "aarch64" if "aarch64" in profile.arch else "x86_64" if "x86_64" in profile.arch else ""
     if not model or not arch:
@@ -244,10 +242,9 @@ def prepare(device: Any, root: Path | None = None, report: Report = log.info) ->
     """Fetch what emulating ``device``'s CPU needs and is missing from the emulation root, then return
     its emulator. Needs apt-get and Debian's archive keyring (a Debian or Ubuntu host) and the network to
     deb.debian.org and PyPI."""
-    from edge_sdk.devices.profile import Profile, load_profiles
+    from edge_sdk.devices.profile import profile_named
 
-    profile = device if isinstance(device, Profile) else load_profiles().get(str(device))
-    arch = "aarch64" if profile is not None and "aarch64" in profile.arch else "x86_64"
+    arch = "aarch64" if "aarch64" in profile_named(device).arch else "x86_64"
     root = root or emulation_root()
     if find_qemu(arch, root) is None or (
         arch == "aarch64" and not (root / "aarch64/sysroot/usr/bin/python3.11").is_file()

@@ -23,6 +23,7 @@ profile there replaces a shipped one of the same name. The keys:
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import sys
@@ -404,6 +405,19 @@ def parse_profile(data: dict[str, Any], where: str, stem: str) -> Profile:
 
 def _profile_files(directory: Traversable) -> list[Traversable]:
     return sorted((f for f in directory.iterdir() if f.name.endswith(".toml")), key=lambda f: f.name)
+
+
+def profile_named(device: str | Profile) -> Profile:
+    """The profile ``device`` names (a Profile passes through); an unknown name is a BadInputError that
+    lists the known ones and suggests the nearest."""
+    if isinstance(device, Profile):
+        return device
+    profiles = load_profiles()
+    if device not in profiles:
+        near = difflib.get_close_matches(str(device), list(profiles), n=1)
+        hint = f"; did you mean '{near[0]}'?" if near else ""
+        raise BadInputError(f"unknown device profile '{device}'{hint}; known: {', '.join(profiles)}")
+    return profiles[device]
 
 
 def load_profiles(directory: Path | None = None) -> dict[str, Profile]:

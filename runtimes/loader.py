@@ -110,17 +110,15 @@ def _any_backend() -> list[_Option]:
 
 def _options_for(device: Any) -> tuple[str, list[_Option], int | None]:
     """The device's name, its accelerators in preference order, and its thread count."""
-    from edge_sdk.devices import Detection, Profile, detect, load_profiles
+    from edge_sdk.devices import Detection, Profile, detect
+    from edge_sdk.devices.profile import profile_named
 
     if device is None or device == "auto":
         device = _this_device()
         if device is None:
             return "unknown", _any_backend(), None
     if isinstance(device, str):
-        profiles = load_profiles()
-        if device not in profiles:
-            raise BadInputError(f"unknown device profile '{device}'; known: {', '.join(profiles)}")
-        device = profiles[device]
+        device = profile_named(device)
     if isinstance(device, Profile):
         # A profile named by the user: its preference order, judged on this machine's evidence (what
         # hardware is here, what is installed), as if this machine had matched it.
