@@ -260,15 +260,18 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
         return cmd_devices_video(args)
     from edge_sdk.devices import detect, open_telemetry
+    from edge_sdk.devices.cpu import read_cpu
     from edge_sdk.runtimes import load
 
     d = detect(args.root, probe_backends=not args.no_probe)
+    cpu = read_cpu(Path(args.root))
     telemetry = open_telemetry(list(d.profile.telemetry), root=args.root)
     chosen = load(args.artifacts, device=d).selection if args.artifacts else None
     if args.json:
         console.emit_json(
             {
                 **d.to_dict(),
+                "cpu": cpu.to_dict(),
                 "telemetry": telemetry.to_dict(),
                 "selection": chosen.to_dict() if chosen else None,
             }
@@ -282,6 +285,12 @@ def cmd_devices(args: argparse.Namespace) -> int:
     console.out.print(
         f"threads: {d.threads or 'backend default'}; backends probed: {'yes' if d.probed else 'no'}"
     )
+    exact = {
+        True: "its fast int8 kernels saturate 8-bit weights: int8 runs on the exact ones (slower)",
+        False: "its fast int8 kernels are exact",
+        None: "",
+    }[cpu.saturates_8bit_weights]
+    console.out.print(f"cpu: {cpu.describe()}" + (f"; {exact}" if exact else ""), markup=False)
     shown = (
         "arch",
         "device_tree_model",

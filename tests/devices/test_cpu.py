@@ -72,3 +72,22 @@ def test_an_emulated_cpu_is_the_one_reported(monkeypatch: pytest.MonkeyPatch) ->
     assert this_cpu() == haswell
     monkeypatch.delenv(ENV_EMULATED)
     assert this_cpu() == read_cpu(Path("/"))
+
+
+def test_edge_sdk_devices_shows_the_cpus_int8_class() -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which("edge-sdk", path=str(Path(sys.executable).parent)) or "edge-sdk"
+    root = str(FIXTURES / "x86-64-coral-pcie")
+    r = subprocess.run(
+        [exe, "devices", "--no-probe", "--root", root, "--json"], capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["cpu"]["int8_class"] == "x86-64 AVX2, no VNNI"
+    r = subprocess.run([exe, "devices", "--no-probe", "--root", root], capture_output=True, text=True)
+    assert (
+        "cpu: AMD Ryzen 5 5600X 6-Core Processor (x86-64 AVX2, no VNNI); its fast int8 kernels saturate"
+        in r.stdout
+    )
