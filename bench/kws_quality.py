@@ -29,6 +29,7 @@ import numpy as np
 
 from edge_sdk.audio_features import KwsFeatureConfig, kws_features
 from edge_sdk.audio_mix import rms
+from edge_sdk.devices.cpu import this_cpu
 from edge_sdk.recipes import kws_data, speech_data
 from edge_sdk.recipes.kws import batch_features
 from edge_sdk.recipes.kws_data import SR, AugmentConfig, Clip
@@ -392,7 +393,7 @@ def measure(model_ref: str, s: Settings, seed: int = SEED, log=print) -> dict[st
     labels, words, cfg = list(info.labels), list(info.keywords), info.features
     report: dict[str, Any] = {
         "model": model_ref,
-        "path": str(path),
+        "path": _repo_relative(path),
         "sha256": _sha256(path),
         "labels": labels,
         "thresholds": info.thresholds,
@@ -463,6 +464,15 @@ def measure(model_ref: str, s: Settings, seed: int = SEED, log=print) -> dict[st
     return report
 
 
+def _repo_relative(path: Path) -> str:
+    """``path`` as the report shows it: relative to the repository when inside it, else its name."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        return Path(path).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return Path(path).name
+
+
 def _sha256(path: Path) -> str:
     import hashlib
 
@@ -486,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     report = measure(args.model, s, args.seed, log=lambda m: print(m, file=sys.stderr, flush=True))
     report["load_average_at_start"] = load
     report["cpus"] = os.cpu_count()
+    report["cpu"] = this_cpu().describe()  # int8 speed depends on the CPU's int8 kernels
     report["argv"] = list(sys.argv[1:] if argv is None else argv)
     if args.out:
         Path(args.out).write_text(to_markdown(report))

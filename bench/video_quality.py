@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from edge_sdk.devices.cpu import this_cpu  # noqa: E402
 from edge_sdk.recipes import image_data  # noqa: E402
 
 Method = Callable[[np.ndarray, float], np.ndarray]  # (noisy BGR uint8, σ) → denoised BGR uint8
@@ -210,6 +211,8 @@ def run(args: argparse.Namespace) -> dict:
         results["threads"] = args.threads
         results["tune_images"] = len(tune_imgs)
         results["load_average"] = os.getloadavg()[0]
+        # int8 speed depends on the CPU's int8 kernels (with or without VNNI): name them
+        results["cpu"] = this_cpu().describe()
     return results
 
 
@@ -247,7 +250,8 @@ def report(results: dict, command: str) -> str:
         "```",
         "",
         f"fps: one {results['fps_size']} vtest frame at σ 25, {results['threads']} threads "
-        "(`cv2.setNumThreads`, session threads), this machine (2 cores), shared with other jobs "
+        f"(`cv2.setNumThreads`, session threads), this machine ({results.get('cpu', 'CPU not recorded')}, "
+        f"{os.cpu_count()} cores), shared with other jobs "
         f"(1-minute load average {results['load_average']:.1f} at the end); ours runs as the "
         "`video.denoise` stage "
         "(BGR uint8 in and out, conversions included).",
