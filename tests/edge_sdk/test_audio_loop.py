@@ -180,6 +180,9 @@ def test_ctrl_c_flushes_closes_and_returns_the_summary(clip: np.ndarray, tmp_pat
         assert child.returncode == 0, child.stdout[-3000:] + child.stderr[-3000:]
         assert "1 passed" in child.stdout
         return
+    # A shell starts background jobs with SIGINT ignored, and Python keeps an ignored SIGINT: give it the
+    # handler an interactive terminal gives it, or a suite run from a script could not test Ctrl-C.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     # A real SIGINT mid-speech (block 200 = 4 s, inside the first sentence), as Ctrl-C delivers it.
     source = Blocks(clip, then=(200, lambda: signal.raise_signal(signal.SIGINT)))
     rec = WavWriter(tmp_path / "rec.wav")

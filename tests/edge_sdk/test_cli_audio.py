@@ -123,9 +123,15 @@ def test_run_audio_with_a_denoiser(denoiser: str, speech_wav: Path, tmp_path: Pa
 
 def test_ctrl_c_prints_the_summary(speech_wav: Path, tmp_path: Path) -> None:
     events = tmp_path / "ev.jsonl"
+    # A shell starts background jobs with SIGINT ignored, and an ignored SIGINT stays ignored across exec:
+    # the command starts with the default disposition, as from a terminal, whoever runs the suite.
+    with_sigint = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+        "os.execv(sys.argv[1], sys.argv[1:])"
+    )
     proc = subprocess.Popen(
-        [EXE, "run", "audio", "--source", str(speech_wav), "--vad", "energy", "--realtime",
-         "--events", str(events)],
+        [sys.executable, "-c", with_sigint, EXE, "run", "audio", "--source", str(speech_wav),
+         "--vad", "energy", "--realtime", "--events", str(events)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
