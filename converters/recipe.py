@@ -66,8 +66,8 @@ KEYS: tuple[Key, ...] = (
         "device",
         "--device",
         "device",
-        "device profile the artifacts are for: picks the targets when none are given, and int8's weight "
-        "range for its CPU",
+        "device profile the artifacts are for: picks the targets when none are given; int8 artifacts "
+        "record whether its CPU needs exact int8 kernels",
         "device",
     ),
     Key("out", "--out", "path", "directory for the artifacts (default: artifacts)", "out"),
