@@ -17,6 +17,7 @@ private apt configuration, so nothing is installed on the system.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import importlib.util
 import json
@@ -120,8 +121,9 @@ class Emulator:
     sysroot: Path | None = None
     site: Path | None = None
 
-    @property
+    @functools.cached_property
     def label(self) -> str:
+        """E.g. ``qemu-aarch64 10.0 -cpu cortex-a72`` (asks the binary its version once)."""
         version = ".".join(map(str, _qemu_version(self.qemu) or ()))
         return f"{self.qemu.name} {version} -cpu {self.model}"
 

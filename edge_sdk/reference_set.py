@@ -104,16 +104,17 @@ def read(artifact: Artifact) -> tuple[list[Sample], list[Sample], list[Sample]]:
 
 def run(
     artifact: Artifact,
+    inputs: list[Sample],
     *,
     backend: str = "auto",
     accelerator: str = "auto",
     threads: int | None = None,
 ) -> tuple[list[Sample], dict[str, Any]]:
-    """Run the artifact's reference inputs on this machine: (its outputs, where they were measured)."""
+    """Run the reference ``inputs`` (``read``'s first part) through the artifact on this machine: (its
+    outputs, where they were measured)."""
     from edge_sdk.runtimes import load
     from edge_sdk.runtimes.numerics import measured_on
 
-    inputs, _, _ = read(artifact)
     session = load(artifact, backend=backend, accelerator=accelerator, threads=threads)
     outputs = [session.run(s) for s in inputs]
     return outputs, measured_on(session)
@@ -151,7 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     artifact = load_artifact(args[0])
     backend, accelerator, threads = (args[2:] + ["auto", "auto", "0"][len(args[2:]) :])[:3]
-    outputs, where = run(artifact, backend=backend, accelerator=accelerator, threads=int(threads) or None)
+    inputs, _, _ = read(artifact)
+    outputs, where = run(
+        artifact, inputs, backend=backend, accelerator=accelerator, threads=int(threads) or None
+    )
     save_outputs(Path(args[1]), outputs, where)
     return 0
 

@@ -87,11 +87,13 @@ def verify(
     """
     art = artifact if isinstance(artifact, Artifact) else load_artifact(artifact)
     record = reference_set.record_of(art)
-    _, fp32, built = reference_set.read(art)
+    inputs, fp32, built = reference_set.read(art)
     if emulate is not None:
         outputs, where = _emulated(art, emulate, backend, accelerator, threads, record)
     else:
-        outputs, where = reference_set.run(art, backend=backend, accelerator=accelerator, threads=threads)
+        outputs, where = reference_set.run(
+            art, inputs, backend=backend, accelerator=accelerator, threads=threads
+        )
     figures = compare(fp32, outputs, "reference set")
     limits = record["limits"]
     difference = {name: _max_difference(built, outputs, name) for name in record["outputs"]}
