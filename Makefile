@@ -24,8 +24,8 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 lint: $(STAMP)
-	$(PY) -m ruff check edge_sdk converters runtimes devices tests bench
-	$(PY) -m ruff format --check edge_sdk converters runtimes devices tests bench
+	$(PY) -m ruff check edge_sdk converters runtimes devices tests bench tools
+	$(PY) -m ruff format --check edge_sdk converters runtimes devices tests bench tools
 	$(PY) -m mypy edge_sdk/__init__.py
 
 bench: $(STAMP)

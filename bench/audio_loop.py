@@ -28,11 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from edge_sdk import console, zoo
-from edge_sdk.audio_loop import AudioLoop, LoopSummary
-from edge_sdk.audio_mix import mix_at_snr, pink_noise
-from edge_sdk.demo import read_wav
-from edge_sdk.devices.wav_file import WavFile
+from edge_sdk import zoo
+from edge_sdk.audio.mix import mix_at_snr, pink_noise
+from edge_sdk.cli import console
+from edge_sdk.demo.formats import read_wav
+from edge_sdk.devices.sources.wav_file import WavFile
+from edge_sdk.live.audio import AudioLoop, LoopSummary
 from edge_sdk.stages import names_of
 from edge_sdk.stages.chain import audio_stages
 

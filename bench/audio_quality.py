@@ -28,7 +28,7 @@ import speech_corpus as corpus
 from audio_quality_report import to_markdown
 from scipy.signal import correlate
 
-from edge_sdk.audio_mix import si_sdr
+from edge_sdk.audio.mix import si_sdr
 
 RATE = corpus.RATE
 MAX_LAG = RATE * 50 // 1000

@@ -21,10 +21,10 @@ NOTES = """## How it was made
 * Debian `asterisk-core-sounds-en-wav`: Allison Smith's prompts (CC-BY-SA-3.0), 8 kHz, resampled to 16 kHz
   with soxr, so **their speech stops at 4 kHz** while the noise fills the band to 8 kHz: removing the upper
   band is easy there, which inflates every denoiser's gain on this corpus (see the per-corpus table). Only
-  prompts that `edge_sdk.recipes.speech_data.asterisk_prompts("test")` holds out of the tiny denoiser's
+  prompts that `edge_sdk.train.speech_data.asterisk_prompts("test")` holds out of the tiny denoiser's
   training are used (at least 1 s long; a seeded choice of `--asterisk` of them).
 
-**Noise**, each mixed with `edge_sdk.audio_mix.mix_at_snr` at 0, 5 and 10 dB (speech RMS over noise RMS
+**Noise**, each mixed with `edge_sdk.audio.mix.mix_at_snr` at 0, 5 and 10 dB (speech RMS over noise RMS
 over the whole clip), one seeded generator per (clip, noise, SNR):
 
 * white and pink: `audio_mix.white_noise` / `pink_noise`.
@@ -62,7 +62,7 @@ the capture loop uses, with onnxruntime on one thread.
 denoiser and NSNet2 (the tiny model's input normalisation is folded into its first layer), the float
 weight table for RNNoise, none for the noisy input and spectral gating.
 
-**Metrics.** SI-SDR: `edge_sdk.audio_mix.si_sdr` (dB). PESQ: ITU-T P.862.2 wideband (`pesq` package,
+**Metrics.** SI-SDR: `edge_sdk.audio.mix.si_sdr` (dB). PESQ: ITU-T P.862.2 wideband (`pesq` package,
 mode `wb`, 16 kHz); a mixture where PESQ refuses any method's output is left out of every method's PESQ
 mean, and counted above. STOI: `pystoi`, classic (not extended). Δ is the mean of the per-mixture
 difference to the noisy input. RTF: summed processing time over summed audio duration, one thread,

@@ -78,8 +78,8 @@ class Row:
 
 def kws_case(quick: bool) -> Case | None:
     """The bundled spotter on Asterisk prompts (train split calibrates, test split scores)."""
-    from edge_sdk.audio_features import KwsFeatureConfig, kws_features
-    from edge_sdk.recipes import speech_data
+    from edge_sdk.audio.features import KwsFeatureConfig, kws_features
+    from edge_sdk.train import speech_data
 
     def windows(split: str, n_prompts: int, hop: int) -> np.ndarray:
         prompts = speech_data.asterisk_prompts(split)[:n_prompts]

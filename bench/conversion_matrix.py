@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from edge_sdk import zoo
-from edge_sdk.demo import CLIP, read_wav, stream_vad
-from edge_sdk.matrix import MatrixModel, run_matrix, to_markdown
+from edge_sdk.bench.matrix import MatrixModel, run_matrix, to_markdown
+from edge_sdk.demo.formats import CLIP, read_wav, stream_vad
 from edge_sdk.runtimes import load
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -41,8 +41,8 @@ VARIANTS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
 
 
 def kws_case() -> Case:
-    from edge_sdk.audio_features import KwsFeatureConfig, kws_features
-    from edge_sdk.recipes import speech_data
+    from edge_sdk.audio.features import KwsFeatureConfig, kws_features
+    from edge_sdk.train import speech_data
 
     def windows(split: str, n: int, hop: int) -> np.ndarray:
         audio = np.concatenate([u.audio for u in speech_data.asterisk_prompts(split)[:n]])
@@ -69,7 +69,7 @@ def kws_case() -> Case:
 
 
 def video_case() -> Case:
-    from edge_sdk.recipes import image_data
+    from edge_sdk.train import image_data
 
     train, held = image_data.split()
     rng = np.random.default_rng(5)

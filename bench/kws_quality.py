@@ -4,7 +4,7 @@ speech without keywords through the streaming stage, detection latency, and int8
     nice -n 10 .venv/bin/python bench/kws_quality.py [--model zoo:commands] [--quick] [--json PATH]
         [--out docs/kws-quality.md]
 
-Every set is made with ``edge_sdk.recipes.kws_data`` from fixed seeds, by the voices ``voice_split`` calls
+Every set is made with ``edge_sdk.train.kws_data`` from fixed seeds, by the voices ``voice_split`` calls
 ``"test"`` only (never heard in training); the real digits are Asterisk's recordings of one human speaker.
 False accepts and latency run the ``kws.onnx`` stage (``edge_sdk.stages.kws.KeywordSpotter``) block by
 block, as the capture loop does. The int8 variants come from ``edge_sdk.converters.convert`` and run
@@ -27,15 +27,15 @@ from typing import Any
 
 import numpy as np
 
-from edge_sdk.audio_features import KwsFeatureConfig, kws_features
-from edge_sdk.audio_mix import rms
+from edge_sdk.audio.features import KwsFeatureConfig, kws_features
+from edge_sdk.audio.mix import rms
 from edge_sdk.devices.cpu import this_cpu
-from edge_sdk.recipes import kws_data, speech_data
-from edge_sdk.recipes.kws import batch_features
-from edge_sdk.recipes.kws_data import SR, AugmentConfig, Clip
 from edge_sdk.stages import make as make_stage
 from edge_sdk.stages.base import Block
 from edge_sdk.stages.kws import KeywordSpotter, KwsModelInfo, detection_latency, read_kws_metadata
+from edge_sdk.train import kws_data, speech_data
+from edge_sdk.train.kws import batch_features
+from edge_sdk.train.kws_data import SR, AugmentConfig, Clip
 
 SEED = 2026
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")

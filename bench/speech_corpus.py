@@ -6,7 +6,7 @@ Speech (real recordings nobody here made):
   tests decode (``cards/*.wav``, ``goforward.raw``, ``numbers.raw``, ``something.raw``,
   ``tidigits/dhd.2934z.raw``), 16 kHz 16-bit mono.
 * asterisk-core-sounds-en-wav: Allison Smith's prompts, 8 kHz telephone band, resampled to 16 kHz. Only
-  the files ``edge_sdk.recipes.speech_data`` holds out of the denoiser's training (its ``"test"`` split).
+  the files ``edge_sdk.train.speech_data`` holds out of the denoiser's training (its ``"test"`` split).
 
 Noises: white, pink, babble (6 talkers drawn from the training split of the Asterisk prompts and from
 synthesised sentences, so no evaluated utterance is ever part of the noise), and keyboard typing built from
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_sdk import audio_mix
-from edge_sdk.recipes import speech_data
+from edge_sdk.audio import mix as audio_mix
+from edge_sdk.train import speech_data
 
 RATE = 16000
 SPHINX = Path("/usr/share/pocketsphinx/test/data")

@@ -31,7 +31,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from edge_sdk.devices.cpu import this_cpu  # noqa: E402
-from edge_sdk.recipes import image_data  # noqa: E402
+from edge_sdk.train import image_data  # noqa: E402
 
 Method = Callable[[np.ndarray, float], np.ndarray]  # (noisy BGR uint8, σ) → denoised BGR uint8
 NLM_H = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.2)  # × σ

@@ -387,7 +387,7 @@ def _reference_set(
 ) -> dict[str, Any]:
     """Keep a few parity samples with both models' outputs in the artifact, with the figures measured on
     them here and the limits a re-measurement elsewhere must hold (``edge-sdk verify``)."""
-    from edge_sdk import reference_set
+    from edge_sdk.verification import reference_set
 
     record = reference_set.write(stage, samples, expected, got)
     n = record["samples"]

@@ -12,11 +12,14 @@ imported only when a video source is opened.
 """
 
 from edge_sdk.devices.accelerators import AcceleratorStatus
-from edge_sdk.devices.audio_source import AudioSource, open_audio_source
-from edge_sdk.devices.camera import Camera
 from edge_sdk.devices.detect import Detection, detect
-from edge_sdk.devices.microphone import InputDevice, Microphone, list_input_devices
 from edge_sdk.devices.profile import AcceleratorSpec, Profile, load_profiles
+from edge_sdk.devices.sources.audio import AudioSource, open_audio_source
+from edge_sdk.devices.sources.camera import Camera
+from edge_sdk.devices.sources.microphone import InputDevice, Microphone, list_input_devices
+from edge_sdk.devices.sources.video import CameraInfo, list_cameras, open_video_source
+from edge_sdk.devices.sources.video_file import VideoFile
+from edge_sdk.devices.sources.wav_file import WavFile
 from edge_sdk.devices.telemetry import (
     Telemetry,
     TelemetryReader,
@@ -25,9 +28,6 @@ from edge_sdk.devices.telemetry import (
     open_telemetry,
     telemetry_sources,
 )
-from edge_sdk.devices.video_file import VideoFile
-from edge_sdk.devices.video_sources import CameraInfo, list_cameras, open_video_source
-from edge_sdk.devices.wav_file import WavFile
 
 __all__ = [
     "AcceleratorSpec",

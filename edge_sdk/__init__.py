@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from edge_sdk import _moved
 from edge_sdk._version import __version__
 from edge_sdk.errors import (
     BadInputError,
@@ -28,17 +29,19 @@ from edge_sdk.errors import (
     MissingExtraError,
 )
 
+_moved.install()
+
 # Public names → the module that defines them, imported on first use: a board that only runs artifacts
 # (or an emulated CPU that re-measures one) imports the runtime without the converters and onnx.
 _LAZY = {
-    "AudioLoop": "edge_sdk.audio_loop",
-    "LatencyHistogram": "edge_sdk.audio_loop",
-    "LoopSummary": "edge_sdk.audio_loop",
-    "StageFailed": "edge_sdk.audio_loop",
-    "StageStats": "edge_sdk.audio_loop",
+    "AudioLoop": "edge_sdk.live.audio",
+    "LatencyHistogram": "edge_sdk.live.audio",
+    "LoopSummary": "edge_sdk.live.audio",
+    "StageFailed": "edge_sdk.live.audio",
+    "StageStats": "edge_sdk.live.audio",
     "ConversionFailed": "edge_sdk.converters",
     "convert": "edge_sdk.converters",
-    "EventLog": "edge_sdk.events",
+    "EventLog": "edge_sdk.live.events",
     "Artifact": "edge_sdk.manifest",
     "TensorSpec": "edge_sdk.manifest",
     "load_artifact": "edge_sdk.manifest",
@@ -54,19 +57,19 @@ _LAZY = {
     "Stage": "edge_sdk.stages",
     "VerifyReport": "edge_sdk.verification",
     "verify": "edge_sdk.verification",
-    "VideoLoop": "edge_sdk.video_loop",
-    "VideoSummary": "edge_sdk.video_loop",
+    "VideoLoop": "edge_sdk.live.video",
+    "VideoSummary": "edge_sdk.live.video",
 }
 
 if TYPE_CHECKING:
-    from edge_sdk.audio_loop import AudioLoop, LatencyHistogram, LoopSummary, StageFailed, StageStats
     from edge_sdk.converters import ConversionFailed, convert
-    from edge_sdk.events import EventLog
+    from edge_sdk.live.audio import AudioLoop, LatencyHistogram, LoopSummary, StageFailed, StageStats
+    from edge_sdk.live.events import EventLog
+    from edge_sdk.live.video import VideoLoop, VideoSummary
     from edge_sdk.manifest import Artifact, TensorSpec, load_artifact
     from edge_sdk.runtimes import Selection, Session, load
     from edge_sdk.stages import Block, Event, Frame, KeywordDetected, SpeechSegment, SpeechStart, Stage
-    from edge_sdk.verification import VerifyReport, verify
-    from edge_sdk.video_loop import VideoLoop, VideoSummary
+    from edge_sdk.verification.report import VerifyReport, verify
 
 
 def __getattr__(name: str) -> Any:

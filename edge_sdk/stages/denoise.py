@@ -3,7 +3,7 @@
 Both are spectral-gain models: log10 power frames ``[batch, frames, 161]`` in, a suppression gain per
 bin out, recurrent state carried between runs (``state_in_*`` → ``state_out_*``, the names
 :func:`edge_sdk.converters.make_streaming` gives). :class:`Denoiser` serves any such model: every 10 ms
-hop of the stream is analysed with NSNet2's framing (``edge_sdk.audio_features``), the model gains the
+hop of the stream is analysed with NSNet2's framing (``edge_sdk.audio.features``), the model gains the
 spectrum, and the hop is overlap-added back, so the audio comes out as it went in, ``latency`` samples
 later.
 """
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnx
 
-from edge_sdk.audio_features import HOP, N_FFT, StreamingSTFT, istft, log_power, stft
+from edge_sdk.audio.features import HOP, N_FFT, StreamingSTFT, istft, log_power, stft
 from edge_sdk.errors import BadInputError
 from edge_sdk.manifest import sha256_file
 from edge_sdk.stages import stages

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edge_sdk.audio_features import KwsFeatureConfig, KwsFeatureStream
+from edge_sdk.audio.features import KwsFeatureConfig, KwsFeatureStream
 from edge_sdk.errors import BadInputError
 from edge_sdk.stages import stages
 from edge_sdk.stages.base import Block, Event, KeywordDetected, SpeechSegment, SpeechStart, Stage

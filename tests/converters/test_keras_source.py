@@ -1,6 +1,6 @@
 """Keras and SavedModel sources (``sources/keras_model.py``) and Keras → TFLite directly
-(``converters/keras_tflite.py``): a small conv classifier trained for a moment on scikit-learn's digits
-(real handwriting, 8×8), converted through ``edge_sdk.convert`` and checked against Keras itself."""
+(``converters/targets/tflite/keras.py``): a small conv classifier trained for a moment on scikit-learn's
+digits (real handwriting, 8×8), converted through ``edge_sdk.convert`` and checked against Keras itself."""
 
 from __future__ import annotations
 
@@ -131,9 +131,9 @@ def test_keras_straight_to_tflite(digits_model: Any, samples: Any, tmp_path: Pat
     """TFLiteConverter on the Keras model itself (no ONNX in between): same layout, Keras's answers."""
     import onnx
 
-    from edge_sdk.converters.keras_tflite import build
     from edge_sdk.converters.sources import open_source
     from edge_sdk.converters.targets import BuildContext
+    from edge_sdk.converters.targets.tflite.keras import build
 
     calib, parity = samples
     src = open_source(digits_model)
@@ -185,7 +185,7 @@ def test_missing_tensorflow_names_the_keras_extra(tmp_path: Path) -> None:
 
 
 def test_tflite_target_converts_keras_sources_directly(converted: dict[str, Any]) -> None:
-    from edge_sdk.converters.targets import tflite
+    from edge_sdk.converters.targets.tflite import target as tflite
 
     assert "keras" in tflite.CONVERTERS
     for target in ("tflite:fp32", "tflite:int8"):

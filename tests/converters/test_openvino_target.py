@@ -457,7 +457,7 @@ def test_int8_keeps_the_input_front_end_float(calibrator: str, tmp_path: Path) -
 
 def test_front_end_stops_at_what_a_weighted_layer_feeds() -> None:
     """A residual add of the input after the conv is the network, not preprocessing."""
-    from edge_sdk.converters.targets.openvino import _front_end
+    from edge_sdk.converters.targets.openvino.target import _front_end
 
     module = _front_end_model(residual=True)
     model = ov.convert_model(module, example_input=np.zeros((1, 1, 49, 10), np.float32))

@@ -12,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import edge_sdk
-from edge_sdk.converters import range_transfer
+from edge_sdk.converters.targets.tflite import range_transfer
 from edge_sdk.errors import ConversionError
 
 pytest.importorskip("onnx2tf", reason="needs the tflite extra")

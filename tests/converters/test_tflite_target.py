@@ -328,8 +328,8 @@ def test_a_failing_target_does_not_stop_the_others(onnx_file: Any, tmp_path: Pat
 
 
 def test_a_converter_crash_says_where_it_happened() -> None:
-    from edge_sdk.converters.targets._tflite_process import crash
-    from edge_sdk.converters.tflite_worker import STAGE_MARK
+    from edge_sdk.converters.targets.tflite.process import crash
+    from edge_sdk.converters.targets.tflite.worker import STAGE_MARK
 
     log = f"{STAGE_MARK}onnx2tf\n{STAGE_MARK}layout\n{STAGE_MARK}tflite\nFatal Python error\n"
     error = crash(-11, log)
@@ -344,7 +344,7 @@ def test_the_worker_is_reused_ends_when_idle_and_comes_back(tmp_path: Path) -> N
     starts a new one. A job whose model is missing fails fast, before TensorFlow is imported."""
     import time
 
-    from edge_sdk.converters.targets._tflite_process import Worker, run_job
+    from edge_sdk.converters.targets.tflite.process import Worker, run_job
 
     worker = Worker(idle_s=1.0)
     job = {"model": str(tmp_path / "missing.onnx"), "inputs": ["x"], "outputs": ["y"], "precision": "fp32"}

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_sdk.devices.camera import Camera, FrameQueue
-from edge_sdk.devices.video_sources import default_camera, list_cameras, open_video_source
+from edge_sdk.devices.sources.camera import Camera, FrameQueue
+from edge_sdk.devices.sources.video import default_camera, list_cameras, open_video_source
 from edge_sdk.errors import BadInputError, DeviceError, MissingExtraError
 from edge_sdk.stages.base import Frame
 

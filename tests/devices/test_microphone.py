@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edge_sdk.devices.resample import PolyphaseResampler, StreamResampler
+from edge_sdk.devices.sources.resample import PolyphaseResampler, StreamResampler
 
 ALSA_DIR = Path(__file__).parent / "alsa"
 WORDS = 8000  # the sample's first word starts 0.5 s in

@@ -12,7 +12,7 @@ from importlib.resources import files
 import numpy as np
 import pytest
 
-from edge_sdk.devices.ring_buffer import RingBuffer
+from edge_sdk.devices.sources.ring_buffer import RingBuffer
 from edge_sdk.errors import BadInputError
 
 CHUNK = 640  # 320 int16 samples: one 20 ms block at 16 kHz, what a microphone callback hands over

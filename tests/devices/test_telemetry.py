@@ -27,10 +27,10 @@ from edge_sdk.devices.telemetry import (
     run_first_line,
     telemetry_sources,
 )
-from edge_sdk.devices.telemetry_jetson import Ina3221Reader, TegrastatsReader, parse_tegrastats
-from edge_sdk.devices.telemetry_rapl import RaplReader, counter_delta
-from edge_sdk.devices.telemetry_raspberrypi import VcgencmdReader, parse_pmic_read_adc
-from edge_sdk.devices.telemetry_sensors import HwmonReader, ThermalZoneReader
+from edge_sdk.devices.telemetry.jetson import Ina3221Reader, TegrastatsReader, parse_tegrastats
+from edge_sdk.devices.telemetry.rapl import RaplReader, counter_delta
+from edge_sdk.devices.telemetry.raspberrypi import VcgencmdReader, parse_pmic_read_adc
+from edge_sdk.devices.telemetry.sensors import HwmonReader, ThermalZoneReader
 from edge_sdk.errors import BadInputError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "telemetry"

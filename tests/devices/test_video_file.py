@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_sdk.devices.video_file import VideoFile
-from edge_sdk.devices.video_sources import VideoSource, open_video_source
+from edge_sdk.devices.sources.video import VideoSource, open_video_source
+from edge_sdk.devices.sources.video_file import VideoFile
 from edge_sdk.errors import BadInputError
 
 cv2 = pytest.importorskip("cv2", reason="needs the camera extra")

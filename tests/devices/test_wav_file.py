@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from edge_sdk.devices import AudioSource, WavFile, open_audio_source
-from edge_sdk.devices.wav_file import read_wav
+from edge_sdk.devices.sources.wav_file import read_wav
 from edge_sdk.errors import BadInputError
 
 SAMPLE = Path(str(files("edge_sdk") / "samples" / "librivox-sense-and-sensibility.wav"))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edge_sdk import zoo
-from edge_sdk.demo import read_wav
+from edge_sdk.demo.formats import read_wav
 
 
 @pytest.fixture(scope="session")

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 
 from edge_sdk import AudioLoop, LatencyHistogram, LoopSummary
-from edge_sdk.audio_loop import StageFailed
 from edge_sdk.errors import BadInputError
-from edge_sdk.events import read_events
+from edge_sdk.live.audio import StageFailed
+from edge_sdk.live.events import read_events
 from edge_sdk.stages import Block, Event, SpeechSegment, Stage
 from edge_sdk.stages.record import WavWriter
 from edge_sdk.stages.vad import EnergyVAD
@@ -253,7 +253,7 @@ def test_histogram_quantiles_in_constant_memory() -> None:
 
 
 def test_real_wav_file_source(tmp_path: Path) -> None:
-    wav_file = pytest.importorskip("edge_sdk.devices.wav_file")
+    wav_file = pytest.importorskip("edge_sdk.devices.sources.wav_file")
     clip_path = resources.files("edge_sdk") / "samples" / "librivox-sense-and-sensibility.wav"
     with resources.as_file(clip_path) as p:
         source = wav_file.WavFile(p, block_size=320)
@@ -278,7 +278,7 @@ class _Slow(Stage):
 
 
 def test_blocks_a_paced_source_drops_keep_their_place_on_the_source_clock(clip: np.ndarray) -> None:
-    wav_file = pytest.importorskip("edge_sdk.devices.wav_file")
+    wav_file = pytest.importorskip("edge_sdk.devices.sources.wav_file")
     clip_path = resources.files("edge_sdk") / "samples" / "librivox-sense-and-sensibility.wav"
     slow = _Slow()
     with resources.as_file(clip_path) as p:

@@ -13,7 +13,7 @@ import pytest
 @pytest.fixture(scope="module")
 def aq(bench_module: Callable[..., ModuleType]) -> ModuleType:
     """bench/audio_quality.py imported as a module."""
-    return bench_module("audio_quality", "pesq", "pystoi", "soxr", "edge_sdk.recipes.speech_data")
+    return bench_module("audio_quality", "pesq", "pystoi", "soxr", "edge_sdk.train.speech_data")
 
 
 def test_align_finds_a_known_delay(aq: ModuleType) -> None:

@@ -10,7 +10,7 @@ from types import ModuleType
 
 import pytest
 
-from edge_sdk.recipes import speech_data
+from edge_sdk.train import speech_data
 
 pytestmark = [
     pytest.mark.torch,
@@ -28,7 +28,7 @@ def kq(bench_module: Callable[..., ModuleType]) -> ModuleType:
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A KWS model for 'yes' and 'seven' (a digit, so the real-digit set is not empty): two steps of
     the recipe on a handful of synthesised clips; what it scores does not matter here."""
-    from edge_sdk.recipes import kws
+    from edge_sdk.train import kws
 
     out = tmp_path_factory.mktemp("kws")
     argv = ["--words", "yes,seven", "--out", str(out), "--per-word", "4", "--test-per-word", "2"]

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from edge_sdk.errors import BadInputError, DownloadError
-from edge_sdk.events import read_events
+from edge_sdk.live.events import read_events
 from edge_sdk.stages import make, names_of
 
-pytest.importorskip("edge_sdk.devices.audio_source", reason="the audio sources have not landed")
+pytest.importorskip("edge_sdk.devices.sources.audio", reason="the audio sources have not landed")
 
 EXE = shutil.which("edge-sdk", path=str(Path(sys.executable).parent)) or "edge-sdk"
 RATE = 16000

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_sdk.progress import LinePrinter
+from edge_sdk.cli.progress import LinePrinter
 
 EXE = shutil.which("edge-sdk", path=str(Path(sys.executable).parent)) or "edge-sdk"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

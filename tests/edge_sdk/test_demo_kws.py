@@ -15,11 +15,13 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from edge_sdk import demo_kws, zoo
-from edge_sdk.audio_features import KwsFeatureConfig
-from edge_sdk.recipes import kws_data
+import edge_sdk
+from edge_sdk import zoo
+from edge_sdk.audio.features import KwsFeatureConfig
+from edge_sdk.demo import kws as demo_kws
+from edge_sdk.train import kws_data
 
-SAMPLES = Path(demo_kws.__file__).resolve().parent / "samples"
+SAMPLES = Path(edge_sdk.__file__).resolve().parent / "samples"
 CFG = KwsFeatureConfig()
 
 
@@ -98,7 +100,7 @@ def test_the_recipe_makes_the_same_keywords(truth: dict) -> None:
     """The script the clip was made by still gives the bundled truth (boundaries from the synthesis)."""
     if not (kws_data.speech_data.tts_available("espeak-ng") and kws_data.speech_data.tts_available("flite")):
         pytest.skip("espeak-ng and flite are needed to synthesise the clip")
-    from edge_sdk.recipes import kws_demo_clip
+    from tools import kws_demo_clip
 
     noisy, made = kws_demo_clip.make_clip()
     assert [k["word"] for k in made["keywords"]] == [k["word"] for k in truth["keywords"]]

@@ -13,9 +13,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import edge_sdk
-from edge_sdk.audio_features import istft, log_power, stft
-from edge_sdk.audio_mix import mix_at_snr, si_sdr, white_noise
-from edge_sdk.demo import read_wav
+from edge_sdk.audio.features import istft, log_power, stft
+from edge_sdk.audio.mix import mix_at_snr, si_sdr, white_noise
+from edge_sdk.demo.formats import read_wav
 from edge_sdk.errors import BadInputError
 from edge_sdk.stages import Block, make, names_of
 from edge_sdk.stages.denoise import TINY_MODEL, Denoiser, denoise_array, streaming_model

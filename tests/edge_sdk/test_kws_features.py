@@ -1,4 +1,4 @@
-"""The keyword-spotting front end (edge_sdk.audio_features) on real speech: shapes, streaming equals whole,
+"""The keyword-spotting front end (edge_sdk.audio.features) on real speech: shapes, streaming equals whole,
 the mel filterbank, MFCC against scipy's DCT, batch equals per-row, and clear errors for bad input."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_sdk.audio_features import (
+from edge_sdk.audio.features import (
     FeatureInputError,
     KwsFeatureConfig,
     KwsFeatureStream,
@@ -47,7 +47,7 @@ def test_one_second_gives_49_by_10(speech: np.ndarray) -> None:
 def test_telephone_digit_resampled_to_16k() -> None:
     if not DIGIT_FIVE.exists():
         pytest.skip("Asterisk's English prompts are not installed")
-    from edge_sdk.recipes.speech_data import read_wav, resample
+    from edge_sdk.train.speech_data import read_wav, resample
 
     x, rate = read_wav(DIGIT_FIVE)
     assert rate == 8000

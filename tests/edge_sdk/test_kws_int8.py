@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 import edge_sdk
-from edge_sdk.audio_features import KwsFeatureConfig, kws_features
-from edge_sdk.recipes import speech_data
-from edge_sdk.recipes.kws import onnx_logits
+from edge_sdk.audio.features import KwsFeatureConfig, kws_features
+from edge_sdk.train import speech_data
+from edge_sdk.train.kws import onnx_logits
 
 MODEL = Path(edge_sdk.__file__).parent / "zoo" / "commands" / "model.onnx"
 

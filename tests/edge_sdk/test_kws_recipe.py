@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_sdk.audio_features import KwsFeatureConfig, kws_features
-from edge_sdk.recipes import kws_data, speech_data
-from edge_sdk.recipes.kws_data import SILENCE, UNKNOWN
+from edge_sdk.audio.features import KwsFeatureConfig, kws_features
+from edge_sdk.train import kws_data, speech_data
+from edge_sdk.train.kws_data import SILENCE, UNKNOWN
 
 pytestmark = pytest.mark.torch
 
@@ -87,8 +87,8 @@ def test_train_kws_cli_writes_a_model_matching_the_contract(tmp_path: Path) -> N
     import onnx
     import torch
 
-    from edge_sdk.cli import main
-    from edge_sdk.recipes import kws
+    from edge_sdk.cli.main import main
+    from edge_sdk.train import kws
 
     out = tmp_path / "kws"
     argv = ["train", "kws", "--words", "yes,no", "--out", str(out), "--per-word", "6", "--test-per-word", "4"]
@@ -177,7 +177,7 @@ def test_speech_commands_layout(tmp_path: Path) -> None:
         kws_data.load_speech_commands(root, ["yes", "up"])
 
     # The whole recipe trains from the folder (speaker split), denoising half its windows on the way.
-    from edge_sdk.cli import main
+    from edge_sdk.cli.main import main
 
     out = tmp_path / "kws-sc"
     argv = ["train", "kws", "--words", "yes,no", "--data", str(root), "--out", str(out), "--steps", "3"]
@@ -221,7 +221,7 @@ def test_running_speech_windows_hold_the_keyword_whole_or_no_keyword() -> None:
 def test_time_masks_and_cepstral_mean_normalisation() -> None:
     import torch
 
-    from edge_sdk.recipes import kws
+    from edge_sdk.train import kws
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((4, 1, 49, 10)).astype(np.float32)
@@ -249,8 +249,8 @@ def test_time_masks_and_cepstral_mean_normalisation() -> None:
 def test_thresholds_tuned_on_running_speech_bound_its_windows(tmp_path: Path) -> None:
     import onnx
 
-    from edge_sdk.recipes import kws, kws_thresholds
     from edge_sdk.stages.kws import read_kws_metadata
+    from edge_sdk.train import kws, kws_thresholds
 
     labels = [SILENCE, UNKNOWN, "yes", "stop"]
     model = kws.make_model(len(labels))

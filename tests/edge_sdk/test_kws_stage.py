@@ -19,11 +19,11 @@ import pytest
 from onnx import TensorProto, helper
 
 from edge_sdk import zoo
-from edge_sdk.audio_features import KwsFeatureConfig, kws_features
-from edge_sdk.audio_loop import AudioLoop
-from edge_sdk.devices.wav_file import WavFile
+from edge_sdk.audio.features import KwsFeatureConfig, kws_features
+from edge_sdk.devices.sources.wav_file import WavFile
 from edge_sdk.errors import BadInputError
-from edge_sdk.events import read_events
+from edge_sdk.live.audio import AudioLoop
+from edge_sdk.live.events import read_events
 from edge_sdk.stages import Block, Event, KeywordDetected, make, names_of
 from edge_sdk.stages.chain import audio_stages
 from edge_sdk.stages.kws import KeywordSpotter, detection_latency, read_kws_metadata
@@ -104,7 +104,7 @@ def loud(tmp_path: Path) -> Path:
 def digit(d: str) -> tuple[np.ndarray, float, float]:
     """A spoken digit at 16 kHz and where its speech is (seconds): 10 ms frames within 30 dB of the
     loudest frame."""
-    from edge_sdk.recipes.speech_data import load_16k
+    from edge_sdk.train.speech_data import load_16k
 
     x = load_16k(DIGITS / f"{d}.wav")
     rms = np.sqrt(np.mean(x[: len(x) // 160 * 160].reshape(-1, 160) ** 2, axis=1))

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from edge_sdk import zoo
+from edge_sdk.bench.matrix import MatrixModel, run_matrix, to_markdown
 from edge_sdk.converters import TARGETS
-from edge_sdk.matrix import MatrixModel, run_matrix, to_markdown
 
 
 def test_tiny_model_through_every_installed_format(

@@ -14,7 +14,7 @@ from edge_sdk.errors import BadInputError
 pytest.importorskip("av", reason="the train extra (PyAV) decodes the MP3 recordings")
 pytest.importorskip("soxr", reason="the train extra (soxr) resamples them")
 
-from edge_sdk.recipes import noise_data  # noqa: E402
+from edge_sdk.train import noise_data  # noqa: E402
 
 
 @pytest.fixture(scope="module")

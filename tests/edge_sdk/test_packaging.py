@@ -52,7 +52,7 @@ def test_wheel_holds_and_imports_every_package(tmp_path: Path) -> None:
         "edge_sdk/zoo/video/model.onnx",
         "edge_sdk/zoo/video/MODEL_CARD.md",
         "edge_sdk/stages/denoise.py",
-        "edge_sdk/recipes/tiny_denoiser.py",
+        "edge_sdk/train/tiny_denoiser.py",
     ):
         assert required in names
     assert not any(n.startswith(("converters/", "runtimes/", "devices/", "tests/")) for n in names)

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 from edge_sdk.errors import BadInputError
-from edge_sdk.preview import BOUNDARY, PreviewServer
+from edge_sdk.live.preview import BOUNDARY, PreviewServer
 from edge_sdk.stages.base import Frame
 
 cv2 = pytest.importorskip("cv2", reason="needs the camera extra (pip install 'edge-sdk[camera]')")
@@ -439,7 +439,7 @@ def test_the_page_in_headless_chromium_shows_raw_and_denoised_panes(server, fram
 
 
 def test_the_bundled_demo_clip_decodes():
-    """``samples/chelsea-pan-3s.avi`` (made by ``python -m edge_sdk.recipes.video_demo_clip``): 30 frames
+    """``samples/chelsea-pan-3s.avi`` (made by ``python -m tools.video_demo_clip``): 30 frames
     of 320×240 at 10 fps, the view moving between the first and the last."""
     from importlib import resources
 

@@ -10,7 +10,7 @@ import pytest
 
 import edge_sdk
 from edge_sdk import zoo
-from edge_sdk.demo import CLIP, read_wav, stream_vad
+from edge_sdk.demo.formats import CLIP, read_wav, stream_vad
 
 pytestmark = pytest.mark.network
 

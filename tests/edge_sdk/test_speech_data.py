@@ -13,7 +13,7 @@ from edge_sdk.errors import BadInputError
 pytest.importorskip("av", reason="the train extra (PyAV) decodes G.722")
 pytest.importorskip("soxr", reason="the train extra (soxr) resamples the 8 kHz prompts")
 
-from edge_sdk.recipes import speech_data  # noqa: E402
+from edge_sdk.train import speech_data  # noqa: E402
 
 EN = speech_data.ASTERISK_SOUNDS / "en"
 needs_prompts = pytest.mark.skipif(

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_sdk.audio_features import log_power, stft
+from edge_sdk.audio.features import log_power, stft
 
 MODEL = Path(__file__).resolve().parents[2] / "edge_sdk" / "zoo" / "tiny-denoiser" / "model.onnx"
 
@@ -59,8 +59,8 @@ def test_shipped_model_contract() -> None:
 @pytest.mark.torch
 def test_torch_spectra_equal_the_numpy_features() -> None:
     torch = pytest.importorskip("torch")
-    from edge_sdk.audio_features import istft
-    from edge_sdk.recipes.tiny_denoiser import spectral_ops
+    from edge_sdk.audio.features import istft
+    from edge_sdk.train.tiny_denoiser import spectral_ops
 
     t_stft, t_istft, t_log_power = spectral_ops()
     x = np.random.default_rng(1).standard_normal((2, 5003)).astype(np.float32) * 0.1
@@ -80,7 +80,7 @@ def test_recipe_trains_resumes_and_exports(tmp_path: Path, monkeypatch: pytest.M
         pytest.skip("needs Debian's asterisk-core-sounds-en-g722 (.ci/system-deps installs it)")
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed (the recipe synthesises its speech with it)")
-    from edge_sdk.recipes import tiny_denoiser
+    from edge_sdk.train import tiny_denoiser
 
     monkeypatch.setenv("EDGE_SDK_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"

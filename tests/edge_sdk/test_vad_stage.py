@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_sdk.audio_mix import mix_at_snr, pink_noise
+from edge_sdk.audio.mix import mix_at_snr, pink_noise
 from edge_sdk.errors import BadInputError, DownloadError
 from edge_sdk.stages import SpeechSegment, SpeechStart, Stage, make, names_of
 from edge_sdk.stages.base import Block, Event

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 
 import edge_sdk
-from edge_sdk import reference_set
 from edge_sdk.devices.cpu import this_cpu
 from edge_sdk.errors import BadInputError
 from edge_sdk.manifest import sha256_file
+from edge_sdk.verification import reference_set
 
 EXE = shutil.which("edge-sdk", path=str(Path(sys.executable).parent)) or "edge-sdk"
 

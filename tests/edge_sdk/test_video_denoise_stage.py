@@ -14,11 +14,11 @@ from onnx import TensorProto, helper, numpy_helper
 import edge_sdk
 from edge_sdk import zoo
 from edge_sdk.errors import BadInputError
-from edge_sdk.recipes import image_data
 from edge_sdk.stages import make, names_of
 from edge_sdk.stages.base import Frame
 from edge_sdk.stages.video_denoise import VideoDenoiser
 from edge_sdk.stages.video_measure import psnr
+from edge_sdk.train import image_data
 
 
 @pytest.fixture(scope="module")

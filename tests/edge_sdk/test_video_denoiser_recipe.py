@@ -11,7 +11,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from edge_sdk.recipes import image_data
+from edge_sdk.train import image_data
 
 pytest.importorskip("torch")
 
@@ -35,7 +35,7 @@ def test_noise_models() -> None:
 
 
 def test_recipe_trains_a_few_steps_and_exports_onnx(tmp_path: Path) -> None:
-    from edge_sdk.recipes import video_card, video_denoiser
+    from edge_sdk.train import video_card, video_denoiser
 
     out = tmp_path / "run"
     args = ["--out", str(out), "--steps", "6", "--minutes", "0", "--batch", "2", "--crop", "32"]
@@ -52,7 +52,7 @@ def test_recipe_trains_a_few_steps_and_exports_onnx(tmp_path: Path) -> None:
     y = sess.run(None, {"input": np.random.default_rng(0).random((1, 3, 40, 56), np.float32)})[0]
     assert y.shape == (1, 3, 40, 56) and 0 <= y.min() and y.max() <= 1
     assert not list(out.glob(".*"))  # atomic writes leave no temp files
-    card = video_card.write_card(out, "python -m edge_sdk.recipes.video_denoiser --out X")
+    card = video_card.write_card(out, "python -m edge_sdk.train.video_denoiser --out X")
     text = card.read_text()
     assert "| 25 |" in text and "opencv:baboon.jpg" in text and "vtest.avi" in text
 
@@ -62,7 +62,7 @@ def test_unet_arch_warm_starts_from_a_quarter_checkpoint_and_exports(tmp_path: P
     to the 1e-3 noise on the new identity convs), trains on from there and exports with its hp."""
     import torch
 
-    from edge_sdk.recipes import video_card, video_denoiser
+    from edge_sdk.train import video_card, video_denoiser
 
     torch.manual_seed(0)
     small = video_denoiser.make_model(width=8, depth=1, fine=4)
@@ -92,7 +92,7 @@ def test_unet_arch_warm_starts_from_a_quarter_checkpoint_and_exports(tmp_path: P
     y = sess.run(None, {"input": np.random.default_rng(0).random((1, 3, 40, 56), np.float32)})[0]
     assert y.shape == (1, 3, 40, 56)
     text = video_card.write_card(
-        out, "python -m edge_sdk.recipes.video_denoiser X", init_command=["W", "Y"], max_sigma=75,
+        out, "python -m edge_sdk.train.video_denoiser X", init_command=["W", "Y"], max_sigma=75,
         val_sigmas="15,50",
     ).read_text()  # fmt: skip
     assert "Warm-started" in text and "\nW\nY\n" in text
@@ -105,7 +105,7 @@ def test_linskip_warm_starts_exactly_from_unet_and_trains_with_wider_noise(tmp_p
     ``--val-sigmas`` (each logged) and exports an ONNX that matches torch (``export_checkpoint`` checks)."""
     import torch
 
-    from edge_sdk.recipes import video_denoiser
+    from edge_sdk.train import video_denoiser
 
     rng = np.random.default_rng(0)
     flat = [np.full((40, 40, 3), 0.5, np.float32)]

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_sdk.devices.camera import Camera
-from edge_sdk.devices.video_file import VideoFile
+from edge_sdk.devices.sources.camera import Camera
+from edge_sdk.devices.sources.video_file import VideoFile
 from edge_sdk.errors import BadInputError
-from edge_sdk.loop_stats import StageFailed
+from edge_sdk.live.sinks import VideoWriterSink, choose_codec
+from edge_sdk.live.stats import StageFailed
+from edge_sdk.live.video import VideoLoop
 from edge_sdk.stages.base import Event, Frame, Stage
-from edge_sdk.video_loop import VideoLoop
-from edge_sdk.video_sinks import VideoWriterSink, choose_codec
 
 cv2 = pytest.importorskip("cv2", reason="needs the camera extra")
 pytestmark = pytest.mark.camera

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 import edge_sdk
+from edge_sdk.bench.matrix import unavailable_formats
 from edge_sdk.devices import detect
-from edge_sdk.matrix import unavailable_formats
 
 FIXTURES = Path(__file__).resolve().parents[1] / "devices" / "fixtures"
 

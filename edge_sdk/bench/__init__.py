@@ -1,0 +1,1 @@
+"""Benchmarks: the conversion matrix (every format × precision of a model: size, parity, latency)."""

@@ -1,0 +1,150 @@
+"""``edge-sdk run audio`` (the live audio loop) and ``edge-sdk devices --audio`` (the inputs there are).
+
+Kept beside cli.py, which routes to it; errors are raised and mapped to exit codes by ``cli.main``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from edge_sdk.cli import console
+from edge_sdk.live.audio import LoopSummary
+from edge_sdk.stages import Event, KeywordDetected, names_of
+
+
+def build_run_audio_parser(common: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The parser of ``edge-sdk run audio``; the --denoise and --vad choices come from the stage registry."""
+    p = argparse.ArgumentParser(
+        prog="edge-sdk run audio",
+        parents=[common],
+        description="Run a live audio loop: source → denoiser → VAD → keyword spotter → recorder, events "
+        "printed as they happen and a per-stage latency summary at the end (also on Ctrl-C).",
+    )
+    p.add_argument(
+        "--source",
+        default="mic",
+        metavar="mic|mic:NAME|FILE.wav",
+        help="where audio comes from (default: mic)",
+    )
+    p.add_argument("--denoise", default="none", choices=[*names_of("denoise"), "none"])
+    p.add_argument(
+        "--vad",
+        default="silero" if "silero" in names_of("vad") else "none",
+        choices=[*names_of("vad"), "none"],
+        help="voice activity detector (silero falls back to energy, and says so, if its model cannot "
+        "be fetched)",
+    )
+    p.add_argument(
+        "--kws",
+        metavar="zoo:commands|MODEL.onnx",
+        help="spot keywords with this model (the bundled one is zoo:commands); detections are printed "
+        "live with their score and window",
+    )
+    p.add_argument(
+        "--kws-threshold",
+        type=float,
+        metavar="P",
+        help="fire when a keyword's smoothed posterior reaches P, for every word (default: the thresholds "
+        "stored in the model, else 0.5)",
+    )
+    p.add_argument(
+        "--kws-gate",
+        action="store_true",
+        help="classify only while the VAD hears speech (saves compute; needs --vad)",
+    )
+    p.add_argument("--record", metavar="OUT.wav", help="record the (denoised) audio to a 16-bit WAV")
+    p.add_argument("--events", metavar="OUT.jsonl", help="write every event as a JSON line")
+    p.add_argument("--seconds", type=float, metavar="N", help="stop after N seconds of audio")
+    pace = p.add_mutually_exclusive_group()
+    pace.add_argument(
+        "--realtime", dest="realtime", action="store_const", const=True, help="replay a file at real speed"
+    )
+    pace.add_argument(
+        "--fast", dest="realtime", action="store_const", const=False, help="replay a file flat out (default)"
+    )
+    p.add_argument("--sample-rate", type=int, default=16000)
+    p.add_argument("--block-size", type=int, default=320, help="samples per block (default: 320, 20 ms)")
+    p.add_argument("--threads", type=int, default=1, help="threads per model session (default: 1)")
+    p.set_defaults(func=cmd_run_audio)
+    return p
+
+
+def _event_line(e: Event) -> str:
+    if isinstance(e, KeywordDetected):
+        return (
+            f"{e.time:9.3f} s  {e.stage:<14} {e.kind:<16} {e.word.upper():<8} score={e.score:.3f}  "
+            f"window {e.start:.3f}-{e.end:.3f} s"
+        )
+    d = e.to_dict()
+    extra = "  ".join(
+        f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in d.items()
+        if k not in ("event", "stage", "time")
+    )
+    return f"{e.time:9.3f} s  {e.stage:<14} {e.kind:<16} {extra}".rstrip()
+
+
+def cmd_run_audio(args: argparse.Namespace) -> int:
+    from edge_sdk.devices.sources.audio import open_audio_source
+    from edge_sdk.live.audio import AudioLoop, StageFailed
+    from edge_sdk.stages.chain import audio_stages
+
+    live = not (args.json or args.quiet)
+
+    def show(e: Event) -> None:
+        console.out.print(_event_line(e), markup=False, highlight=False)
+
+    # The source first: a wrong path or microphone fails before any model is loaded or file written.
+    with open_audio_source(
+        args.source, sample_rate=args.sample_rate, block_size=args.block_size, realtime=args.realtime
+    ) as source:
+        stages, notes = audio_stages(
+            denoise=args.denoise,
+            vad=args.vad,
+            kws=args.kws,
+            kws_threshold=args.kws_threshold,
+            kws_gate=args.kws_gate,
+            record=args.record,
+            sample_rate=args.sample_rate,
+            threads=args.threads,
+        )
+        loop = AudioLoop(
+            source, stages, on_event=show if live else None, events_path=args.events, notes=notes
+        )
+        try:
+            summary = loop.run(max_seconds=args.seconds)
+        except StageFailed as e:
+            # What ran before the failure still matters (which stage was slow, what was recorded).
+            console.err.print(e.summary.text(), markup=False, highlight=False)
+            raise
+    _print_summary(summary, args.json)
+    return 0
+
+
+def _print_summary(summary: LoopSummary, as_json: bool) -> None:
+    if as_json:
+        console.emit_json(summary.to_dict())
+        return
+    console.out.print(summary.headline(), markup=False, highlight=False)
+    console.table("per stage (latency per block)", summary.COLUMNS, summary.rows())
+    for note in summary.notes:
+        console.out.print(f"note: {note}", markup=False, highlight=False)
+
+
+def cmd_devices_audio(args: argparse.Namespace) -> int:
+    """``edge-sdk devices --audio``: the audio inputs PortAudio sees."""
+    from edge_sdk.devices.sources.microphone import list_input_devices
+
+    devices = list_input_devices()
+    if args.json:
+        console.emit_json([dataclasses.asdict(d) for d in devices])
+        return 0
+    if not devices:
+        console.out.print("no audio input devices found (PortAudio sees none)")
+        return 0
+    rows = [
+        [d.index, d.name, d.max_input_channels, f"{d.default_sample_rate:g}", d.host_api] for d in devices
+    ]
+    console.table("audio inputs", ["index", "name", "channels", "default rate", "host API"], rows)
+    return 0

@@ -1,0 +1,44 @@
+"""``edge-sdk train``: the training recipes from the command line (need the ``train`` extra).
+
+``edge-sdk train kws --words yes,no,up --out DIR [--data DIR] [--epochs N] [--per-word N]`` trains a
+keyword spotter (``edge_sdk.train.kws``) and writes model.onnx, MODEL_CARD.md, eval.json and eval.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from edge_sdk.cli import console
+
+
+def add_train_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Register ``train`` and its recipes on the top-level subparsers ``sub``."""
+    t = sub.add_parser("train", help="train a model with a bundled recipe (needs the 'train' extra)")
+    tsub = t.add_subparsers(dest="recipe", required=True)
+    k = tsub.add_parser(
+        "kws",
+        parents=[common],
+        help="a keyword spotter from synthesised speech (or a Speech Commands folder)",
+        description="Train a DS-CNN keyword spotter; writes model.onnx, MODEL_CARD.md, eval.json, eval.md.",
+    )
+    from edge_sdk.train.kws import build_arg_parser
+
+    build_arg_parser(k)
+    k.set_defaults(func=cmd_train_kws)
+
+
+def cmd_train_kws(args: argparse.Namespace) -> int:
+    """Run the KWS recipe and print the accuracy per evaluation set."""
+    from edge_sdk.train.kws import train
+
+    args.argv = sys.argv[1:]
+    report = train(args)
+    acc = {name: m["accuracy"] for name, m in report["eval"].items()}
+    if getattr(args, "json", False):
+        console.emit_json(report)
+    else:
+        console.out.print(f"wrote {args.out}/model.onnx; accuracy {json.dumps(acc)}")
+    return 0

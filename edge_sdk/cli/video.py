@@ -1,0 +1,190 @@
+"""``edge-sdk run video`` (the live video loop) and ``edge-sdk devices --video`` (the cameras there are).
+
+Kept beside cli.py, which routes to it; errors are raised and mapped to exit codes by ``cli.main``.
+The video denoiser and the preview server are imported when asked for, so the loop runs without them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any
+
+from edge_sdk.cli import console
+from edge_sdk.errors import BadInputError
+from edge_sdk.live.video import VideoSummary
+from edge_sdk.stages import Event
+
+
+def build_run_video_parser(common: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The parser of ``edge-sdk run video``."""
+    p = argparse.ArgumentParser(
+        prog="edge-sdk run video",
+        parents=[common],
+        description="Run a live video loop: camera or file → denoiser → file / MJPEG preview, with a "
+        "per-stage latency summary, frames per second, drops and camera reconnects at the end (also on "
+        "Ctrl-C).",
+    )
+    p.add_argument(
+        "--source",
+        default="camera",
+        metavar="camera[:N]|/dev/videoN|gst:PIPELINE|picamera2|FILE",
+        help="where frames come from (default: the first camera; 'edge-sdk devices --video' lists them)",
+    )
+    p.add_argument(
+        "--denoise",
+        default="none",
+        metavar="zoo:video|MODEL|none",
+        help="denoise each frame with an image-to-image model (the bundled one is zoo:video)",
+    )
+    p.add_argument("--out", metavar="OUT.mp4|OUT.avi|OUT.mkv", help="write the frames (.avi/.mkv lossless)")
+    p.add_argument(
+        "--preview",
+        metavar="[HOST]:PORT",
+        help="serve an MJPEG preview over HTTP (':8080' is 127.0.0.1:8080; '0.0.0.0:8080' for all)",
+    )
+    p.add_argument("--events", metavar="OUT.jsonl", help="write every event as a JSON line")
+    limit = p.add_mutually_exclusive_group()
+    limit.add_argument("--seconds", type=float, metavar="N", help="stop after N seconds of video")
+    limit.add_argument("--frames", type=int, metavar="N", help="stop after N frames")
+    pace = p.add_mutually_exclusive_group()
+    pace.add_argument(
+        "--realtime",
+        dest="realtime",
+        action="store_const",
+        const=True,
+        help="replay a file at its frame rate",
+    )
+    pace.add_argument(
+        "--fast", dest="realtime", action="store_const", const=False, help="replay a file flat out (default)"
+    )
+    p.add_argument("--loop", action="store_true", help="replay a file forever")
+    p.add_argument("--width", type=int, help="ask the camera for this width")
+    p.add_argument("--height", type=int, help="ask the camera for this height")
+    p.add_argument("--fps", type=float, help="ask the camera for this frame rate")
+    p.add_argument("--fourcc", metavar="MJPG|YUYV|...", help="ask the camera for this pixel format")
+    p.add_argument("--threads", type=int, default=1, help="threads per model session (default: 1)")
+    p.set_defaults(func=cmd_run_video)
+    return p
+
+
+def parse_bind(text: str) -> tuple[str, int]:
+    """``':8080'`` → ('127.0.0.1', 8080); ``'0.0.0.0:8080'`` → ('0.0.0.0', 8080); ``'8080'`` too."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "", text
+    if not port.isdigit() or not 0 <= int(port) < 65536:  # 0: any free port (see the url printed)
+        raise BadInputError(f"--preview takes [HOST]:PORT, e.g. :8080 or 0.0.0.0:8080, not {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def make_denoiser(model: str, threads: int) -> Any:
+    """The video denoiser stage for ``model`` (``zoo:video`` or a model path)."""
+    try:
+        from edge_sdk.stages.video_denoise import VideoDenoiser
+    except ImportError as e:
+        raise BadInputError(
+            f"--denoise {model}: this edge-sdk has no video denoiser stage (edge_sdk.stages.video_denoise "
+            f"could not be imported: {e}); run with --denoise none"
+        ) from None
+    return VideoDenoiser(model, threads=threads)
+
+
+def _make_preview(bind: str, stats: Any) -> Any:
+    host, port = parse_bind(bind)
+    try:
+        from edge_sdk.live.preview import PreviewServer
+    except ImportError as e:
+        raise BadInputError(
+            f"--preview: this edge-sdk has no preview server (edge_sdk.live.preview did not import: {e})"
+        ) from None
+    return PreviewServer(host, port, stats=stats)
+
+
+def _event_line(e: Event) -> str:
+    extra = "  ".join(f"{k}={v}" for k, v in e.to_dict().items() if k not in ("event", "stage", "time"))
+    return f"{e.time:9.3f} s  {e.stage:<14} {e.kind:<16} {extra}".rstrip()
+
+
+def cmd_run_video(args: argparse.Namespace) -> int:
+    from edge_sdk.devices.sources.video import open_video_source
+    from edge_sdk.live.sinks import VideoWriterSink
+    from edge_sdk.live.stats import StageFailed
+    from edge_sdk.live.video import VideoLoop
+
+    live = not (args.json or args.quiet)
+
+    def show(e: Event) -> None:
+        console.out.print(_event_line(e), markup=False, highlight=False)
+
+    if args.frames is not None and args.frames < 1:
+        raise BadInputError(f"--frames must be at least 1, got {args.frames}")
+    if args.preview is not None:
+        parse_bind(args.preview)  # a bad address fails before the camera is opened
+    # The source first: a wrong path or camera fails before any model is loaded or file written.
+    source = open_video_source(
+        args.source, width=args.width, height=args.height, fps=args.fps, fourcc=args.fourcc,
+        realtime=args.realtime, loop=args.loop,
+    )  # fmt: skip
+    stages, sinks, notes = [], [], []
+    loop: VideoLoop | None = None
+    try:
+        if args.denoise != "none":
+            stages.append(make_denoiser(args.denoise, args.threads))
+        if args.out:
+            writer = VideoWriterSink(args.out, fps=source.fps or 30.0)
+            sinks.append(writer)
+            notes += writer.notes
+        preview = None
+        if args.preview:
+            preview = _make_preview(args.preview, lambda: loop.live_stats() if loop else {})
+            sinks.append(preview)
+        loop = VideoLoop(
+            source, stages, sinks, on_event=show if live else None, events_path=args.events, notes=notes
+        )
+        if preview is not None:
+            # Served once the loop exists, so the first request already sees its figures.
+            preview.start()
+            if live:
+                console.out.print(f"preview: {preview.url}", markup=False, highlight=False)
+    except BaseException:
+        for part in [*stages, *sinks, source]:
+            part.close()
+        raise
+    try:
+        summary = loop.run(max_frames=args.frames, max_seconds=args.seconds)
+    except StageFailed as e:
+        # What ran before the failure still matters (which stage was slow, what was written).
+        console.err.print(e.summary.text(), markup=False, highlight=False)
+        raise
+    _print_summary(summary, args.json)
+    return 0
+
+
+def _print_summary(summary: VideoSummary, as_json: bool) -> None:
+    if as_json:
+        console.emit_json(summary.to_dict())
+        return
+    console.out.print(summary.headline(), markup=False, highlight=False)
+    console.table("per stage (latency per frame)", summary.COLUMNS, summary.rows())
+    for note in summary.notes:
+        console.out.print(f"note: {note}", markup=False, highlight=False)
+
+
+def cmd_devices_video(args: argparse.Namespace) -> int:
+    """``edge-sdk devices --video``: the cameras (and video nodes) under ``--root``."""
+    from edge_sdk.devices.sources.video import list_cameras
+
+    cameras = list_cameras(args.root)
+    if args.json:
+        console.emit_json([dataclasses.asdict(c) for c in cameras])
+        return 0
+    if not cameras:
+        console.out.print("no cameras found (no /dev/video* nodes, no CSI sensor)")
+        return 0
+    rows = [
+        [c.path, c.name, c.kind, {True: "yes", False: "no", None: "?"}[c.capture], c.source, c.note]
+        for c in cameras
+    ]
+    console.table("cameras", ["node", "name", "kind", "capture", "--source", "note"], rows)
+    return 0

@@ -1,0 +1,268 @@
+"""Noise for training recipes: generated, plus recorded keyboards (``recorded_keyboards``, not shipped).
+
+Stationary: white, pink, brown, mains hum with harmonics, spectrally shaped ("fan"/"engine") noise.
+Non-stationary: babble from held-in speech, drifting tones, amplitude-modulated noise, impulsive
+bursts (knocks, dishes) and clicks (typing, tapping, switches). Every generator returns unit-RMS float32
+and is deterministic for a generator.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_sdk.audio.mix import babble, colored_noise, pink_noise, rms_normalize, white_noise
+from edge_sdk.errors import BadInputError
+
+SAMPLE_RATE = 16000
+
+
+def hum(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Mains hum: 50 or 60 Hz and up to 15 harmonics with random levels and phases, plus a little hiss."""
+    f0 = float(rng.choice([50.0, 60.0])) * (1 + rng.normal(0, 0.002))
+    t = np.arange(n) / SAMPLE_RATE
+    x = np.zeros(n)
+    for k in range(1, int(rng.integers(4, 16))):
+        level = rng.random() / k ** rng.uniform(0.3, 1.5)
+        x += level * np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 2 * np.pi))
+    x = rms_normalize(x) + 10 ** (-rng.uniform(1.5, 3)) * white_noise(n, rng)
+    return rms_normalize(x)
+
+
+def shaped_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise with a random smooth spectral envelope (a few random resonances on a tilt): fans,
+    engines, air conditioning, road noise."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.linspace(0, SAMPLE_RATE / 2, len(spec))
+    env = (1 + f / 100.0) ** (-rng.uniform(0, 1.5))
+    for _ in range(int(rng.integers(1, 5))):
+        centre, width = rng.uniform(50, 6000), rng.uniform(30, 1500)
+        env = env + rng.uniform(0.5, 6) * env.mean() * np.exp(-0.5 * ((f - centre) / width) ** 2)
+    return rms_normalize(np.fft.irfft(spec * env, n=n))
+
+
+def tones(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A few sinusoids whose frequencies drift slowly (whine, alarms, music-like tones), with hiss."""
+    x = np.zeros(n)
+    for _ in range(int(rng.integers(1, 4))):
+        f = rng.uniform(100, 4000) * np.exp(np.cumsum(rng.normal(0, 2e-5, n)))
+        x += rng.uniform(0.3, 1) * np.sin(2 * np.pi * np.cumsum(f) / SAMPLE_RATE)
+    gate = np.repeat(rng.random(-(-n // 4000)) < 0.7, 4000)[:n] if rng.random() < 0.5 else 1.0
+    return rms_normalize(rms_normalize(x * gate) + 0.05 * white_noise(n, rng))
+
+
+def modulated_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Coloured noise whose level swells and fades at 0.2-4 Hz (passing traffic, wind, crowd)."""
+    base = colored_noise(n, rng, rng.uniform(0, 2))
+    t = np.arange(n) / SAMPLE_RATE
+    env = 1 + rng.uniform(0.3, 0.95) * np.sin(2 * np.pi * rng.uniform(0.2, 4) * t + rng.uniform(0, 6.3))
+    return rms_normalize(base * env)
+
+
+def bursts(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Impulsive noise: decaying filtered bursts (knocks, clicks, dishes, keyboard) over a low floor."""
+    x = 0.02 * white_noise(n, rng)
+    for _ in range(int(rng.integers(2, 6) * n / SAMPLE_RATE)):
+        length = int(rng.uniform(0.005, 0.25) * SAMPLE_RATE)
+        start = int(rng.integers(max(1, n - length)))
+        burst = colored_noise(length, rng, rng.uniform(-1, 2)) * np.exp(-np.arange(length) / (length / 5))
+        x[start : start + length] += rng.uniform(0.2, 3) * burst[: n - start]
+    return rms_normalize(x)
+
+
+def _click(rng: np.random.Generator) -> np.ndarray:
+    """One mechanical click: a sharp noise burst (0.3-5 ms decay) plus 1-4 decaying resonances."""
+    length = int(rng.uniform(0.01, 0.06) * SAMPLE_RATE)
+    t = np.arange(length) / SAMPLE_RATE
+    x = colored_noise(length, rng, rng.uniform(-1.5, 1.0)) * np.exp(-t / rng.uniform(3e-4, 5e-3))
+    for _ in range(int(rng.integers(1, 5))):
+        f, tau = rng.uniform(300, 7500), rng.uniform(2e-3, 3e-2)
+        x += rng.uniform(0.1, 1.0) * np.sin(2 * np.pi * f * t + rng.uniform(0, 6.3)) * np.exp(-t / tau)
+    return x / (np.max(np.abs(x)) + 1e-9)
+
+
+def clicks(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Typing, tapping, mouse and switch clicks: a set of 4-16 click sounds (``_click``) played at 2-10
+    a second with gamma-distributed gaps, most followed 40-160 ms later by a softer release click,
+    levels varying by ±4 dB, over a faint noise floor."""
+    sounds = [_click(rng) for _ in range(int(rng.integers(4, 17)))]
+    out = np.zeros(n + SAMPLE_RATE) + 10 ** (-rng.uniform(2, 3.5)) * colored_noise(n + SAMPLE_RATE, rng, 1.0)
+    rate, t = rng.uniform(2, 10), int(rng.integers(SAMPLE_RATE // 4))
+    while t < n:
+        hits = [(0.0, 0.0), (rng.uniform(0.04, 0.16), -rng.uniform(0, 8))][: 1 + int(rng.random() < 0.8)]
+        for delay, level in hits:
+            c = sounds[int(rng.integers(len(sounds)))] * 10 ** ((level + rng.uniform(-4, 4)) / 20)
+            s = t + int(delay * SAMPLE_RATE)
+            out[s : s + len(c)] += c[: max(0, len(out) - s)]
+        t += int(rng.gamma(3.0, 1 / (3 * rate)) * SAMPLE_RATE) + 1
+    return rms_normalize(out[:n])
+
+
+def _click_wide(rng: np.random.Generator) -> np.ndarray:
+    """A click from a wider family than ``_click``: sharper or duller attacks (0.1-10 ms), resonances
+    from 150 Hz to 7.8 kHz decaying in 1-100 ms (a spring's ping), sometimes a low thump (a key bottoming
+    out) or a second attack a few ms later (a rattling key cap)."""
+    length = int(rng.uniform(0.01, 0.15) * SAMPLE_RATE)
+    t = np.arange(length) / SAMPLE_RATE
+    x = colored_noise(length, rng, rng.uniform(-2.0, 1.5)) * np.exp(-t / rng.uniform(1e-4, 1e-2))
+    for _ in range(int(rng.integers(0, 6))):
+        f, tau = rng.uniform(150, 7800), rng.uniform(1e-3, 0.1)
+        x += rng.uniform(0.05, 1.0) * np.sin(2 * np.pi * f * t + rng.uniform(0, 6.3)) * np.exp(-t / tau)
+    if rng.random() < 0.4:
+        f, tau = rng.uniform(60, 250), rng.uniform(5e-3, 3e-2)
+        x += rng.uniform(0.2, 1.5) * np.sin(2 * np.pi * f * t) * np.exp(-t / tau)
+    if rng.random() < 0.3:
+        d = int(rng.uniform(0.002, 0.015) * SAMPLE_RATE)
+        x[d:] += rng.uniform(0.2, 0.8) * x[: length - d]
+    return x / (np.max(np.abs(x)) + 1e-9)
+
+
+@dataclass(frozen=True)
+class Keyboard:
+    """Recorded sounds of one keyboard at 16 kHz: key presses and key releases."""
+
+    name: str
+    presses: tuple[np.ndarray, ...]
+    releases: tuple[np.ndarray, ...]
+
+
+#: The keyboardsounds wheel's profiles recorded by kbsim (Thomas Lai, MIT): 7 mechanical keyboards.
+KBSIM_PROFILES = (
+    "alpaca",
+    "gateron-black-ink",
+    "gateron-red-ink",
+    "holy-panda",
+    "mx-black",
+    "mx-blue",
+    "mx-brown",
+)
+
+
+def recorded_keyboards(wheel: Path | None = None) -> list[Keyboard]:
+    """The kbsim recordings of ``KBSIM_PROFILES``, read from the pinned keyboardsounds wheel (the zoo's
+    ``keyboard-sounds`` entry, fetched once; ``wheel`` to use another copy) and resampled to 16 kHz.
+    Each profile's own LICENSE is checked to be kbsim's MIT licence before its sounds are used."""
+    from edge_sdk import zoo
+    from edge_sdk.train.speech_data import decode_audio, resample
+
+    path = Path(wheel) if wheel else zoo.pull("keyboard-sounds")
+    keyboards = []
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        for profile in KBSIM_PROFILES:
+            folder = f"keyboardsounds/profiles/{profile}/"
+            licence = (
+                zf.read(folder + "LICENSE").decode("utf-8", "replace") if folder + "LICENSE" in names else ""
+            )
+            if "kbsim" not in licence or "Permission is hereby granted" not in licence:
+                raise BadInputError(f"{path}: {folder} does not carry kbsim's MIT licence; not using it")
+            sounds: dict[str, list[np.ndarray]] = {"press": [], "release": []}
+            for name in sorted(n for n in names if n.startswith(folder) and n.endswith(".mp3")):
+                kind = "release" if Path(name).name.startswith("release") else "press"
+                x, rate = decode_audio(io.BytesIO(zf.read(name)))
+                sounds[kind].append(resample(x, rate, SAMPLE_RATE))
+            keyboards.append(Keyboard(profile, tuple(sounds["press"]), tuple(sounds["release"])))
+    return keyboards
+
+
+def _stretch(x: np.ndarray, factor: float) -> np.ndarray:
+    """``x`` played ``factor`` times slower (longer, lower), by linear interpolation."""
+    return np.interp(np.arange(int(len(x) * factor)) / factor, np.arange(len(x)), x)
+
+
+def typing_floor(n: int, rng: np.random.Generator, keyboards: list[Keyboard] | None = None) -> np.ndarray:
+    """Transient click trains (typing, mouse, tapping; 1-14 hits a second, bursts and pauses, ±6 dB per
+    hit, most with a release click; mostly with a room's reverberant tail and a random microphone tilt)
+    over a stationary floor (white, pink, brown or shaped noise) from 40 dB below to about as loud as the
+    clicks, so a model learns to remove the clicks and the floor together. The clicks are generated
+    (``_click``/``_click_wide``), or with ``keyboards`` the recordings of one of them. For fine-tuning on
+    transients; not in ``GENERATORS``."""
+    if keyboards:
+        kb = keyboards[int(rng.integers(len(keyboards)))]
+        # a few recordings per keyboard: each draw detunes them (±15 % in time and pitch) for variety
+        factor = rng.uniform(0.85, 1.15)
+        presses = [_stretch(c, factor) for c in kb.presses]
+        releases = [_stretch(c, factor) for c in kb.releases] or presses
+    else:
+        presses = [
+            (_click_wide if rng.random() < 0.6 else _click)(rng) for _ in range(int(rng.integers(6, 25)))
+        ]
+        releases = presses
+    out = np.zeros(n + SAMPLE_RATE)
+    rate, t = rng.uniform(1, 14), int(rng.integers(SAMPLE_RATE // 4))
+    release_p, shape = rng.uniform(0.3, 1.0), rng.uniform(1.0, 5.0)
+    peak = max(float(np.max(np.abs(c))) for c in presses) + 1e-9  # recorded levels stay relative
+    while t < n:
+        hits = [(0.0, 0.0, presses), (rng.uniform(0.03, 0.2), -rng.uniform(0, 10), releases)][
+            : 1 + int(rng.random() < release_p)
+        ]
+        for delay, level, pool in hits:
+            c = pool[int(rng.integers(len(pool)))] / peak * 10 ** ((level + rng.uniform(-6, 6)) / 20)
+            s = t + int(delay * SAMPLE_RATE)
+            out[s : s + len(c)] += c[: max(0, len(out) - s)]
+        gap = rng.gamma(shape, 1 / (shape * rate))
+        if rng.random() < 0.05:  # a pause in the typing
+            gap += rng.uniform(0.3, 1.5)
+        t += int(gap * SAMPLE_RATE) + 1
+    x = out[:n]
+    if rng.random() < 0.7:  # heard in a room: a random exponentially decaying noise tail (RT60 0.1-0.7 s)
+        rt60 = rng.uniform(0.1, 0.7)
+        h = rng.standard_normal(int(rt60 * SAMPLE_RATE)) * np.exp(
+            -6.9 * np.arange(int(rt60 * SAMPLE_RATE)) / (rt60 * SAMPLE_RATE)
+        )
+        h *= 10 ** (-rng.uniform(0, 15) / 20) / (np.sqrt(np.sum(h**2)) + 1e-9)
+        h[0] += 1.0
+        m = len(x) + len(h) - 1
+        x = np.fft.irfft(np.fft.rfft(x, m) * np.fft.rfft(h, m), m)[:n]
+    if rng.random() < 0.5:  # the microphone's colour: a random spectral tilt
+        spec = np.fft.rfft(x)
+        x = np.fft.irfft(spec * (1 + np.linspace(0, 1, len(spec)) * 40) ** rng.uniform(-0.6, 0.3), n=n)
+    x = rms_normalize(x)
+    floor_kind = int(rng.integers(4))
+    if floor_kind == 0:
+        floor = white_noise(n, rng)
+    elif floor_kind == 1:
+        floor = pink_noise(n, rng)
+    elif floor_kind == 2:
+        floor = colored_noise(n, rng, rng.uniform(1.5, 2.0))
+    else:
+        floor = shaped_noise(n, rng)
+    return rms_normalize(x + 10 ** (-rng.uniform(0, 40) / 20) * rms_normalize(floor))
+
+
+def brown_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """1/f² noise, unit RMS."""
+    return colored_noise(n, rng, 2.0)
+
+
+#: Generators that need nothing but a length and a random generator, by name.
+GENERATORS: dict[str, Callable[[int, np.random.Generator], np.ndarray]] = {
+    "white": white_noise,
+    "pink": pink_noise,
+    "brown": brown_noise,
+    "hum": hum,
+    "shaped": shaped_noise,
+    "tones": tones,
+    "modulated": modulated_noise,
+    "bursts": bursts,
+    "clicks": clicks,
+}
+
+
+def noise_bank(
+    seconds_each: float, rng: np.random.Generator, voices: list[np.ndarray] | None = None, pieces: int = 4
+) -> dict[str, np.ndarray]:
+    """A long recording of each noise kind, made of ``pieces`` independent draws of ``seconds_each /
+    pieces`` seconds (so shaped/tonal kinds vary); ``"babble"`` is added when ``voices`` are given."""
+    n = int(seconds_each * SAMPLE_RATE) // pieces
+    bank = {name: np.concatenate([gen(n, rng) for _ in range(pieces)]) for name, gen in GENERATORS.items()}
+    if voices:
+        bank["babble"] = np.concatenate(
+            [babble(voices, n, rng, talkers=int(rng.integers(3, 10))) for _ in range(pieces)]
+        )
+    return {k: v.astype(np.float32) for k, v in bank.items()}
