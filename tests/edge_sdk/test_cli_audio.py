@@ -49,6 +49,7 @@ def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.network
 def test_run_audio_writes_events_recording_and_summary(
     speech_wav: Path, tmp_path: Path, silero_cache: Path
 ) -> None:

@@ -19,9 +19,17 @@ RATE = 16000
 TRUTH = [(0.5, 7.6), (8.6, 11.59)]
 
 
+# Silero VAD comes from its PyPI wheel; the energy VAD needs nothing.
+VADS = [pytest.param("silero", marks=pytest.mark.network), "energy"]
+
+
 @pytest.fixture(scope="module")
 def silero(silero_cache: Path) -> SileroVAD:
     return SileroVAD(cache_dir=str(silero_cache))
+
+
+def vad_named(name: str, request: pytest.FixtureRequest) -> Stage:
+    return request.getfixturevalue("silero") if name == "silero" else EnergyVAD()
 
 
 def stream(stage: Stage, audio: np.ndarray, block: int = 320) -> list[Event]:
@@ -52,9 +60,9 @@ def test_registered_for_the_cli() -> None:
     assert isinstance(make("vad", "energy"), EnergyVAD)
 
 
-@pytest.mark.parametrize("name", ["silero", "energy"])
-def test_finds_the_utterances(name: str, clip: np.ndarray, silero: SileroVAD) -> None:
-    vad = silero if name == "silero" else EnergyVAD()
+@pytest.mark.parametrize("name", VADS)
+def test_finds_the_utterances(name: str, clip: np.ndarray, request: pytest.FixtureRequest) -> None:
+    vad = vad_named(name, request)
     events = stream(vad, clip)
     assert_matches_truth(segments(events), TRUTH)
     # Each segment is announced once, before it closes, at its start.
@@ -65,9 +73,9 @@ def test_finds_the_utterances(name: str, clip: np.ndarray, silero: SileroVAD) ->
     assert all(e.stage == f"vad.{name}" for e in events)
 
 
-@pytest.mark.parametrize("name", ["silero", "energy"])
-def test_padded_and_noisy_speech(name: str, clip: np.ndarray, silero: SileroVAD) -> None:
-    vad = silero if name == "silero" else EnergyVAD()
+@pytest.mark.parametrize("name", VADS)
+def test_padded_and_noisy_speech(name: str, clip: np.ndarray, request: pytest.FixtureRequest) -> None:
+    vad = vad_named(name, request)
     pad = np.zeros(2 * RATE, np.float32)
     padded = np.concatenate([pad, clip, pad])
     shifted = [(s + 2, e + 2) for s, e in TRUTH]
@@ -76,20 +84,22 @@ def test_padded_and_noisy_speech(name: str, clip: np.ndarray, silero: SileroVAD)
     assert_matches_truth(segments(stream(vad, noisy)), shifted)
 
 
-@pytest.mark.parametrize("name", ["silero", "energy"])
-def test_silence_and_noise_alone_give_nothing(name: str, silero: SileroVAD) -> None:
-    vad = silero if name == "silero" else EnergyVAD()
+@pytest.mark.parametrize("name", VADS)
+def test_silence_and_noise_alone_give_nothing(name: str, request: pytest.FixtureRequest) -> None:
+    vad = vad_named(name, request)
     assert stream(vad, np.zeros(3 * RATE, np.float32)) == []
     hum = 0.01 * pink_noise(3 * RATE, np.random.default_rng(1))
     assert stream(vad, hum) == []
 
 
+@pytest.mark.network
 def test_silero_same_segments_whatever_the_block_size(clip: np.ndarray, silero: SileroVAD) -> None:
     reference = stream(silero, clip, 512)
     for block in (160, 320, 1000):
         assert stream(silero, clip, block) == reference
 
 
+@pytest.mark.network
 def test_reset_forgets_the_stream(clip: np.ndarray, silero: SileroVAD) -> None:
     first = stream(silero, clip)
     # Leave the detector mid-speech with a recurrent state full of it; reset must make it as new.
@@ -99,6 +109,7 @@ def test_reset_forgets_the_stream(clip: np.ndarray, silero: SileroVAD) -> None:
     assert stream(silero, clip) == first
 
 
+@pytest.mark.network
 def test_segment_open_at_the_end_is_closed_by_flush(clip: np.ndarray, silero: SileroVAD) -> None:
     cut = clip[: 5 * RATE]  # ends mid-sentence
     events = stream(silero, cut)
@@ -125,6 +136,7 @@ def test_tracker_rules() -> None:
         SegmentRules(threshold=0.3, neg_threshold=0.5)
 
 
+@pytest.mark.network
 def test_wrong_rate_is_bad_input(silero: SileroVAD, silero_cache: Path) -> None:
     with pytest.raises(BadInputError, match="8000 Hz"):
         silero.process(Block(np.zeros(320, np.float32), 8000, 0.0, 0))
