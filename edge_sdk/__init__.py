@@ -1,14 +1,16 @@
 """edge-sdk: make trained models small and fast for edge devices, prove them, and run them live.
 
+import numpy as np
 import edge_sdk
+from edge_sdk.devices import open_audio_source, open_video_source
+
 arts = edge_sdk.convert("model.onnx", ["onnx:fp32", "onnx:int8"], calibration="calib/", out="out")
 session = edge_sdk.load(arts[1].path)
-outputs = session.run({"input": x})
+outputs = session.run({"input": np.load("input.npy")})
 
-loop = edge_sdk.AudioLoop(source, [edge_sdk.stages.make("vad", "silero")], on_event=print)
+loop = edge_sdk.AudioLoop(open_audio_source("mic"), [edge_sdk.stages.make("vad", "silero")], on_event=print)
 summary = loop.run()
 
-from edge_sdk.devices import open_video_source
 denoiser = edge_sdk.stages.make("video", "denoise", model="zoo:video")
 video = edge_sdk.VideoLoop(open_video_source("camera"), [denoiser])
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from edge_sdk import _moved
+from edge_sdk import moved
 from edge_sdk._version import __version__
 from edge_sdk.errors import (
     BadInputError,
@@ -29,7 +31,7 @@ from edge_sdk.errors import (
     MissingExtraError,
 )
 
-_moved.install()
+moved.install()
 
 # Public names → the module that defines them, imported on first use: a board that only runs artifacts
 # (or an emulated CPU that re-measures one) imports the runtime without the converters and onnx.
