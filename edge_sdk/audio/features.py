@@ -30,7 +30,8 @@ def analysis_window(win: int = WIN) -> np.ndarray:
     return np.sqrt(np.hanning(win)).astype(np.float32)
 
 
-def _synthesis_window(win: int, hop: int) -> np.ndarray:
+def synthesis_window(win: int, hop: int) -> np.ndarray:
+    """The window ``istft`` applies before overlap-add (training's torch istft uses the same one)."""
     # Scale the synthesis window so analysis × synthesis windows overlap-add to exactly 1 at this hop
     # (the symmetric Hann alone ripples by about 1 %).
     w = analysis_window(win).astype(np.float64)
@@ -62,7 +63,7 @@ def istft(spec: np.ndarray, win: int = WIN, hop: int = HOP, n_fft: int = N_FFT) 
     """Overlap-add synthesis of ``stft`` frames; returns ``frames*hop`` samples aligned with the input,
     so ``istft(stft(x))[:len(x)]`` reconstructs ``x`` (up to float rounding) except the last
     ``win-hop`` samples, which need the frames after them."""
-    frames = np.fft.irfft(spec, n=n_fft, axis=1)[:, :win].astype(np.float32) * _synthesis_window(win, hop)
+    frames = np.fft.irfft(spec, n=n_fft, axis=1)[:, :win].astype(np.float32) * synthesis_window(win, hop)
     n = len(frames)
     out = np.zeros(n * hop + win - hop, np.float32)
     for i in range(n):
@@ -82,7 +83,7 @@ class StreamingSTFT:
         self.win, self.hop, self.n_fft = win, hop, n_fft
         self.latency = win - hop
         self._window = analysis_window(win)
-        self._synth = _synthesis_window(win, hop)
+        self._synth = synthesis_window(win, hop)
         self.reset()
 
     def reset(self) -> None:

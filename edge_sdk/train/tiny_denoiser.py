@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_sdk.audio.features import HOP, N_FFT, POWER_FLOOR, WIN, _synthesis_window, analysis_window
+from edge_sdk.audio.features import HOP, N_FFT, POWER_FLOOR, WIN, analysis_window, synthesis_window
 from edge_sdk.audio.mix import rms
 from edge_sdk.train import noise_data, speech_data
 
@@ -154,7 +154,7 @@ def spectral_ops() -> tuple[Any, Any, Any]:
     (differentiable; batched over the first axis)."""
     torch = _torch()
     window = torch.from_numpy(analysis_window(WIN))
-    synth = torch.from_numpy(_synthesis_window(WIN, HOP))
+    synth = torch.from_numpy(synthesis_window(WIN, HOP))
 
     def stft(x: Any) -> Any:
         n_frames = -(-x.shape[-1] // HOP)
