@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 from pathlib import Path
 
 import numpy as np
 
+from edge_sdk.errors import BadInputError
 from edge_sdk.train import image_data
 
 SIGMAS = (15, 25, 50)
@@ -50,6 +52,17 @@ def score_held_out(model: Path, seed: int = 0) -> dict[int, dict[str, float]]:
     return res
 
 
+def _check_relative(command: str) -> None:
+    """A card ships in the package: the commands it records name paths relative to the repository, never
+    the training machine's own."""
+    absolute = [w for w in shlex.split(command, comments=True) if w.startswith("/")]
+    if absolute:
+        raise BadInputError(
+            f"the recorded command names absolute paths ({', '.join(absolute)}); "
+            "give it as run from the repository root, with relative paths"
+        )
+
+
 def write_card(
     run: Path,
     command: str,
@@ -64,14 +77,16 @@ def write_card(
     ``--val-sigmas``."""
     import onnx
 
+    lineage = [init_command] if isinstance(init_command, str) else list(init_command)
+    lineage = [c for c in lineage if c]
+    for c in (command, *lineage):
+        _check_relative(c)
     model = run / "model.onnx"
     summary = (
         json.loads((run / "train_summary.json").read_text()) if (run / "train_summary.json").exists() else {}
     )
     doc = onnx.load(str(model)).doc_string
     linear = '"linskip"' in doc
-    lineage = [init_command] if isinstance(init_command, str) else list(init_command)
-    lineage = [c for c in lineage if c]
     named = [f"σ {s}" for s in val_sigmas.split(",")]
     sigmas = " and ".join([", ".join(named[:-1]), named[-1]] if len(named) > 1 else named)
     scores = score_held_out(model)

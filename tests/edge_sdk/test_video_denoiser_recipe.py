@@ -11,6 +11,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from edge_sdk.errors import BadInputError
 from edge_sdk.train import image_data
 
 pytest.importorskip("torch")
@@ -97,6 +98,8 @@ def test_unet_arch_warm_starts_from_a_quarter_checkpoint_and_exports(tmp_path: P
     ).read_text()  # fmt: skip
     assert "Warm-started" in text and "\nW\nY\n" in text
     assert "σ uniform in [0, 75]" in text and "at σ 15 and σ 50 is exported" in text
+    with pytest.raises(BadInputError, match="absolute paths"):
+        video_card.write_card(out, "python -m edge_sdk.train.video_denoiser --out /home/me/runs/v")
 
 
 def test_linskip_warm_starts_exactly_from_unet_and_trains_with_wider_noise(tmp_path: Path) -> None:
