@@ -27,8 +27,8 @@ NOTES = """## How it was made
 **Noise**, each mixed with `edge_sdk.audio.mix.mix_at_snr` at 0, 5 and 10 dB (speech RMS over noise RMS
 over the whole clip), one seeded generator per (clip, noise, SNR):
 
-* white and pink: `audio_mix.white_noise` / `pink_noise`.
-* babble: `audio_mix.babble`, 6 talkers drawn from 40 training-split Asterisk prompts and 20 espeak-ng/flite
+* white and pink: `audio.mix.white_noise` / `pink_noise`.
+* babble: `audio.mix.babble`, 6 talkers drawn from 40 training-split Asterisk prompts and 20 espeak-ng/flite
   sentences (`speech_data.synthetic_corpus(20, seed=2027)`). No evaluated utterance is in it, but it
   favours the tiny denoiser: those Asterisk prompts are files it trained on, and its training noise
   includes babble made from its training speech. The Asterisk babble is also the voice of the Asterisk

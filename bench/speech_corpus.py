@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_sdk.audio import mix as audio_mix
+from edge_sdk.audio import mix
 from edge_sdk.train import speech_data
 
 RATE = 16000
@@ -128,7 +128,7 @@ def typing(keys: dict[str, tuple[np.ndarray, np.ndarray]], n: int, rng: np.rando
         out[r : r + len(release)] += gain * release[: max(0, len(out) - r)]
         gap = rng.gamma(4.0, 0.045) + (rng.uniform(0.4, 1.2) if rng.random() < 0.08 else 0.0)
         t += int(gap * RATE)
-    return audio_mix.rms_normalize(out[:n])
+    return mix.rms_normalize(out[:n])
 
 
 class NoiseBank:
@@ -141,13 +141,13 @@ class NoiseBank:
     def make(self, kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
         """``n`` samples of noise ``kind`` (one of NOISES), unit RMS."""
         if kind == "white":
-            return audio_mix.white_noise(n, rng)
+            return mix.white_noise(n, rng)
         if kind == "pink":
-            return audio_mix.pink_noise(n, rng)
+            return mix.pink_noise(n, rng)
         if kind == "babble":
             if self._voices is None:
                 self._voices = babble_voices()
-            return audio_mix.babble(self._voices, n, rng, talkers=6)
+            return mix.babble(self._voices, n, rng, talkers=6)
         if kind == "keyboard":
             if self._keys is None:
                 self._keys = key_sounds()
@@ -166,6 +166,6 @@ def mixtures(
             for snr in snrs:
                 key = [SEED, zlib.crc32(clip.name.encode()), zlib.crc32(noise.encode()), snr]
                 rng = np.random.default_rng(key)
-                mixed = audio_mix.mix_at_snr(clip.audio, bank.make(noise, len(clip.audio), rng), snr)
+                mixed = mix.mix_at_snr(clip.audio, bank.make(noise, len(clip.audio), rng), snr)
                 out.append(Mixture(clip, noise, snr, mixed[0], mixed[1]))
     return out

@@ -2,7 +2,7 @@
 
 ``save_program`` runs in the user's process: it exports the module with ``torch.export`` at the example
 inputs and saves the program with ``torch.export.save``, which loads without importing the user's
-class. ``run`` is the worker process's side (``tflite_worker``): litert-torch converts the loaded
+class. ``run`` is the worker process's side (``worker.py``): litert-torch converts the loaded
 program, the file is run on the example inputs and compared with the program to find each output's
 axes order (litert-torch keeps the module's own layouts, NCHW stays NCHW, and the check proves it),
 then ai-edge-quantizer makes fp16 weights or dynamic-range int8 when asked. litert-torch, JAX and

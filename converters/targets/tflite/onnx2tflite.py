@@ -3,7 +3,7 @@
 ``to_keras`` runs onnx2tf; ``find_layouts`` runs the Keras model and onnxruntime on the same input to find
 which inputs and outputs onnx2tf stored channels-last; ``to_tflite`` converts the Keras model with
 TensorFlow's TFLite converter at a precision; ``describe`` reads back the I/O of the file it made.
-TensorFlow is imported inside the functions: only the worker process (``tflite_worker``) calls them.
+TensorFlow is imported inside the functions: only the worker process (``worker.py``) calls them.
 """
 
 from __future__ import annotations
