@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edge_sdk.devices.backends import Answer, Need, Packages, Probe
+from edge_sdk.devices.hardware import NVIDIA_GPU
 from edge_sdk.errors import BadInputError, DeviceError
 from edge_sdk.manifest import Artifact, TensorSpec
 from edge_sdk.runtimes.numerics import KERNELS_HELP, ORT_EXACT, exact_kernels
@@ -16,8 +19,8 @@ from edge_sdk.runtimes.session import BACKENDS, Selection, Session
 
 log = logging.getLogger("edge_sdk.runtimes.onnxruntime")
 
-# Accelerator name → execution provider, in the order "auto" prefers them. Device profiles (issue 4)
-# will supply their own order; this is the default for an unknown board.
+# Accelerator name → execution provider. A device profile gives its own order; with none, "auto" walks
+# AUTO_ORDER.
 PROVIDERS = {
     "tensorrt": "TensorrtExecutionProvider",
     "cuda": "CUDAExecutionProvider",
@@ -35,6 +38,27 @@ _HOW_TO_ENABLE = {
     "openvino": "install onnxruntime-openvino",
     "coreml": "use the macOS onnxruntime wheel",
     "directml": "install onnxruntime-directml on Windows",
+}
+
+# What an accelerator needs on the board besides onnxruntime itself; the others need only a build that has
+# their provider (_HOW_TO_ENABLE).
+NEEDS = {
+    "cpu": Need("onnxruntime CPU"),
+    "cuda": Need(
+        "CUDA provider", NVIDIA_GPU, packages=("onnxruntime-gpu",), pip="pip install onnxruntime-gpu"
+    ),
+    "tensorrt": Need(
+        "TensorRT provider",
+        NVIDIA_GPU,
+        packages=("onnxruntime-gpu",),
+        pip="pip install onnxruntime-gpu",
+        libraries=("libnvinfer.so*",),
+        library_hint="install TensorRT (JetPack has it; elsewhere pip install tensorrt)",
+        probe_checks_library=False,  # onnxruntime lists the provider whether or not TensorRT is there
+    ),
+    "openvino": Need(
+        "OpenVINO provider", packages=("onnxruntime-openvino",), pip="pip install onnxruntime-openvino"
+    ),
 }
 
 _ORT_DTYPES = {
@@ -190,12 +214,49 @@ class OnnxRuntimeBackend:
         "int8_kernels": KERNELS_HELP,
     }
 
+    # Every build installs the module `onnxruntime`; only the distribution's metadata tells them apart.
+    packages = Packages(("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino"), "pip install onnxruntime")
+    accelerators = tuple(PROVIDERS)
+
     def available(self) -> tuple[bool, str]:
         try:
             import onnxruntime  # noqa: F401
         except ImportError:
             return False, "onnxruntime is not installed (pip install onnxruntime)"
         return True, "installed"
+
+    def need(self, accelerator: str) -> Need | None:
+        if accelerator not in PROVIDERS:
+            return None
+        return NEEDS.get(accelerator) or Need(f"onnxruntime {accelerator}")
+
+    def probe(self) -> Probe:
+        """The execution providers this onnxruntime build has."""
+        try:
+            import onnxruntime as ort
+
+            providers = list(ort.get_available_providers())
+        except Exception as e:  # a broken install fails in many ways; it then lists nothing
+            return Probe(
+                error=f"onnxruntime does not load: {e}",
+                record={"onnxruntime_error": str(e), "onnxruntime": []},
+            )
+        return Probe(tuple(providers), record={"onnxruntime": providers})
+
+    def answer(self, accelerator: str, probe: Probe, installed: Mapping[str, str | None]) -> Answer:
+        provider = PROVIDERS.get(accelerator, accelerator)
+        if provider in probe.seen:
+            return Answer(True, f"onnxruntime lists {provider}")
+        need = self.need(accelerator) or Need(provider)
+        hint = need.pip
+        if installed.get("onnxruntime") and any(installed.get(p) for p in need.packages):
+            # Both builds install the module `onnxruntime`; whichever was installed last wins.
+            other = need.packages[0]
+            hint = (
+                f"onnxruntime and {other} are both installed and the CPU build shadows the other: "
+                f"pip uninstall -y onnxruntime {other} && {need.pip}"
+            )
+        return Answer(False, f"onnxruntime does not list {provider}", hint)
 
     def version(self) -> str:
         import onnxruntime

@@ -18,12 +18,15 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edge_sdk.devices.backends import Answer, Need, Packages, Probe
+from edge_sdk.devices.hardware import INTEL_GPU, INTEL_NPU
 from edge_sdk.errors import BadInputError, DeviceError, MissingExtraError
 from edge_sdk.manifest import Artifact, TensorSpec
 from edge_sdk.runtimes.numerics import KERNELS_HELP, OV_EXACT, exact_kernels
@@ -35,8 +38,32 @@ if TYPE_CHECKING:
 log = logging.getLogger("edge_sdk.runtimes.openvino")
 
 # Device families in the order "auto" prefers them; OpenVINO names a second GPU "GPU.1", so a family
-# matches its numbered devices too. Device profiles (issue 4) will supply their own order.
+# matches its numbered devices too. A device profile gives its own order.
 AUTO_ORDER = ("NPU", "GPU", "CPU")
+
+_GPU_RUNTIME = "install the Intel GPU compute runtime (apt install intel-opencl-icd)"
+_NPU_DRIVER = "install the Intel NPU driver (intel-level-zero-npu, github.com/intel/linux-npu-driver)"
+# What each device family needs on the board besides OpenVINO itself. OpenVINO lists a GPU or an NPU
+# only when its plugin finds the device through its user-space driver.
+NEEDS = {
+    "CPU": Need("OpenVINO CPU"),
+    "GPU": Need(
+        "OpenVINO GPU",
+        INTEL_GPU,
+        libraries=("libigdrcl.so*", "intel-opencl/libigdrcl.so"),  # Ubuntu's intel-opencl-icd: the latter
+        library_hint=_GPU_RUNTIME,
+        probe_hint=_GPU_RUNTIME,
+        probe_proves_hardware=True,
+    ),
+    "NPU": Need(
+        "OpenVINO NPU",
+        INTEL_NPU,
+        libraries=("libze_intel_vpu.so*", "libze_intel_npu.so*"),
+        library_hint=_NPU_DRIVER,
+        probe_hint=_NPU_DRIVER,
+        probe_proves_hardware=True,
+    ),
+}
 
 # What a caller may ask for → OpenVINO's element type name. "device" leaves the device's own default.
 INFERENCE_PRECISIONS = {
@@ -54,7 +81,7 @@ DEFAULT_INFERENCE_PRECISION = "f32"  # accuracy as converted
 PERFORMANCE_HINTS = ("latency", "throughput")
 DEFAULT_PERFORMANCE_HINT = "latency"  # one stream, one request at a time: the edge case
 
-# Until load() takes backend options, these environment variables carry them.
+# These set the options for every load() that does not pass them (what a recipe recorded comes after).
 ENV_INFERENCE_PRECISION = "EDGE_SDK_OPENVINO_INFERENCE_PRECISION"
 ENV_PERFORMANCE_HINT = "EDGE_SDK_OPENVINO_PERFORMANCE_HINT"
 
@@ -291,12 +318,40 @@ class OpenVinoBackend:
         "int8_kernels": KERNELS_HELP,
     }
 
+    packages = Packages(("openvino",), "pip install 'edge-sdk[openvino]'")
+    accelerators = AUTO_ORDER
+
     def available(self) -> tuple[bool, str]:
         try:
             import openvino  # noqa: F401
         except ImportError:
             return False, "openvino is not installed (pip install 'edge-sdk[openvino]')"
         return True, "installed"
+
+    def need(self, accelerator: str) -> Need | None:
+        """What a device family needs; a numbered device (``GPU.1``) needs what its family does."""
+        return NEEDS.get(accelerator.split(".")[0])
+
+    def probe(self) -> Probe:
+        """The devices OpenVINO finds here."""
+        try:
+            devices = self.devices()
+        except Exception as e:  # a broken install fails in many ways; it then lists nothing
+            return Probe(
+                error=f"OpenVINO does not start: {e}", record={"openvino_error": str(e), "openvino": []}
+            )
+        return Probe(tuple(devices), record={"openvino": devices})
+
+    def answer(self, accelerator: str, probe: Probe, installed: Mapping[str, str | None]) -> Answer:
+        family = accelerator.split(".")[0]
+        devices = [d for d in probe.seen if d.split(".")[0] == family]
+        if devices:
+            return Answer(True, f"OpenVINO lists {', '.join(devices)}")
+        seen = ", ".join(probe.seen) or "nothing"
+        need = self.need(accelerator)
+        return Answer(
+            False, f"OpenVINO does not list {accelerator} (it lists {seen})", need.probe_hint if need else ""
+        )
 
     def version(self) -> str:
         import openvino
