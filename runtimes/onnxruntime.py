@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -14,8 +14,11 @@ from edge_sdk.devices.backends import Answer, Need, Packages, Probe
 from edge_sdk.devices.hardware import NVIDIA_GPU
 from edge_sdk.errors import BadInputError, DeviceError
 from edge_sdk.manifest import Artifact, TensorSpec
-from edge_sdk.runtimes.numerics import KERNELS_HELP, ORT_EXACT, exact_kernels
+from edge_sdk.runtimes.numerics import KERNELS_HELP, ORT_EXACT, Weights, exact_kernels
 from edge_sdk.runtimes.session import BACKENDS, Selection, Session
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 log = logging.getLogger("edge_sdk.runtimes.onnxruntime")
 
@@ -150,7 +153,14 @@ def _nodes_of(model: Path, op: str, domain: str) -> str:
 class OnnxRuntimeSession(Session):
     """A Session over ``onnxruntime.InferenceSession``."""
 
-    def __init__(self, ort_session, inputs, outputs, selection, artifact) -> None:  # type: ignore[no-untyped-def]
+    def __init__(
+        self,
+        ort_session: ort.InferenceSession,
+        inputs: list[TensorSpec],
+        outputs: list[TensorSpec],
+        selection: Selection,
+        artifact: Artifact | None,
+    ) -> None:
         super().__init__(inputs, outputs, selection, artifact)
         self._ort = ort_session
 
@@ -184,10 +194,10 @@ def provider_options_for(
     return {}
 
 
-def _int8_weights(model: Path) -> Any:
+def _int8_weights(model: Path) -> Weights:
     """A reader of ``model``'s signed 8-bit initializers, for ``numerics.exact_kernels``."""
 
-    def read() -> Any:
+    def read() -> Iterator[np.ndarray]:
         import onnx
         from onnx import numpy_helper
 
@@ -322,7 +332,7 @@ class OnnxRuntimeBackend:
             so.add_session_config_entry(*ORT_EXACT)
             taken.reason += f"; {kernels} (u8×u8, {'='.join(ORT_EXACT)})"
             log.info("onnxruntime: %s", kernels)
-        providers: list[Any] = (
+        providers: list[str | tuple[str, dict[str, Any]]] = (
             [provider]
             if provider == "CPUExecutionProvider"
             else [(provider, provider_options), "CPUExecutionProvider"]

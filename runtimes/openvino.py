@@ -18,9 +18,10 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,7 +30,7 @@ from edge_sdk.devices.backends import Answer, Need, Packages, Probe
 from edge_sdk.devices.hardware import INTEL_GPU, INTEL_NPU
 from edge_sdk.errors import BadInputError, DeviceError, MissingExtraError
 from edge_sdk.manifest import Artifact, TensorSpec
-from edge_sdk.runtimes.numerics import KERNELS_HELP, OV_EXACT, exact_kernels
+from edge_sdk.runtimes.numerics import KERNELS_HELP, OV_EXACT, Weights, exact_kernels
 from edge_sdk.runtimes.session import BACKENDS, Selection, Session
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ def ov_message(exc: BaseException) -> str:
     return (text or f"{type(exc).__name__}")[:500]
 
 
-def import_openvino(purpose: str) -> Any:
+def import_openvino(purpose: str) -> ModuleType:
     """The ``openvino`` module, or MissingExtraError naming the extra that brings it."""
     try:
         import openvino
@@ -135,7 +136,7 @@ def _normalise_hint(value: str) -> str:
 class Compiled:
     """A model compiled for one device, and the settings the device reports it actually uses."""
 
-    model: Any  # ov.CompiledModel
+    model: ov.CompiledModel
     device: str
     inference_precision: str  # as read back, e.g. "f32"
     performance_hint: str
@@ -212,7 +213,7 @@ def read_model(path: Path) -> ov.Model:
         raise BadInputError(f"{path}: OpenVINO cannot read this model: {msg}") from None
 
 
-def _dtype(port: Any, where: Path) -> str:
+def _dtype(port: ov.Output, where: Path) -> str:
     try:
         return np.dtype(port.get_element_type().to_dtype()).name
     except (RuntimeError, TypeError):
@@ -222,7 +223,7 @@ def _dtype(port: Any, where: Path) -> str:
         ) from None
 
 
-def _specs(ports: list[Any], where: Path) -> list[TensorSpec]:
+def _specs(ports: list[ov.Output], where: Path) -> list[TensorSpec]:
     """Tensor specs of a plain IR file's inputs or outputs (an artifact brings its own)."""
     specs = []
     for port in ports:
@@ -237,7 +238,9 @@ def _specs(ports: list[Any], where: Path) -> list[TensorSpec]:
     return specs
 
 
-def _ports(compiled: Any, specs: list[TensorSpec], kind: str, where: Path) -> dict[str, Any]:
+def _ports(
+    compiled: ov.CompiledModel, specs: list[TensorSpec], kind: str, where: Path
+) -> dict[str, ov.Output]:
     """The file's tensor name (``stored_name``, else the user-facing name) → the compiled model's port.
     IR from ``ov.convert_model`` keeps the ONNX names, which the manifest records."""
     get = compiled.input if kind == "input" else compiled.output
@@ -292,10 +295,10 @@ class OpenVinoSession(Session):
         return {name: results[self._out[name]] for name in outputs}
 
 
-def _int8_weights(ov_model: Any) -> Any:
+def _int8_weights(ov_model: ov.Model) -> Weights:
     """A reader of the model's signed 8-bit weight constants, for ``numerics.exact_kernels``."""
 
-    def read() -> Any:
+    def read() -> Iterator[np.ndarray]:
         for op in ov_model.get_ops():
             if op.get_type_name() == "Constant" and op.get_element_type().get_type_name() == "i8":
                 yield op.get_data()
@@ -465,17 +468,27 @@ class OpenVinoBackend:
 
     @staticmethod
     def _compile(
-        ov_model: Any, device: str, precision: str, hint: str, threads: int | None, kernels: str
+        ov_model: ov.Model, device: str, precision: str, hint: str, threads: int | None, kernels: str
     ) -> Compiled:
         """``compile_model``, with exact int8 on the CPU when ``kernels`` says why; an OpenVINO that refuses
         the property compiles without it (``Compiled.exact_int8`` then False, and ``open`` says so)."""
-        args = {"inference_precision": precision, "performance_hint": hint, "threads": threads}
+
+        def compiled_with(exact_int8: bool) -> Compiled:
+            return compile_model(
+                ov_model,
+                device,
+                inference_precision=precision,
+                performance_hint=hint,
+                threads=threads,
+                exact_int8=exact_int8,
+            )
+
         if kernels and device.upper().startswith("CPU"):
             try:
-                return replace(compile_model(ov_model, device, exact_int8=True, **args), exact_int8=True)
+                return replace(compiled_with(exact_int8=True), exact_int8=True)
             except RuntimeError as e:
                 log.debug("openvino: %s refused: %s", OV_EXACT[0], ov_message(e))
-        return compile_model(ov_model, device, **args)
+        return compiled_with(exact_int8=False)
 
 
 BACKENDS.register("openvino")(OpenVinoBackend())

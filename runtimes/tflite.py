@@ -215,7 +215,14 @@ class TfliteSession(Session):
     """A Session over one LiteRT/TFLite interpreter. Runs are serialised: an interpreter is not
     re-entrant."""
 
-    def __init__(self, interp: Any, inputs, outputs, selection, artifact) -> None:  # type: ignore[no-untyped-def]
+    def __init__(
+        self,
+        interp: Any,  # the Interpreter of whichever package find_runtime took
+        inputs: list[TensorSpec],
+        outputs: list[TensorSpec],
+        selection: Selection,
+        artifact: Artifact | None,
+    ) -> None:
         super().__init__(inputs, outputs, selection, artifact)
         self._interp = interp
         self._lock = threading.Lock()
