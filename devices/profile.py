@@ -33,6 +33,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edge_sdk.devices.backends import BACKENDS
 from edge_sdk.errors import BadInputError
 
 if sys.version_info >= (3, 11):
@@ -315,18 +316,6 @@ def _cpu_features(r: _Reader) -> tuple[str, ...]:
     return features
 
 
-def _known_accelerators() -> dict[str, set[str]]:
-    """The accelerator names each edge-sdk backend takes, from the backends themselves. Imported here,
-    not at module level, so the runtimes may import this module without a cycle."""
-    from edge_sdk.runtimes import onnxruntime, openvino, tflite
-
-    return {
-        "onnxruntime": set(onnxruntime.PROVIDERS),
-        "openvino": set(openvino.AUTO_ORDER),
-        "tflite": set(tflite.ACCELERATORS),
-    }
-
-
 def parse_profile(data: dict[str, Any], where: str, stem: str) -> Profile:
     """Validate one parsed profile file (``where`` names it in errors; ``stem`` is the file's name)."""
     r = _Reader(where, data)
@@ -345,7 +334,6 @@ def parse_profile(data: dict[str, Any], where: str, stem: str) -> Profile:
             raise r.fail(
                 f"telemetry[{i}]", f"unknown source {source!r}; known: {', '.join(TELEMETRY_SOURCES)}"
             )
-    known = _known_accelerators()
     accelerators: list[AcceleratorSpec] = []
     for i, table in enumerate(r.get("accelerators", list, [])):
         here = f"accelerators[{i}]"
@@ -356,10 +344,9 @@ def parse_profile(data: dict[str, Any], where: str, stem: str) -> Profile:
         backend = a.get("backend", str, required=True)
         accelerator = a.get("accelerator", str, required=True)
         # A backend edge-sdk lacks (e.g. hailort) is allowed: detection reports it as not usable.
-        family = accelerator.split(".")[0]  # OpenVINO numbers a second GPU "GPU.1"
-        if backend in known and family not in known[backend]:
-            raise a.fail("accelerator", f"{backend} has no accelerator {accelerator!r}; known: "
-                         f"{', '.join(sorted(known[backend]))}")  # fmt: skip
+        if backend in BACKENDS.names() and BACKENDS.get(backend).need(accelerator) is None:
+            known = ", ".join(sorted(BACKENDS.get(backend).accelerators))
+            raise a.fail("accelerator", f"{backend} has no accelerator {accelerator!r}; known: {known}")
         if any((s.backend, s.accelerator) == (backend, accelerator) for s in accelerators):
             raise a.fail("accelerator", f"{backend}/{accelerator} is listed twice")
         accelerators.append(

@@ -17,8 +17,10 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
+from edge_sdk.devices.detect import Detection, detect
+from edge_sdk.devices.profile import Profile, profile_named
 from edge_sdk.errors import BadInputError, DeviceError
 from edge_sdk.manifest import Artifact, is_artifact, load_artifact
 from edge_sdk.runtimes.numerics import warn_if_measured_elsewhere
@@ -30,6 +32,8 @@ log = logging.getLogger("edge_sdk.runtimes")
 _SUFFIX_FORMATS = {".onnx": "onnx", ".xml": "openvino", ".tflite": "tflite"}
 
 ModelRef = str | os.PathLike[str] | Artifact
+# "auto" (or None): detect this board; else a profile name, a Profile, or a detection made earlier.
+Device: TypeAlias = str | Profile | Detection | None
 
 
 @dataclass
@@ -88,12 +92,10 @@ def _collect(ref: ModelRef | Sequence[ModelRef]) -> list[_Model]:
 
 
 @functools.lru_cache(maxsize=1)
-def _this_device() -> Any:
+def _this_device() -> Detection | None:
     """This machine's detection, once per process; None when no profile fits it. Backends are not probed
     here: selection tries to open each candidate, which is the real test, and probing would import every
     backend up front."""
-    from edge_sdk.devices import detect
-
     try:
         return detect(probe_backends=False)
     except DeviceError as e:
@@ -108,11 +110,8 @@ def _any_backend() -> list[_Option]:
     ]
 
 
-def _options_for(device: Any) -> tuple[str, list[_Option], int | None]:
+def _options_for(device: Device) -> tuple[str, list[_Option], int | None]:
     """The device's name, its accelerators in preference order, and its thread count."""
-    from edge_sdk.devices import Detection, Profile, detect
-    from edge_sdk.devices.profile import profile_named
-
     if device is None or device == "auto":
         device = _this_device()
         if device is None:
@@ -162,7 +161,7 @@ def _rank(
 def load(
     model: ModelRef | Sequence[ModelRef],
     *,
-    device: Any = "auto",
+    device: Device = "auto",
     backend: str = "auto",
     accelerator: str = "auto",
     threads: int | None = None,
@@ -179,7 +178,7 @@ def load(
     """
     models = _collect(model)
     options = dict(options or {})
-    known = {k for _, b in BACKENDS for k in getattr(b, "options", {})}
+    known = {k for _, b in BACKENDS for k in b.options}
     unknown = sorted(set(options) - known)
     if unknown:
         raise BadInputError(
@@ -234,7 +233,7 @@ def load(
         if passed_over and strict:
             raise DeviceError(_refusal(device_name, passed_over))
         acc = accelerator if opt.accelerator == "auto" else opt.accelerator
-        mine = {k: v for k, v in options.items() if k in getattr(b, "options", {})}
+        mine = {k: v for k, v in options.items() if k in b.options}
         try:
             session = b.open(chosen.path, chosen.artifact, acc, threads or device_threads, **mine)
         except (DeviceError, BadInputError) as e:

@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from edge_sdk.devices.cpu import Cpu, this_cpu
 from edge_sdk.errors import BadInputError
 from edge_sdk.manifest import Artifact
+from edge_sdk.runtimes.session import BACKENDS, Session
 
 log = logging.getLogger("edge_sdk.runtimes")
 
@@ -63,8 +65,6 @@ def eight_bit_weights(artifact: Artifact | None, weights: Weights | None = None)
 
 def saturation_risk(artifact: Artifact | None, weights: Weights | None = None) -> str | None:
     """Why this CPU's fast int8 kernels would saturate this model, or None when they would not."""
-    from edge_sdk.devices.cpu import this_cpu
-
     cpu = this_cpu()
     if not cpu.saturates_8bit_weights or not eight_bit_weights(artifact, weights):
         return None
@@ -74,7 +74,7 @@ def saturation_risk(artifact: Artifact | None, weights: Weights | None = None) -
     )
 
 
-def exact_kernels(asked: Any, artifact: Artifact | None, weights: Weights | None = None) -> str:
+def exact_kernels(asked: object, artifact: Artifact | None, weights: Weights | None = None) -> str:
     """Why a backend should compute int8 exactly here (its slower kernels), or "" for its default ones.
     ``asked`` is the backend option ``int8_kernels``: ``auto`` takes exact kernels only where this CPU's
     fast ones would saturate the model's 8-bit weights."""
@@ -93,8 +93,6 @@ def warn_if_measured_elsewhere(artifact: Artifact | None) -> None:
     one its parity was measured on."""
     if not is_int8(artifact) or not artifact or not artifact.parity:
         return
-    from edge_sdk.devices.cpu import Cpu, this_cpu
-
     measured = (artifact.parity.get("measured_on") or {}).get("cpu")
     if not isinstance(measured, dict):
         return
@@ -113,13 +111,10 @@ def warn_if_measured_elsewhere(artifact: Artifact | None) -> None:
     )
 
 
-def measured_on(session: Any) -> dict[str, Any]:
+def measured_on(session: Session) -> dict[str, Any]:
     """Where and how ``session`` computes, as parity records it: the CPU (the emulated one under
     ``edge-sdk verify --emulate``, with the emulator named), the backend and its version, the
     accelerator, and the settings that change answers (int8 kernels, inference precision)."""
-    from edge_sdk.devices.cpu import this_cpu
-    from edge_sdk.runtimes.session import BACKENDS
-
     record: dict[str, Any] = {
         "cpu": this_cpu().to_dict(),
         "backend": BACKENDS.get(session.selection.backend).version(),

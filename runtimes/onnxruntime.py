@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edge_sdk.devices.backends import Answer, Need, Packages, Probe
+from edge_sdk.devices.hardware import NVIDIA_GPU
 from edge_sdk.errors import BadInputError, DeviceError
 from edge_sdk.manifest import Artifact, TensorSpec
-from edge_sdk.runtimes.numerics import KERNELS_HELP, ORT_EXACT, exact_kernels
+from edge_sdk.runtimes.numerics import KERNELS_HELP, ORT_EXACT, Weights, exact_kernels
 from edge_sdk.runtimes.session import BACKENDS, Selection, Session
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 log = logging.getLogger("edge_sdk.runtimes.onnxruntime")
 
-# Accelerator name → execution provider, in the order "auto" prefers them. Device profiles (issue 4)
-# will supply their own order; this is the default for an unknown board.
+# Accelerator name → execution provider. A device profile gives its own order; with none, "auto" walks
+# AUTO_ORDER.
 PROVIDERS = {
     "tensorrt": "TensorrtExecutionProvider",
     "cuda": "CUDAExecutionProvider",
@@ -35,6 +41,27 @@ _HOW_TO_ENABLE = {
     "openvino": "install onnxruntime-openvino",
     "coreml": "use the macOS onnxruntime wheel",
     "directml": "install onnxruntime-directml on Windows",
+}
+
+# What an accelerator needs on the board besides onnxruntime itself; the others need only a build that has
+# their provider (_HOW_TO_ENABLE).
+NEEDS = {
+    "cpu": Need("onnxruntime CPU"),
+    "cuda": Need(
+        "CUDA provider", NVIDIA_GPU, packages=("onnxruntime-gpu",), pip="pip install onnxruntime-gpu"
+    ),
+    "tensorrt": Need(
+        "TensorRT provider",
+        NVIDIA_GPU,
+        packages=("onnxruntime-gpu",),
+        pip="pip install onnxruntime-gpu",
+        libraries=("libnvinfer.so*",),
+        library_hint="install TensorRT (JetPack has it; elsewhere pip install tensorrt)",
+        probe_checks_library=False,  # onnxruntime lists the provider whether or not TensorRT is there
+    ),
+    "openvino": Need(
+        "OpenVINO provider", packages=("onnxruntime-openvino",), pip="pip install onnxruntime-openvino"
+    ),
 }
 
 _ORT_DTYPES = {
@@ -126,7 +153,14 @@ def _nodes_of(model: Path, op: str, domain: str) -> str:
 class OnnxRuntimeSession(Session):
     """A Session over ``onnxruntime.InferenceSession``."""
 
-    def __init__(self, ort_session, inputs, outputs, selection, artifact) -> None:  # type: ignore[no-untyped-def]
+    def __init__(
+        self,
+        ort_session: ort.InferenceSession,
+        inputs: list[TensorSpec],
+        outputs: list[TensorSpec],
+        selection: Selection,
+        artifact: Artifact | None,
+    ) -> None:
         super().__init__(inputs, outputs, selection, artifact)
         self._ort = ort_session
 
@@ -160,10 +194,10 @@ def provider_options_for(
     return {}
 
 
-def _int8_weights(model: Path) -> Any:
+def _int8_weights(model: Path) -> Weights:
     """A reader of ``model``'s signed 8-bit initializers, for ``numerics.exact_kernels``."""
 
-    def read() -> Any:
+    def read() -> Iterator[np.ndarray]:
         import onnx
         from onnx import numpy_helper
 
@@ -190,12 +224,49 @@ class OnnxRuntimeBackend:
         "int8_kernels": KERNELS_HELP,
     }
 
+    # Every build installs the module `onnxruntime`; only the distribution's metadata tells them apart.
+    packages = Packages(("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino"), "pip install onnxruntime")
+    accelerators = tuple(PROVIDERS)
+
     def available(self) -> tuple[bool, str]:
         try:
             import onnxruntime  # noqa: F401
         except ImportError:
             return False, "onnxruntime is not installed (pip install onnxruntime)"
         return True, "installed"
+
+    def need(self, accelerator: str) -> Need | None:
+        if accelerator not in PROVIDERS:
+            return None
+        return NEEDS.get(accelerator) or Need(f"onnxruntime {accelerator}")
+
+    def probe(self) -> Probe:
+        """The execution providers this onnxruntime build has."""
+        try:
+            import onnxruntime as ort
+
+            providers = list(ort.get_available_providers())
+        except Exception as e:  # a broken install fails in many ways; it then lists nothing
+            return Probe(
+                error=f"onnxruntime does not load: {e}",
+                record={"onnxruntime_error": str(e), "onnxruntime": []},
+            )
+        return Probe(tuple(providers), record={"onnxruntime": providers})
+
+    def answer(self, accelerator: str, probe: Probe, installed: Mapping[str, str | None]) -> Answer:
+        provider = PROVIDERS.get(accelerator, accelerator)
+        if provider in probe.seen:
+            return Answer(True, f"onnxruntime lists {provider}")
+        need = self.need(accelerator) or Need(provider)
+        hint = need.pip
+        if installed.get("onnxruntime") and any(installed.get(p) for p in need.packages):
+            # Both builds install the module `onnxruntime`; whichever was installed last wins.
+            other = need.packages[0]
+            hint = (
+                f"onnxruntime and {other} are both installed and the CPU build shadows the other: "
+                f"pip uninstall -y onnxruntime {other} && {need.pip}"
+            )
+        return Answer(False, f"onnxruntime does not list {provider}", hint)
 
     def version(self) -> str:
         import onnxruntime
@@ -261,7 +332,7 @@ class OnnxRuntimeBackend:
             so.add_session_config_entry(*ORT_EXACT)
             taken.reason += f"; {kernels} (u8×u8, {'='.join(ORT_EXACT)})"
             log.info("onnxruntime: %s", kernels)
-        providers: list[Any] = (
+        providers: list[str | tuple[str, dict[str, Any]]] = (
             [provider]
             if provider == "CPUExecutionProvider"
             else [(provider, provider_options), "CPUExecutionProvider"]

@@ -18,15 +18,19 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edge_sdk.devices.backends import Answer, Need, Packages, Probe
+from edge_sdk.devices.hardware import INTEL_GPU, INTEL_NPU
 from edge_sdk.errors import BadInputError, DeviceError, MissingExtraError
 from edge_sdk.manifest import Artifact, TensorSpec
-from edge_sdk.runtimes.numerics import KERNELS_HELP, OV_EXACT, exact_kernels
+from edge_sdk.runtimes.numerics import KERNELS_HELP, OV_EXACT, Weights, exact_kernels
 from edge_sdk.runtimes.session import BACKENDS, Selection, Session
 
 if TYPE_CHECKING:
@@ -35,8 +39,32 @@ if TYPE_CHECKING:
 log = logging.getLogger("edge_sdk.runtimes.openvino")
 
 # Device families in the order "auto" prefers them; OpenVINO names a second GPU "GPU.1", so a family
-# matches its numbered devices too. Device profiles (issue 4) will supply their own order.
+# matches its numbered devices too. A device profile gives its own order.
 AUTO_ORDER = ("NPU", "GPU", "CPU")
+
+_GPU_RUNTIME = "install the Intel GPU compute runtime (apt install intel-opencl-icd)"
+_NPU_DRIVER = "install the Intel NPU driver (intel-level-zero-npu, github.com/intel/linux-npu-driver)"
+# What each device family needs on the board besides OpenVINO itself. OpenVINO lists a GPU or an NPU
+# only when its plugin finds the device through its user-space driver.
+NEEDS = {
+    "CPU": Need("OpenVINO CPU"),
+    "GPU": Need(
+        "OpenVINO GPU",
+        INTEL_GPU,
+        libraries=("libigdrcl.so*", "intel-opencl/libigdrcl.so"),  # Ubuntu's intel-opencl-icd: the latter
+        library_hint=_GPU_RUNTIME,
+        probe_hint=_GPU_RUNTIME,
+        probe_proves_hardware=True,
+    ),
+    "NPU": Need(
+        "OpenVINO NPU",
+        INTEL_NPU,
+        libraries=("libze_intel_vpu.so*", "libze_intel_npu.so*"),
+        library_hint=_NPU_DRIVER,
+        probe_hint=_NPU_DRIVER,
+        probe_proves_hardware=True,
+    ),
+}
 
 # What a caller may ask for → OpenVINO's element type name. "device" leaves the device's own default.
 INFERENCE_PRECISIONS = {
@@ -54,7 +82,7 @@ DEFAULT_INFERENCE_PRECISION = "f32"  # accuracy as converted
 PERFORMANCE_HINTS = ("latency", "throughput")
 DEFAULT_PERFORMANCE_HINT = "latency"  # one stream, one request at a time: the edge case
 
-# Until load() takes backend options, these environment variables carry them.
+# These set the options for every load() that does not pass them (what a recipe recorded comes after).
 ENV_INFERENCE_PRECISION = "EDGE_SDK_OPENVINO_INFERENCE_PRECISION"
 ENV_PERFORMANCE_HINT = "EDGE_SDK_OPENVINO_PERFORMANCE_HINT"
 
@@ -69,7 +97,7 @@ def ov_message(exc: BaseException) -> str:
     return (text or f"{type(exc).__name__}")[:500]
 
 
-def import_openvino(purpose: str) -> Any:
+def import_openvino(purpose: str) -> ModuleType:
     """The ``openvino`` module, or MissingExtraError naming the extra that brings it."""
     try:
         import openvino
@@ -108,7 +136,7 @@ def _normalise_hint(value: str) -> str:
 class Compiled:
     """A model compiled for one device, and the settings the device reports it actually uses."""
 
-    model: Any  # ov.CompiledModel
+    model: ov.CompiledModel
     device: str
     inference_precision: str  # as read back, e.g. "f32"
     performance_hint: str
@@ -185,7 +213,7 @@ def read_model(path: Path) -> ov.Model:
         raise BadInputError(f"{path}: OpenVINO cannot read this model: {msg}") from None
 
 
-def _dtype(port: Any, where: Path) -> str:
+def _dtype(port: ov.Output, where: Path) -> str:
     try:
         return np.dtype(port.get_element_type().to_dtype()).name
     except (RuntimeError, TypeError):
@@ -195,7 +223,7 @@ def _dtype(port: Any, where: Path) -> str:
         ) from None
 
 
-def _specs(ports: list[Any], where: Path) -> list[TensorSpec]:
+def _specs(ports: list[ov.Output], where: Path) -> list[TensorSpec]:
     """Tensor specs of a plain IR file's inputs or outputs (an artifact brings its own)."""
     specs = []
     for port in ports:
@@ -210,7 +238,9 @@ def _specs(ports: list[Any], where: Path) -> list[TensorSpec]:
     return specs
 
 
-def _ports(compiled: Any, specs: list[TensorSpec], kind: str, where: Path) -> dict[str, Any]:
+def _ports(
+    compiled: ov.CompiledModel, specs: list[TensorSpec], kind: str, where: Path
+) -> dict[str, ov.Output]:
     """The file's tensor name (``stored_name``, else the user-facing name) → the compiled model's port.
     IR from ``ov.convert_model`` keeps the ONNX names, which the manifest records."""
     get = compiled.input if kind == "input" else compiled.output
@@ -265,10 +295,10 @@ class OpenVinoSession(Session):
         return {name: results[self._out[name]] for name in outputs}
 
 
-def _int8_weights(ov_model: Any) -> Any:
+def _int8_weights(ov_model: ov.Model) -> Weights:
     """A reader of the model's signed 8-bit weight constants, for ``numerics.exact_kernels``."""
 
-    def read() -> Any:
+    def read() -> Iterator[np.ndarray]:
         for op in ov_model.get_ops():
             if op.get_type_name() == "Constant" and op.get_element_type().get_type_name() == "i8":
                 yield op.get_data()
@@ -291,12 +321,40 @@ class OpenVinoBackend:
         "int8_kernels": KERNELS_HELP,
     }
 
+    packages = Packages(("openvino",), "pip install 'edge-sdk[openvino]'")
+    accelerators = AUTO_ORDER
+
     def available(self) -> tuple[bool, str]:
         try:
             import openvino  # noqa: F401
         except ImportError:
             return False, "openvino is not installed (pip install 'edge-sdk[openvino]')"
         return True, "installed"
+
+    def need(self, accelerator: str) -> Need | None:
+        """What a device family needs; a numbered device (``GPU.1``) needs what its family does."""
+        return NEEDS.get(accelerator.split(".")[0])
+
+    def probe(self) -> Probe:
+        """The devices OpenVINO finds here."""
+        try:
+            devices = self.devices()
+        except Exception as e:  # a broken install fails in many ways; it then lists nothing
+            return Probe(
+                error=f"OpenVINO does not start: {e}", record={"openvino_error": str(e), "openvino": []}
+            )
+        return Probe(tuple(devices), record={"openvino": devices})
+
+    def answer(self, accelerator: str, probe: Probe, installed: Mapping[str, str | None]) -> Answer:
+        family = accelerator.split(".")[0]
+        devices = [d for d in probe.seen if d.split(".")[0] == family]
+        if devices:
+            return Answer(True, f"OpenVINO lists {', '.join(devices)}")
+        seen = ", ".join(probe.seen) or "nothing"
+        need = self.need(accelerator)
+        return Answer(
+            False, f"OpenVINO does not list {accelerator} (it lists {seen})", need.probe_hint if need else ""
+        )
 
     def version(self) -> str:
         import openvino
@@ -410,17 +468,27 @@ class OpenVinoBackend:
 
     @staticmethod
     def _compile(
-        ov_model: Any, device: str, precision: str, hint: str, threads: int | None, kernels: str
+        ov_model: ov.Model, device: str, precision: str, hint: str, threads: int | None, kernels: str
     ) -> Compiled:
         """``compile_model``, with exact int8 on the CPU when ``kernels`` says why; an OpenVINO that refuses
         the property compiles without it (``Compiled.exact_int8`` then False, and ``open`` says so)."""
-        args = {"inference_precision": precision, "performance_hint": hint, "threads": threads}
+
+        def compiled_with(exact_int8: bool) -> Compiled:
+            return compile_model(
+                ov_model,
+                device,
+                inference_precision=precision,
+                performance_hint=hint,
+                threads=threads,
+                exact_int8=exact_int8,
+            )
+
         if kernels and device.upper().startswith("CPU"):
             try:
-                return replace(compile_model(ov_model, device, exact_int8=True, **args), exact_int8=True)
+                return replace(compiled_with(exact_int8=True), exact_int8=True)
             except RuntimeError as e:
                 log.debug("openvino: %s refused: %s", OV_EXACT[0], ov_message(e))
-        return compile_model(ov_model, device, **args)
+        return compiled_with(exact_int8=False)
 
 
 BACKENDS.register("openvino")(OpenVinoBackend())

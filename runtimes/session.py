@@ -6,10 +6,12 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
+from edge_sdk.devices.backends import BACKENDS as REGISTERED
+from edge_sdk.devices.backends import BackendProbe
 from edge_sdk.errors import BadInputError
 from edge_sdk.manifest import Artifact, TensorSpec
 from edge_sdk.registry import Registry
@@ -83,7 +85,13 @@ class Session:
         self.artifact = artifact
         # How the backend computes where that changes the answers (int8 kernels, inference precision),
         # recorded with parity so a later check knows what was measured.
-        self.numerics: dict[str, Any] = {}
+        self.numerics: dict[str, str] = {}
+
+    @property
+    def inference_precision(self) -> str | None:
+        """The precision float layers run in where the backend sets one (OpenVINO: ``f32``, ``bf16`` or
+        ``f16``, as the device reports it); None where the model file's own types decide."""
+        return None
 
     @property
     def input_names(self) -> list[str]:
@@ -169,12 +177,11 @@ def check_feeds(specs: list[TensorSpec], feeds: Mapping[str, Any]) -> dict[str, 
     return out
 
 
-class Backend(Protocol):
-    """What a runtime backend module registers: which formats it runs, whether it is installed, what
-    accelerators it sees, and how to open a model."""
+class Backend(BackendProbe, Protocol):
+    """What a runtime backend module registers: what detection asks of it (``BackendProbe``: its
+    packages, its accelerators and what each needs, what it sees here), and which formats it runs,
+    whether it is installed, and how to open a model."""
 
-    name: str
-    formats: tuple[str, ...]
     options: dict[str, str]  # option name → one-line description; load(options=) keys are checked against it
 
     def available(self) -> tuple[bool, str]: ...
@@ -188,4 +195,6 @@ class Backend(Protocol):
     ) -> Session: ...
 
 
-BACKENDS: Registry[Backend] = Registry("backend", "edge_sdk.runtimes")
+# The registry detection defines, seen here with the whole protocol: only this package's modules file
+# backends in it, and each is a Backend.
+BACKENDS = cast("Registry[Backend]", REGISTERED)

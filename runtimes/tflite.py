@@ -22,13 +22,15 @@ import os
 import platform
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edge_sdk.devices.backends import Answer, Need, Packages, Probe
+from edge_sdk.devices.hardware import ANY_GPU, EDGE_TPU
 from edge_sdk.errors import BadInputError, DeviceError
 from edge_sdk.manifest import Artifact, Dim, TensorSpec
 from edge_sdk.runtimes.session import BACKENDS, Selection, Session
@@ -51,6 +53,27 @@ _HOW_TO_ENABLE = {
     "gpu": "build or install the TFLite GPU delegate library for this board",
 }
 _EDGETPU_OP = b"edgetpu-custom-op"  # the custom op edgetpu_compiler puts into compiled models
+
+# What each accelerator needs on the board besides an interpreter package: a delegate needs its device
+# and its library.
+NEEDS = {
+    "cpu": Need("LiteRT CPU, XNNPACK"),
+    "cpu-builtin": Need("LiteRT CPU, builtin kernels"),
+    "edgetpu": Need(
+        "Edge TPU",
+        EDGE_TPU,
+        libraries=(_DELEGATE_LIBS["edgetpu"]["Linux"],),
+        library_hint="apt install libedgetpu1-std (from Coral's apt repository)",
+        probe_proves_hardware=True,  # the delegate does not load without a device
+    ),
+    "gpu": Need(
+        "LiteRT GPU delegate",
+        ANY_GPU,
+        libraries=(_DELEGATE_LIBS["gpu"]["Linux"],),
+        library_hint="build the TFLite GPU delegate for this board and put it on the library path "
+        "(or point EDGE_SDK_TFLITE_GPU_DELEGATE at it)",
+    ),
+}
 
 
 @dataclass
@@ -140,6 +163,23 @@ def find_runtime() -> tuple[Runtime | None, list[tuple[str, str]]]:
     return None, skipped
 
 
+def load_delegate(runtime: Runtime, acc: str) -> tuple[Any, str]:
+    """Load accelerator ``acc``'s delegate library with ``runtime``; (None, reason) when it cannot be
+    loaded, the reason ending with how to enable it after "; "."""
+    lib = os.environ.get(f"EDGE_SDK_TFLITE_{acc.upper()}_DELEGATE") or _DELEGATE_LIBS[acc].get(
+        platform.system()
+    )
+    if lib is None:
+        return None, f"no {ACCELERATORS[acc]} for {platform.system()}"
+    try:
+        # dlopen first: a load_delegate() that fails this way also spits an AttributeError from
+        # its Delegate.__del__ onto stderr.
+        ctypes.CDLL(lib)
+        return runtime.load_delegate(lib), f"{lib} loaded"
+    except (ValueError, OSError, RuntimeError) as e:
+        return None, f"{lib} not loadable ({str(e).strip().splitlines()[0][:160]}); {_HOW_TO_ENABLE[acc]}"
+
+
 @contextlib.contextmanager
 def _captured_stderr() -> Iterator[list[str]]:
     """Route the C++ runtime's stderr (e.g. 'INFO: Created TensorFlow Lite XNNPACK delegate') into a
@@ -175,7 +215,14 @@ class TfliteSession(Session):
     """A Session over one LiteRT/TFLite interpreter. Runs are serialised: an interpreter is not
     re-entrant."""
 
-    def __init__(self, interp: Any, inputs, outputs, selection, artifact) -> None:  # type: ignore[no-untyped-def]
+    def __init__(
+        self,
+        interp: Any,  # the Interpreter of whichever package find_runtime took
+        inputs: list[TensorSpec],
+        outputs: list[TensorSpec],
+        selection: Selection,
+        artifact: Artifact | None,
+    ) -> None:
         super().__init__(inputs, outputs, selection, artifact)
         self._interp = interp
         self._lock = threading.Lock()
@@ -217,6 +264,8 @@ class TfliteBackend:
     name = "tflite"
     formats = ("tflite",)
     options: dict[str, str] = {}  # delegates and threads come through accelerator= and threads=
+    packages = Packages(("ai-edge-litert", "tflite-runtime", "tensorflow"), "pip install 'edge-sdk[litert]'")
+    accelerators = tuple(ACCELERATORS)
 
     def available(self) -> tuple[bool, str]:
         runtime, skipped = find_runtime()
@@ -229,20 +278,27 @@ class TfliteBackend:
         runtime, _ = find_runtime()
         return f"{runtime.package} {runtime.version}" if runtime else "none"
 
-    def _delegate(self, runtime: Runtime, acc: str) -> tuple[Any, str]:
-        """Load accelerator ``acc``'s delegate library; (None, reason) when it cannot be loaded."""
-        lib = os.environ.get(f"EDGE_SDK_TFLITE_{acc.upper()}_DELEGATE") or _DELEGATE_LIBS[acc].get(
-            platform.system()
-        )
-        if lib is None:
-            return None, f"no {ACCELERATORS[acc]} for {platform.system()}"
-        try:
-            # dlopen first: a load_delegate() that fails this way also spits an AttributeError from
-            # its Delegate.__del__ onto stderr.
-            ctypes.CDLL(lib)
-            return runtime.load_delegate(lib), f"{lib} loaded"
-        except (ValueError, OSError, RuntimeError) as e:
-            return None, f"{lib} not loadable ({str(e).strip().splitlines()[0][:160]}); {_HOW_TO_ENABLE[acc]}"
+    def need(self, accelerator: str) -> Need | None:
+        return NEEDS.get(accelerator)
+
+    def probe(self) -> Probe:
+        """The interpreter package that works here (none when none does), and why each other was skipped.
+        Delegates are loaded only when an answer asks for one: loading one touches its device."""
+        runtime, skipped = find_runtime()
+        seen = f"{runtime.package} {runtime.version}" if runtime else None
+        return Probe((seen,) if seen else (), record={"tflite": {"runtime": seen, "skipped": dict(skipped)}})
+
+    def answer(self, accelerator: str, probe: Probe, installed: Mapping[str, str | None]) -> Answer:
+        runtime, _ = find_runtime()
+        if runtime is None:
+            return Answer(False, "no TFLite interpreter package works here", self.packages.install)
+        if accelerator not in _DELEGATE_LIBS:
+            return Answer(True, f"the {runtime.package} interpreter imports")
+        delegate, why = load_delegate(runtime, accelerator)
+        probe.record.setdefault("tflite_delegates", {})[accelerator] = why
+        need = self.need(accelerator)
+        # the reason ends with its own hint after "; ": the need's goes into `enable` instead
+        return Answer(delegate is not None, why.partition("; ")[0], need.library_hint if need else "")
 
     def _interpreter(
         self, runtime: Runtime, model: Path, acc: str, delegate: Any, threads: int | None
@@ -309,7 +365,7 @@ class TfliteBackend:
             if acc == "edgetpu" and not compiled:
                 why = "the model is not compiled for the Edge TPU (edgetpu_compiler)"
             elif acc in _DELEGATE_LIBS:
-                delegate, why = self._delegate(runtime, acc)
+                delegate, why = load_delegate(runtime, acc)
             if why and delegate is None:
                 if accelerator != "auto":
                     raise DeviceError(f"accelerator '{acc}' is not usable: {why}")

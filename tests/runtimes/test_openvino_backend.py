@@ -86,7 +86,7 @@ def test_plain_xml_file_loads_with_specs_from_the_model(
     assert session.artifact is None and session.selection.backend == "openvino"
     assert [(s.name, s.shape, s.dtype) for s in session.inputs] == [("x", [1, 3, 8, 8], "float32")]
     assert [(s.name, s.shape, s.dtype) for s in session.outputs] == [("logits", [1, 10], "float32")]
-    assert session.inference_precision == "f32"  # type: ignore[attr-defined]  # a default, not the CPU's bf16
+    assert session.inference_precision == "f32"  # a default, not the CPU's bf16
     np.testing.assert_allclose(session.run({"x": x})["logits"], expected, rtol=1e-5, atol=1e-6)
 
 
@@ -166,7 +166,7 @@ def test_bf16_on_request(
     """Without an explicit hint this CPU may pick bf16 by itself; the backend only does when asked."""
     monkeypatch.setenv("EDGE_SDK_OPENVINO_INFERENCE_PRECISION", "bf16")
     session = edge_sdk.load(ov_tiny_fp32.path)
-    used = session.inference_precision  # type: ignore[attr-defined]
+    used = session.inference_precision
     if "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
         assert used == "bf16" and "inference precision bf16" in _taken(session).reason
     # bf16 keeps 8 bits of mantissa: close to f32, not equal.

@@ -55,6 +55,7 @@ def test_every_precision_takes_and_gives_float32(
     assert list(out) == ["logits"]
     assert out["logits"].shape == (1, 10) and out["logits"].dtype == np.float32
     exact = session.numerics["int8_kernels"] != "default"
+    assert session.inference_precision is None  # onnxruntime computes in the types the graph has
     (direct,) = _direct(art.model_file, {"x": x}, exact_int8=exact)
     # The session may set other graph optimisations than plain onnxruntime (fp16 turns one off), so the
     # last bits may differ; anything beyond float32 rounding would be a different model.

@@ -55,6 +55,7 @@ def _candidates(session: edge_sdk.Session) -> dict[str, tuple[str, str]]:
 def test_artifact_takes_the_onnx_layout(arts: dict, x: np.ndarray, expected: np.ndarray) -> None:
     session = edge_sdk.load(arts["fp32"].path)
     assert session.input_names == ["x"] and session.inputs[0].shape == [1, 3, 8, 8]
+    assert session.inference_precision is None  # LiteRT computes in the types the model file has
     (got,) = session.run({"x": x}).values()
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
 
