@@ -1,12 +1,11 @@
-"""``edge-sdk run audio`` (the live audio loop) and ``edge-sdk devices --audio`` (the inputs there are).
+"""``edge-sdk run audio``: the live audio loop (microphone or WAV file), events printed as they happen.
 
-Kept beside cli.py, which routes to it; errors are raised and mapped to exit codes by ``cli.main``.
+Errors are raised and mapped to exit codes by ``edge_sdk.cli.main``.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 from edge_sdk.cli import console
 from edge_sdk.live.audio import LoopSummary
@@ -130,21 +129,3 @@ def _print_summary(summary: LoopSummary, as_json: bool) -> None:
     console.table("per stage (latency per block)", summary.COLUMNS, summary.rows())
     for note in summary.notes:
         console.out.print(f"note: {note}", markup=False, highlight=False)
-
-
-def cmd_devices_audio(args: argparse.Namespace) -> int:
-    """``edge-sdk devices --audio``: the audio inputs PortAudio sees."""
-    from edge_sdk.devices.sources.microphone import list_input_devices
-
-    devices = list_input_devices()
-    if args.json:
-        console.emit_json([dataclasses.asdict(d) for d in devices])
-        return 0
-    if not devices:
-        console.out.print("no audio input devices found (PortAudio sees none)")
-        return 0
-    rows = [
-        [d.index, d.name, d.max_input_channels, f"{d.default_sample_rate:g}", d.host_api] for d in devices
-    ]
-    console.table("audio inputs", ["index", "name", "channels", "default rate", "host API"], rows)
-    return 0

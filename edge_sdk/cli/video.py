@@ -1,13 +1,12 @@
-"""``edge-sdk run video`` (the live video loop) and ``edge-sdk devices --video`` (the cameras there are).
+"""``edge-sdk run video``: the live video loop (camera or video file), to a file or an MJPEG preview.
 
-Kept beside cli.py, which routes to it; errors are raised and mapped to exit codes by ``cli.main``.
+Errors are raised and mapped to exit codes by ``edge_sdk.cli.main``.
 The video denoiser and the preview server are imported when asked for, so the loop runs without them.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from typing import Any
 
 from edge_sdk.cli import console
@@ -169,22 +168,3 @@ def _print_summary(summary: VideoSummary, as_json: bool) -> None:
     console.table("per stage (latency per frame)", summary.COLUMNS, summary.rows())
     for note in summary.notes:
         console.out.print(f"note: {note}", markup=False, highlight=False)
-
-
-def cmd_devices_video(args: argparse.Namespace) -> int:
-    """``edge-sdk devices --video``: the cameras (and video nodes) under ``--root``."""
-    from edge_sdk.devices.sources.video import list_cameras
-
-    cameras = list_cameras(args.root)
-    if args.json:
-        console.emit_json([dataclasses.asdict(c) for c in cameras])
-        return 0
-    if not cameras:
-        console.out.print("no cameras found (no /dev/video* nodes, no CSI sensor)")
-        return 0
-    rows = [
-        [c.path, c.name, c.kind, {True: "yes", False: "no", None: "?"}[c.capture], c.source, c.note]
-        for c in cameras
-    ]
-    console.table("cameras", ["node", "name", "kind", "capture", "--source", "note"], rows)
-    return 0
