@@ -12,11 +12,15 @@ from edge_sdk.live.audio import LoopSummary
 from edge_sdk.stages import Event, KeywordDetected, names_of
 
 
-def build_run_audio_parser(common: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The parser of ``edge-sdk run audio``; the --denoise and --vad choices come from the stage registry."""
-    p = argparse.ArgumentParser(
-        prog="edge-sdk run audio",
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """Register ``run audio`` on ``run``'s subcommands; the --denoise and --vad choices come from the stage
+    registry."""
+    p = subparsers.add_parser(
+        "audio",
         parents=[common],
+        help="the live audio loop on a microphone or WAV file: denoiser, VAD, keyword spotter, recorder",
         description="Run a live audio loop: source → denoiser → VAD → keyword spotter → recorder, events "
         "printed as they happen and a per-stage latency summary at the end (also on Ctrl-C).",
     )
@@ -66,7 +70,6 @@ def build_run_audio_parser(common: argparse.ArgumentParser) -> argparse.Argument
     p.add_argument("--block-size", type=int, default=320, help="samples per block (default: 320, 20 ms)")
     p.add_argument("--threads", type=int, default=1, help="threads per model session (default: 1)")
     p.set_defaults(func=cmd_run_audio)
-    return p
 
 
 def _event_line(e: Event) -> str:

@@ -19,6 +19,7 @@ COMMANDS = (convert, inspect, run, models, devices, demo, verify, train)
 
 
 def _common_options() -> argparse.ArgumentParser:
+    """The options every command takes: --json, --verbose, --quiet."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     common.add_argument("-v", "--verbose", action="store_true", help="show debug logs and third-party output")
@@ -41,19 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``edge-sdk``; returns the exit code."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:2] == ["run", "audio"]:
-        # 'run audio' is its own parser: 'run ARTIFACT' keeps its positional, so existing use is unchanged
-        # (a model file named 'audio' still runs as './audio').
-        from edge_sdk.cli.audio import build_run_audio_parser
-
-        args = build_run_audio_parser(_common_options()).parse_args(argv[2:])
-    elif argv[:2] == ["run", "video"]:
-        from edge_sdk.cli.video import build_run_video_parser
-
-        args = build_run_video_parser(_common_options()).parse_args(argv[2:])
-    else:
-        args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     console.setup_logging(getattr(args, "verbose", False), getattr(args, "quiet", False))
     try:
         return int(args.func(args))

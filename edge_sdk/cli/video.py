@@ -15,11 +15,14 @@ from edge_sdk.live.video import VideoSummary
 from edge_sdk.stages import Event
 
 
-def build_run_video_parser(common: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The parser of ``edge-sdk run video``."""
-    p = argparse.ArgumentParser(
-        prog="edge-sdk run video",
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """Register ``run video`` on ``run``'s subcommands."""
+    p = subparsers.add_parser(
+        "video",
         parents=[common],
+        help="the live video loop on a camera or video file: denoiser, video file, MJPEG preview",
         description="Run a live video loop: camera or file → denoiser → file / MJPEG preview, with a "
         "per-stage latency summary, frames per second, drops and camera reconnects at the end (also on "
         "Ctrl-C).",
@@ -64,7 +67,6 @@ def build_run_video_parser(common: argparse.ArgumentParser) -> argparse.Argument
     p.add_argument("--fourcc", metavar="MJPG|YUYV|...", help="ask the camera for this pixel format")
     p.add_argument("--threads", type=int, default=1, help="threads per model session (default: 1)")
     p.set_defaults(func=cmd_run_video)
-    return p
 
 
 def parse_bind(text: str) -> tuple[str, int]:
