@@ -18,6 +18,30 @@ from edge_sdk.errors import EdgeSDKError
 COMMANDS = (convert, inspect, run, models, devices, demo, verify, train)
 
 
+class _Commands(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """The commands, listed in ``edge-sdk --help`` with their own subcommands (``run audio``, ``models
+    pull``) indented under them: argparse itself lists one level."""
+
+    def _get_subactions(self) -> list[argparse.Action]:
+        return [_Command(line, self._name_parser_map[line.dest]) for line in self._choices_actions]
+
+
+class _Command(argparse.Action):
+    """A command's line in the help, whose subactions are the lines of the command's subcommands."""
+
+    def __init__(self, line: argparse.Action, parser: argparse.ArgumentParser) -> None:
+        super().__init__(option_strings=[], dest=line.dest, metavar=line.metavar, help=line.help)
+        self.parser = parser
+
+    def _get_subactions(self) -> list[argparse.Action]:
+        return [
+            line
+            for action in self.parser._actions
+            if isinstance(action, argparse._SubParsersAction)
+            for line in action._get_subactions()
+        ]
+
+
 def _common_options() -> argparse.ArgumentParser:
     """The options every command takes: --json, --verbose, --quiet."""
     common = argparse.ArgumentParser(add_help=False)
@@ -34,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edge-sdk", description="Convert, check and run models on edge devices.")
     p.add_argument("--version", action="version", version=f"edge-sdk {__version__}")
     common = _common_options()
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(action=_Commands, dest="command", required=True)
     for command in COMMANDS:
         command.add_parser(sub, common)
     return p
