@@ -89,7 +89,7 @@ def _event_line(e: Event) -> str:
 
 def cmd_run_audio(args: argparse.Namespace) -> int:
     from edge_sdk.devices.sources.audio import open_audio_source
-    from edge_sdk.live.audio import AudioLoop, StageFailed
+    from edge_sdk.live.audio import AudioLoop
     from edge_sdk.stages.chain import audio_stages
 
     live = not (args.json or args.quiet)
@@ -114,12 +114,7 @@ def cmd_run_audio(args: argparse.Namespace) -> int:
         loop = AudioLoop(
             source, stages, on_event=show if live else None, events_path=args.events, notes=notes
         )
-        try:
-            summary = loop.run(max_seconds=args.seconds)
-        except StageFailed as e:
-            # What ran before the failure still matters (which stage was slow, what was recorded).
-            console.err.print(e.summary.text(), markup=False, highlight=False)
-            raise
+        summary = loop.run(max_seconds=args.seconds)
     _print_summary(summary, args.json)
     return 0
 

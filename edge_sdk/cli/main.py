@@ -12,7 +12,7 @@ import sys
 from rich.text import Text
 
 from edge_sdk.cli import console, convert, demo, devices, inspect, models, run, train, verify
-from edge_sdk.errors import EdgeSDKError
+from edge_sdk.errors import EdgeSDKError, StageFailed
 
 # In the order ``edge-sdk --help`` lists them; each module has ``add_parser(subparsers, common)``.
 COMMANDS = (convert, inspect, run, models, devices, demo, verify, train)
@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except EdgeSDKError as e:
+        if isinstance(e, StageFailed) and e.summary is not None:
+            # What a live loop did before the failure still matters (which stage was slow, what was written).
+            console.err.print(e.summary.text(), markup=False, highlight=False)
         console.err.print(Text.assemble(("error: ", "bold red"), str(e)))
         return e.exit_code
     except KeyboardInterrupt:

@@ -110,7 +110,6 @@ def _event_line(e: Event) -> str:
 def cmd_run_video(args: argparse.Namespace) -> int:
     from edge_sdk.devices.sources.video import open_video_source
     from edge_sdk.live.sinks import VideoWriterSink
-    from edge_sdk.live.stats import StageFailed
     from edge_sdk.live.video import VideoLoop
 
     live = not (args.json or args.quiet)
@@ -152,12 +151,7 @@ def cmd_run_video(args: argparse.Namespace) -> int:
         for part in [*stages, *sinks, source]:
             part.close()
         raise
-    try:
-        summary = loop.run(max_frames=args.frames, max_seconds=args.seconds)
-    except StageFailed as e:
-        # What ran before the failure still matters (which stage was slow, what was written).
-        console.err.print(e.summary.text(), markup=False, highlight=False)
-        raise
+    summary = loop.run(max_frames=args.frames, max_seconds=args.seconds)
     _print_summary(summary, args.json)
     return 0
 
