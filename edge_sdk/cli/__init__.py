@@ -1,6 +1,6 @@
 """The ``edge-sdk`` command: ``main`` builds the parser from one module per command (``convert``, ``inspect``,
 ``run``, ``models``, ``devices``, ``demo``, ``verify``, ``train``) and maps errors to exit codes; ``console``
-and ``progress`` render results and progress."""
+and ``progress`` render results and progress, ``summary`` the end of a live loop."""
 
 from edge_sdk import _moved
 from edge_sdk.cli.main import main

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from edge_sdk.cli import console
-from edge_sdk.live.audio import LoopSummary
+from edge_sdk.cli.summary import print_summary
 from edge_sdk.stages import Event, KeywordDetected, names_of
 
 
@@ -115,15 +115,5 @@ def cmd_run_audio(args: argparse.Namespace) -> int:
             source, stages, on_event=show if live else None, events_path=args.events, notes=notes
         )
         summary = loop.run(max_seconds=args.seconds)
-    _print_summary(summary, args.json)
+    print_summary(summary, "block", args.json)
     return 0
-
-
-def _print_summary(summary: LoopSummary, as_json: bool) -> None:
-    if as_json:
-        console.emit_json(summary.to_dict())
-        return
-    console.out.print(summary.headline(), markup=False, highlight=False)
-    console.table("per stage (latency per block)", summary.COLUMNS, summary.rows())
-    for note in summary.notes:
-        console.out.print(f"note: {note}", markup=False, highlight=False)

@@ -10,8 +10,8 @@ import argparse
 from typing import Any
 
 from edge_sdk.cli import console
+from edge_sdk.cli.summary import print_summary
 from edge_sdk.errors import BadInputError
-from edge_sdk.live.video import VideoSummary
 from edge_sdk.stages import Event
 
 
@@ -152,15 +152,5 @@ def cmd_run_video(args: argparse.Namespace) -> int:
             part.close()
         raise
     summary = loop.run(max_frames=args.frames, max_seconds=args.seconds)
-    _print_summary(summary, args.json)
+    print_summary(summary, "frame", args.json)
     return 0
-
-
-def _print_summary(summary: VideoSummary, as_json: bool) -> None:
-    if as_json:
-        console.emit_json(summary.to_dict())
-        return
-    console.out.print(summary.headline(), markup=False, highlight=False)
-    console.table("per stage (latency per frame)", summary.COLUMNS, summary.rows())
-    for note in summary.notes:
-        console.out.print(f"note: {note}", markup=False, highlight=False)
