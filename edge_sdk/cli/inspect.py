@@ -58,8 +58,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     else:
         console.out.print(
             f"[bold]{path}[/bold]  {console.fmt_size(size)}, files: "
-            f"{', '.join(f.path for f in artifact.files)}"
-        )  # type: ignore[union-attr]
+            f"{', '.join(f.path for f in artifact.files)}"  # type: ignore[union-attr]
+        )
     if artifact is not None:
         io_rows = [
             [
