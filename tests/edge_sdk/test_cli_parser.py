@@ -15,7 +15,8 @@ from types import ModuleType
 import pytest
 
 from edge_sdk import cli
-from edge_sdk.cli import audio, run, video
+from edge_sdk.cli import audio, convert, demo, devices, models, run, video
+from edge_sdk.cli import inspect as inspect_command
 from edge_sdk.cli.main import COMMANDS, _common_options, build_parser
 
 EXE = shutil.which("edge-sdk", path=str(Path(sys.executable).parent)) or "edge-sdk"
@@ -56,6 +57,24 @@ def test_every_command_module_registers_itself_the_same_way(module: ModuleType) 
     assert list(subparsers.choices) == [name(module)]  # one command, named as its module
     commands = [f for n, f in vars(module).items() if n.startswith("cmd_") and callable(f)]
     assert commands and all(f.__module__ == module.__name__ for f in commands)
+
+
+def test_names_of_the_former_cli_module_resolve_to_their_command_modules() -> None:
+    moved = {
+        "cmd_convert": convert,
+        "cmd_inspect": inspect_command,
+        "cmd_run": run,
+        "_read_inputs": run,
+        "cmd_models": models,
+        "cmd_devices": devices,
+        "cmd_demo": demo,
+    }
+    with pytest.deprecated_call():
+        for old, module in moved.items():
+            assert getattr(cli, old) is getattr(module, old)
+        assert cli.build_parser is build_parser
+    with pytest.raises(AttributeError):
+        cli.cmd_nothing  # noqa: B018
 
 
 def test_top_level_help_lists_every_command_with_its_subcommands_under_it() -> None:
