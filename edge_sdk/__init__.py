@@ -29,6 +29,7 @@ from edge_sdk.errors import (
     DownloadError,
     EdgeSDKError,
     MissingExtraError,
+    StageFailed,
 )
 
 moved.install()
@@ -39,7 +40,6 @@ _LAZY = {
     "AudioLoop": "edge_sdk.live.audio",
     "LatencyHistogram": "edge_sdk.live.audio",
     "LoopSummary": "edge_sdk.live.audio",
-    "StageFailed": "edge_sdk.live.audio",
     "StageStats": "edge_sdk.live.audio",
     "ConversionFailed": "edge_sdk.converters",
     "convert": "edge_sdk.converters",
@@ -65,7 +65,7 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from edge_sdk.converters import ConversionFailed, convert
-    from edge_sdk.live.audio import AudioLoop, LatencyHistogram, LoopSummary, StageFailed, StageStats
+    from edge_sdk.live.audio import AudioLoop, LatencyHistogram, LoopSummary, StageStats
     from edge_sdk.live.events import EventLog
     from edge_sdk.live.video import VideoLoop, VideoSummary
     from edge_sdk.manifest import Artifact, TensorSpec, load_artifact

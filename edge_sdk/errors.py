@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class EdgeSDKError(Exception):
     """Root of every error edge-sdk raises on purpose."""
@@ -37,3 +39,20 @@ class DeviceError(EdgeSDKError):
 
 class DownloadError(EdgeSDKError):
     """A model could not be fetched, or what arrived does not match its pinned sha256."""
+
+
+class StageFailed(EdgeSDKError):
+    """A stage of a live loop raised: the loop stopped (stages closed, recordings finalised) and says which
+    stage, on which block or frame, and why. ``summary`` holds the figures up to the failure; the exit code
+    is the cause's when that was an edge-sdk error (bad input stays exit 2)."""
+
+    def __init__(self, stage: str, unit: Any, cause: BaseException, summary: Any) -> None:
+        self.stage, self.summary = stage, summary
+        if isinstance(cause, EdgeSDKError):
+            self.exit_code = cause.exit_code
+        # An audio Block starts at ``start``; a video Frame was captured at ``time``.
+        kind, when = ("block", unit.start) if hasattr(unit, "start") else ("frame", unit.time)
+        super().__init__(
+            f"stage {stage} failed on {kind} {unit.index} (stream time {when:.3f} s): "
+            f"{type(cause).__name__}: {cause}"
+        )

@@ -9,7 +9,7 @@ import importlib.abc
 import importlib.machinery
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -108,15 +108,17 @@ def install() -> None:
         sys.meta_path.insert(0, _MovedFinder())
 
 
-def forward(old: str, new: str) -> Callable[[str], Any]:
+def forward(old: str, new: str | Mapping[str, str]) -> Callable[[str], Any]:
     """A module ``__getattr__`` for a module path that became a package: names the old module defined are
-    looked up in their new module, with a DeprecationWarning."""
+    looked up in their new module, with a DeprecationWarning. ``new`` is that module, or, where the old
+    module's names were split up, a mapping from each name to the module that now holds it."""
 
     def __getattr__(name: str) -> Any:
-        if name.startswith("__"):
+        module = new if isinstance(new, str) else new.get(name)
+        if name.startswith("__") or module is None:
             raise AttributeError(f"module '{old}' has no attribute '{name}'")
-        value = getattr(importlib.import_module(new), name)
-        _warn(f"{old}.{name}", f"{new}.{name}")
+        value = getattr(importlib.import_module(module), name)
+        _warn(f"{old}.{name}", f"{module}.{name}")
         setattr(sys.modules[old], name, value)  # warned once; later lookups find it directly
         return value
 

@@ -1,23 +1,26 @@
-"""``edge-sdk run audio`` (the live audio loop) and ``edge-sdk devices --audio`` (the inputs there are).
+"""``edge-sdk run audio``: the live audio loop (microphone or WAV file), events printed as they happen.
 
-Kept beside cli.py, which routes to it; errors are raised and mapped to exit codes by ``cli.main``.
+Errors are raised and mapped to exit codes by ``edge_sdk.cli.main``.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 from edge_sdk.cli import console
-from edge_sdk.live.audio import LoopSummary
+from edge_sdk.cli.summary import print_summary
 from edge_sdk.stages import Event, KeywordDetected, names_of
 
 
-def build_run_audio_parser(common: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The parser of ``edge-sdk run audio``; the --denoise and --vad choices come from the stage registry."""
-    p = argparse.ArgumentParser(
-        prog="edge-sdk run audio",
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """Register ``run audio`` on ``run``'s subcommands; the --denoise and --vad choices come from the stage
+    registry."""
+    p = subparsers.add_parser(
+        "audio",
         parents=[common],
+        help="the live audio loop on a microphone or WAV file: denoiser, VAD, keyword spotter, recorder",
         description="Run a live audio loop: source → denoiser → VAD → keyword spotter → recorder, events "
         "printed as they happen and a per-stage latency summary at the end (also on Ctrl-C).",
     )
@@ -67,7 +70,6 @@ def build_run_audio_parser(common: argparse.ArgumentParser) -> argparse.Argument
     p.add_argument("--block-size", type=int, default=320, help="samples per block (default: 320, 20 ms)")
     p.add_argument("--threads", type=int, default=1, help="threads per model session (default: 1)")
     p.set_defaults(func=cmd_run_audio)
-    return p
 
 
 def _event_line(e: Event) -> str:
@@ -87,7 +89,7 @@ def _event_line(e: Event) -> str:
 
 def cmd_run_audio(args: argparse.Namespace) -> int:
     from edge_sdk.devices.sources.audio import open_audio_source
-    from edge_sdk.live.audio import AudioLoop, StageFailed
+    from edge_sdk.live.audio import AudioLoop
     from edge_sdk.stages.chain import audio_stages
 
     live = not (args.json or args.quiet)
@@ -112,39 +114,6 @@ def cmd_run_audio(args: argparse.Namespace) -> int:
         loop = AudioLoop(
             source, stages, on_event=show if live else None, events_path=args.events, notes=notes
         )
-        try:
-            summary = loop.run(max_seconds=args.seconds)
-        except StageFailed as e:
-            # What ran before the failure still matters (which stage was slow, what was recorded).
-            console.err.print(e.summary.text(), markup=False, highlight=False)
-            raise
-    _print_summary(summary, args.json)
-    return 0
-
-
-def _print_summary(summary: LoopSummary, as_json: bool) -> None:
-    if as_json:
-        console.emit_json(summary.to_dict())
-        return
-    console.out.print(summary.headline(), markup=False, highlight=False)
-    console.table("per stage (latency per block)", summary.COLUMNS, summary.rows())
-    for note in summary.notes:
-        console.out.print(f"note: {note}", markup=False, highlight=False)
-
-
-def cmd_devices_audio(args: argparse.Namespace) -> int:
-    """``edge-sdk devices --audio``: the audio inputs PortAudio sees."""
-    from edge_sdk.devices.sources.microphone import list_input_devices
-
-    devices = list_input_devices()
-    if args.json:
-        console.emit_json([dataclasses.asdict(d) for d in devices])
-        return 0
-    if not devices:
-        console.out.print("no audio input devices found (PortAudio sees none)")
-        return 0
-    rows = [
-        [d.index, d.name, d.max_input_channels, f"{d.default_sample_rate:g}", d.host_api] for d in devices
-    ]
-    console.table("audio inputs", ["index", "name", "channels", "default rate", "host API"], rows)
+        summary = loop.run(max_seconds=args.seconds)
+    print_summary(summary, "block", args.json)
     return 0

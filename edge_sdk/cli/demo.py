@@ -10,7 +10,21 @@ from pathlib import Path
 from edge_sdk.cli import console
 
 
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """Register ``demo``."""
+    d = subparsers.add_parser(
+        "demo",
+        parents=[common],
+        help="Silero VAD in every format, then the live audio loop on a bundled noisy clip",
+    )
+    d.add_argument("--out", default="demo-out", help="where the demo's artifacts go (default: demo-out)")
+    d.set_defaults(func=cmd_demo)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    """Run every part of the demo, then print its tables (or all of it as JSON)."""
     from edge_sdk import demo
     from edge_sdk.demo import audio as demo_audio
     from edge_sdk.demo import kws as demo_kws

@@ -9,14 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
 from edge_sdk.cli import console
 
 
-def add_train_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Register ``train`` and its recipes on the top-level subparsers ``sub``."""
-    t = sub.add_parser("train", help="train a model with a bundled recipe (needs the 'train' extra)")
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """Register ``train`` and its recipes."""
+    t = subparsers.add_parser("train", help="train a model with a bundled recipe (needs the 'train' extra)")
     tsub = t.add_subparsers(dest="recipe", required=True)
     k = tsub.add_parser(
         "kws",

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from edge_sdk.cli import console
 
 
-def add_verify_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Register ``verify`` on the top-level subparsers ``sub``."""
-    v = sub.add_parser(
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """Register ``verify``."""
+    v = subparsers.add_parser(
         "verify",
         parents=[common],
         help="re-measure an artifact's parity on this machine (or an emulated board's CPU); exit 1 if off",

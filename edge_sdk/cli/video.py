@@ -1,26 +1,28 @@
-"""``edge-sdk run video`` (the live video loop) and ``edge-sdk devices --video`` (the cameras there are).
+"""``edge-sdk run video``: the live video loop (camera or video file), to a file or an MJPEG preview.
 
-Kept beside cli.py, which routes to it; errors are raised and mapped to exit codes by ``cli.main``.
+Errors are raised and mapped to exit codes by ``edge_sdk.cli.main``.
 The video denoiser and the preview server are imported when asked for, so the loop runs without them.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from typing import Any
 
 from edge_sdk.cli import console
+from edge_sdk.cli.summary import print_summary
 from edge_sdk.errors import BadInputError
-from edge_sdk.live.video import VideoSummary
 from edge_sdk.stages import Event
 
 
-def build_run_video_parser(common: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The parser of ``edge-sdk run video``."""
-    p = argparse.ArgumentParser(
-        prog="edge-sdk run video",
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """Register ``run video`` on ``run``'s subcommands."""
+    p = subparsers.add_parser(
+        "video",
         parents=[common],
+        help="the live video loop on a camera or video file: denoiser, video file, MJPEG preview",
         description="Run a live video loop: camera or file → denoiser → file / MJPEG preview, with a "
         "per-stage latency summary, frames per second, drops and camera reconnects at the end (also on "
         "Ctrl-C).",
@@ -65,7 +67,6 @@ def build_run_video_parser(common: argparse.ArgumentParser) -> argparse.Argument
     p.add_argument("--fourcc", metavar="MJPG|YUYV|...", help="ask the camera for this pixel format")
     p.add_argument("--threads", type=int, default=1, help="threads per model session (default: 1)")
     p.set_defaults(func=cmd_run_video)
-    return p
 
 
 def parse_bind(text: str) -> tuple[str, int]:
@@ -109,7 +110,6 @@ def _event_line(e: Event) -> str:
 def cmd_run_video(args: argparse.Namespace) -> int:
     from edge_sdk.devices.sources.video import open_video_source
     from edge_sdk.live.sinks import VideoWriterSink
-    from edge_sdk.live.stats import StageFailed
     from edge_sdk.live.video import VideoLoop
 
     live = not (args.json or args.quiet)
@@ -151,40 +151,6 @@ def cmd_run_video(args: argparse.Namespace) -> int:
         for part in [*stages, *sinks, source]:
             part.close()
         raise
-    try:
-        summary = loop.run(max_frames=args.frames, max_seconds=args.seconds)
-    except StageFailed as e:
-        # What ran before the failure still matters (which stage was slow, what was written).
-        console.err.print(e.summary.text(), markup=False, highlight=False)
-        raise
-    _print_summary(summary, args.json)
-    return 0
-
-
-def _print_summary(summary: VideoSummary, as_json: bool) -> None:
-    if as_json:
-        console.emit_json(summary.to_dict())
-        return
-    console.out.print(summary.headline(), markup=False, highlight=False)
-    console.table("per stage (latency per frame)", summary.COLUMNS, summary.rows())
-    for note in summary.notes:
-        console.out.print(f"note: {note}", markup=False, highlight=False)
-
-
-def cmd_devices_video(args: argparse.Namespace) -> int:
-    """``edge-sdk devices --video``: the cameras (and video nodes) under ``--root``."""
-    from edge_sdk.devices.sources.video import list_cameras
-
-    cameras = list_cameras(args.root)
-    if args.json:
-        console.emit_json([dataclasses.asdict(c) for c in cameras])
-        return 0
-    if not cameras:
-        console.out.print("no cameras found (no /dev/video* nodes, no CSI sensor)")
-        return 0
-    rows = [
-        [c.path, c.name, c.kind, {True: "yes", False: "no", None: "?"}[c.capture], c.source, c.note]
-        for c in cameras
-    ]
-    console.table("cameras", ["node", "name", "kind", "capture", "--source", "note"], rows)
+    summary = loop.run(max_frames=args.frames, max_seconds=args.seconds)
+    print_summary(summary, "frame", args.json)
     return 0

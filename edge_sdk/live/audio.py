@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from edge_sdk.errors import StageFailed
 from edge_sdk.live.base import EventCallback, LoopBase, SummaryText
 from edge_sdk.live.events import EventLog
-from edge_sdk.live.stats import LatencyHistogram, StageFailed, StageStats
+from edge_sdk.live.stats import LatencyHistogram, StageStats
 from edge_sdk.stages.base import Block, Stage
 
 log = logging.getLogger("edge_sdk.live.audio")

@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
+from edge_sdk.errors import StageFailed
 from edge_sdk.live.events import EventLog
-from edge_sdk.live.stats import StageFailed, format_table, unique_names
+from edge_sdk.live.stats import format_table, unique_names
 from edge_sdk.stages.base import Event
 
 EventCallback = Callable[[Event], Any]

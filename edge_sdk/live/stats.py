@@ -1,13 +1,15 @@
 """What both capture loops (audio and video) report: latency histograms of constant memory, one stage's
-figures, the plain-text summary table, and ``StageFailed``, which carries the figures up to a failure."""
+figures and the plain-text summary table. ``StageFailed``, which carries the figures up to a failure, is
+one of the errors in :mod:`edge_sdk.errors` and is importable from here as well."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
-from edge_sdk.errors import EdgeSDKError
+from edge_sdk.errors import StageFailed
+
+__all__ = ["LatencyHistogram", "StageFailed", "StageStats", "format_table", "unique_names"]
 
 
 class LatencyHistogram:
@@ -106,20 +108,3 @@ def format_table(columns: list[str], rows: list[list[str]]) -> list[str]:
 def unique_names(names: list[str]) -> list[str]:
     """Stage names for the table, numbered when the same stage appears twice."""
     return [f"{n}#{names[:i].count(n) + 1}" if names.count(n) > 1 else n for i, n in enumerate(names)]
-
-
-class StageFailed(EdgeSDKError):
-    """A stage raised: the loop stopped (stages closed, recordings finalised) and says which stage, on
-    which block or frame, and why. ``summary`` holds the figures up to the failure; the exit code is
-    the cause's when that was an edge-sdk error (bad input stays exit 2)."""
-
-    def __init__(self, stage: str, unit: Any, cause: BaseException, summary: Any) -> None:
-        self.stage, self.summary = stage, summary
-        if isinstance(cause, EdgeSDKError):
-            self.exit_code = cause.exit_code
-        # An audio Block starts at ``start``; a video Frame was captured at ``time``.
-        kind, when = ("block", unit.start) if hasattr(unit, "start") else ("frame", unit.time)
-        super().__init__(
-            f"stage {stage} failed on {kind} {unit.index} (stream time {when:.3f} s): "
-            f"{type(cause).__name__}: {cause}"
-        )

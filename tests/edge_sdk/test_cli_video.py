@@ -82,6 +82,26 @@ def test_run_video_with_an_image_model(
         assert np.abs(a.astype(int) - (255 - b.astype(int))).max() <= 1
 
 
+def test_a_failing_stage_prints_the_summary_so_far_then_the_error(clip, tmp_path: Path) -> None:
+    from onnx import TensorProto, helper, numpy_helper, save
+
+    # Declared for any image size, but its graph reshapes to 8x8: onnxruntime fails on the first frame.
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, "h", "w"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, "h", "w"])
+    shape = numpy_helper.from_array(np.array([1, 3, 8, 8], np.int64), "shape")
+    graph = helper.make_graph([helper.make_node("Reshape", ["x", "shape"], ["y"])], "8x8", [x], [y], [shape])
+    model = tmp_path / "8x8.onnx"
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), str(model))
+    path, _ = clip
+    for json_flag in ([], ["--json"]):
+        r = cli("run", "video", "--source", str(path), "--denoise", str(model), *json_flag)
+        assert r.returncode == 1 and r.stdout == "", r.stdout + r.stderr
+        headline = r.stderr.index(f"{path.name}: 0 frames")
+        row = r.stderr.index("video.denoise ", headline)
+        error = r.stderr.index("error: stage video.denoise failed on frame 0", row)
+        assert "Reshape" in r.stderr[error:]
+
+
 def test_run_video_serves_a_preview(clip) -> None:
     path, _ = clip
     proc = subprocess.Popen(
