@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as _dt
 import functools
 import hashlib
@@ -22,6 +23,7 @@ from edge_sdk.converters import cache as _cache
 from edge_sdk.converters.calibration import HOW_TO_GIVE, CalibrationData, load_samples, random_samples
 from edge_sdk.converters.int8_weights import choose
 from edge_sdk.converters.onnx_model import tensor_specs
+from edge_sdk.converters.options import resolve
 from edge_sdk.converters.parity import compare, gate, limits_for
 from edge_sdk.converters.simplify import simplify
 from edge_sdk.converters.sources import Source, open_source
@@ -124,13 +126,7 @@ def convert(
     if not wanted:
         raise BadInputError("no targets given; e.g. targets=['onnx:fp32', 'onnx:int8']")
     parsed = [parse_target(t) for t in wanted]
-    known = {k for t, _ in parsed for k in t.options}
-    unknown = sorted(set(options or {}) - known)
-    if unknown:
-        raise BadInputError(
-            f"unknown option(s) {unknown} for {', '.join(wanted)}; "
-            f"known: {', '.join(sorted(known)) or 'none'}"
-        )
+    target_options = resolve([t for t, _ in parsed], options or {})
     if max_drop is not None and evaluate is None:
         raise BadInputError("max_drop needs evaluate=, the function that scores a converted model")
     prune_record = None
@@ -160,9 +156,7 @@ def convert(
     profile = _device_profile(device)
     ctx = BuildContext(
         device=profile,
-        int8_weights=choose((options or {}).get("int8_weights"), profile),
-        calibration=calib,
-        options=dict(options or {}),
+        calibration_samples=calib,
         progress=progress,
         source=src,
         evaluate=evaluate,
@@ -181,7 +175,6 @@ def convert(
         "parity": [_cache.samples_digest(samples), origin],
         "max_error": max_error,
         "max_drop": max_drop,
-        "options": options or {},
         "pruning": prune_record,
         "device": profile.name if profile else None,
     }
@@ -196,6 +189,7 @@ def convert(
         "reference": reference,
         "max_error": max_error,
         "ctx": ctx,
+        "target_options": target_options,
         "calibration": calibration,
         "keys": keys if cache and evaluate is None else None,
         "prune_record": prune_record,
@@ -255,10 +249,14 @@ def _make(
     reference: Callable[[], list[dict[str, np.ndarray]]],
     max_error: float | None,
     ctx: BuildContext,
+    target_options: dict[str, dict[str, Any]],
     calibration: Any,
     keys: dict[str, Any] | None,
     prune_record: dict[str, Any] | None,
 ) -> Artifact:
+    opts = target_options[target.name]
+    # int8_weights is each target's own option; the tflite target declares it too, so every one does
+    ctx = dataclasses.replace(ctx, options=opts, int8_weights=choose(opts["int8_weights"], ctx.device))
     art_name = f"{name}-{target.name}-{precision}"
     final = out / art_name
     build_key = artifact_key = None
@@ -270,11 +268,11 @@ def _make(
                 "target": target.name,
                 "precision": precision,
                 # Only the options this target reads change what it builds.
-                "options": {k: v for k, v in keys["options"].items() if k in target.options},
+                "options": opts,
                 "calibration": keys["calibration"] if precision in target.calibrated else None,
                 "max_drop": keys["max_drop"],
                 "int8_weights": ctx.int8_weights.bits,
-                "tools": _cache.tool_versions(target.name),
+                "tools": _cache.tool_versions(target.tools),
             }
         )
         artifact_key = _cache.digest({**keys, "build": build_key, "name": art_name})
@@ -298,7 +296,7 @@ def _make(
             artifact.recipe["device"] = ctx.device.name
         if precision in target.calibrated:
             artifact.recipe["calibration"] = {
-                "samples": len(ctx.calibration or []),
+                "samples": len(ctx.calibration_samples or []),
                 "from": _calibration_from(calibration),
             }
         if prune_record is not None:
