@@ -53,7 +53,8 @@ _TYPE_TEXT = {
 class Option:
     """One option a target reads: its name, Python type (bool, int, float, str, or list of names), its
     default (None: the target chooses, as the help says), the values it allows, and a one-line help.
-    ``check`` normalises an accepted value, or raises ValueError saying what is wrong with it."""
+    ``check`` normalises a value of the right type (before ``choices`` are compared, so it may map
+    aliases onto them), or raises ValueError saying what is wrong with it."""
 
     name: str
     type: type
@@ -72,7 +73,7 @@ class Option:
 
     def noting(self, note: str) -> Option:
         """This option with ``note`` added to its help: how a target that shares it reads it."""
-        return dataclasses.replace(self, help=f"{self.help} ({note})")
+        return dataclasses.replace(self, help=f"{self.help}; {note}")
 
     def default_value(self) -> Any:
         """The default as the option holds it (None stays None: the target chooses)."""

@@ -342,6 +342,7 @@ class OpenVinoTarget:
             str,
             DEFAULT_INFERENCE_PRECISION,
             "precision it runs and is checked at: f32 (default), bf16, f16, device",
+            choices=("f32", "bf16", "f16", "device"),
             check=normalise_precision,
         ),
         Option(
@@ -375,8 +376,8 @@ class OpenVinoTarget:
             "converter=torch, and always used for the accuracy-aware build)",
             choices=("onnxruntime", "nncf"),
         ),
-        INT8_WEIGHTS.noting("NNCF's overflow_fix for calibrator=nncf"),
-        *(o.noting("int8 with calibrator=onnxruntime") for o in QUANTISER_OPTIONS),
+        INT8_WEIGHTS.noting("openvino: NNCF's overflow_fix for calibrator=nncf"),
+        *(o.noting("openvino: int8 with calibrator=onnxruntime") for o in QUANTISER_OPTIONS),
         INT4_MODE,
         GROUP_SIZE,
         GROUP_FALLBACK,

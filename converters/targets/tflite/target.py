@@ -341,7 +341,7 @@ class TfliteTarget:
             "I/O): with it, changing only the format does not calibrate again",
             choices=CALIBRATORS,
         ),
-        CALIBRATE_METHOD.noting("tflite:int8 with calibrator=onnxruntime"),
+        CALIBRATE_METHOD.noting("tflite: int8 with calibrator=onnxruntime"),
     )
     conflicts: tuple[Conflict, ...] = ()
     tools = (
