@@ -26,7 +26,7 @@ MODEL_FILE = "model.tflite"
 
 def is_keras_source(ctx: BuildContext) -> bool:
     """Whether the conversion's source is a Keras model or SavedModel (see ``sources/keras_model.py``)."""
-    native = getattr(ctx.source, "native", None)
+    native = None if ctx.source is None else ctx.source.native
     return isinstance(native, dict) and native.get("kind") in ("keras", "saved_model")
 
 
