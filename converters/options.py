@@ -145,9 +145,10 @@ def _take(target: TargetFormat, name: str, value: Any) -> Any:
 
 
 def _registered() -> dict[str, TargetFormat]:
+    """Every installed target by name, sorted: the order targets register in depends on imports."""
     from edge_sdk.converters.targets import TARGETS
 
-    return dict(TARGETS)
+    return dict(sorted(TARGETS))
 
 
 def _unknown_name(name: str, targets: Iterable[TargetFormat]) -> str:
