@@ -158,6 +158,11 @@ def convert(
     make int8 accuracy-aware: targets keep the most sensitive layers in float until the metric drops by
     at most that much.
 
+    ``options`` (``{"per_channel": False}``) go to every target that takes them and allows the value;
+    a ``"FORMAT.NAME"`` key (``"openvino.calibrator"``) to that format only. Each format's options, and
+    how a value some formats refuse is shared out, are in ``converters/options.py``; all are checked
+    before the source is opened.
+
     ``device`` (a device profile name such as ``"raspberry-pi-5"``, or a ``Profile``) names the board the
     artifacts are for; the manifest then says whether its CPU needs exact int8 kernels for 8-bit weights
     (option ``int8_weights``, see ``converters/int8_weights.py``).
