@@ -3,6 +3,7 @@ key or value is named with what it allows, and docs/recipes.md lists every key."
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -15,7 +16,14 @@ import pytest
 
 import edge_sdk
 from edge_sdk.converters.options import option_table
-from edge_sdk.converters.recipe import KEYS, from_args, key_table, load_recipe, recipe_from_dict
+from edge_sdk.converters.recipe import (
+    KEYS,
+    add_arguments,
+    from_args,
+    key_table,
+    load_recipe,
+    recipe_from_dict,
+)
 
 EXE = shutil.which("edge-sdk", path=str(Path(sys.executable).parent)) or "edge-sdk"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "recipes.md"
@@ -196,10 +204,10 @@ def test_invalid_recipe_options_name_the_key(options: dict, needles: list[str]) 
 
 
 def test_option_flag_takes_a_format_prefix() -> None:
-    from edge_sdk.cli.main import build_parser
-
-    args = build_parser().parse_args(
-        ["convert", "m.onnx", "--option", "openvino.calibrator=nncf", "--option", "per_channel=false"]
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)  # the arguments of edge-sdk convert
+    args = parser.parse_args(
+        ["m.onnx", "--option", "openvino.calibrator=nncf", "--option", "per_channel=false"]
     )
     # the values stay text: the option's declared type reads them (false → False) in convert()
     assert from_args(args)["options"] == {"openvino.calibrator": "nncf", "per_channel": "false"}

@@ -193,9 +193,10 @@ def quantize_with_onnx_ranges(
 
 def quantize_with_search(
     fp32_dir: Path, fp32: BuildResult, out_dir: Path, ctx: BuildContext, tmp: Path
-) -> dict:
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Search for the int8 model that meets ``ctx.accuracy_goal``; write it to ``out_dir`` and return the
-    manifest record. A goal that cannot be met is a ConversionError saying the best reached."""
+    manifest record and the chosen model's integer I/O quantisation. A goal that cannot be met is a
+    ConversionError saying the best reached."""
     from ai_edge_quantizer import quantizer, recipe
 
     goal = ctx.accuracy_goal
