@@ -15,10 +15,13 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge_sdk.errors import BadInputError, ConversionError, EdgeSDKError
 from edge_sdk.manifest import Artifact, TensorSpec, file_entry, write_manifest
+
+if TYPE_CHECKING:
+    from edge_sdk.converters.targets import BuildContext
 
 log = logging.getLogger("edge_sdk.converters.accuracy_aware")
 
@@ -224,6 +227,6 @@ def open_candidate(
     return load(directory)
 
 
-def wanted(ctx: Any, precision: str) -> bool:
+def wanted(ctx: BuildContext, precision: str) -> bool:
     """Whether ``ctx`` asks for the accuracy-aware path: int8 with both ``evaluate`` and a goal set."""
     return precision == "int8" and ctx.evaluate is not None and ctx.accuracy_goal is not None

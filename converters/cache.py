@@ -8,7 +8,7 @@ Two levels, because they are reused by different requests:
   target's options, calibration and parity data digests, gates, artifact name and tool versions. The
   same request twice copies it into ``out`` and does no conversion, calibration or parity work.
 * ``builds/<key>/`` holds what ``target.build`` wrote (for int8 that is the calibrated model). Its key
-  covers only what the build reads: hub, target, precision, the options that target knows, the
+  covers only what the build reads: hub, target, precision, that target's resolved options, the
   calibration digest (for calibrated precisions) and tool versions. A request that differs in parity
   data, gates, name, or options of another target reuses the build, so the calibrator does not run
   again; only the parity check is redone.
@@ -43,17 +43,6 @@ from edge_sdk.manifest import Artifact, TensorSpec, load_artifact, staging_dir
 log = logging.getLogger("edge_sdk.converters.cache")
 
 BUILD_RECORD = "build.json"
-
-# Packages whose version can change what a target writes. Unknown targets are keyed by all of them.
-_TOOLS: dict[str, tuple[str, ...]] = {
-    "onnx": ("onnx", "onnxruntime", "onnxslim"),
-    "openvino": ("onnx", "onnxslim", "onnxruntime", "openvino", "nncf"),
-    "tflite": (
-        *("onnx", "onnxslim", "onnxruntime", "tensorflow", "tf-keras", "onnx2tf", "litert-torch"),
-        "ai-edge-quantizer",
-    ),
-}
-_ALL_TOOLS = tuple(sorted({p for ps in _TOOLS.values() for p in ps}))
 
 
 @dataclass
@@ -95,16 +84,20 @@ def converter_code() -> str:
     return h.hexdigest()[:16]
 
 
-def tool_versions(target: str) -> dict[str, str]:
-    """Installed versions of edge-sdk (with its converter code's digest) and the packages ``target``
-    converts with (read from package metadata, so nothing heavy is imported)."""
+def tool_versions(tools: Iterable[str]) -> dict[str, str]:
+    """Installed versions of edge-sdk (with its converter code's digest) and of ``tools``, the packages a
+    target converts with (its ``tools``; read from package metadata, so nothing heavy is imported)."""
     versions = {"edge_sdk": __version__, "edge_sdk_converters": converter_code()}
-    for pkg in _TOOLS.get(target, _ALL_TOOLS):
-        try:
-            versions[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            versions[pkg] = "absent"
+    for pkg in tools:
+        versions[pkg] = _version(pkg)
     return versions
+
+
+def _version(pkg: str) -> str:
+    try:
+        return importlib.metadata.version(pkg)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
 
 
 def _canonical(obj: Any) -> Any:
@@ -259,7 +252,7 @@ def calibration_ranges_file(model: Path, samples: list[dict[str, np.ndarray]], m
             "model": sha256_file(model),
             "samples": samples_digest(samples),
             "method": method,
-            "onnxruntime": tool_versions("onnx").get("onnxruntime"),
+            "onnxruntime": _version("onnxruntime"),
         }
     )
     directory = cache_base() / "calibration"

@@ -1,8 +1,19 @@
-"""``convert()``: source → ONNX hub model → simplified → one checked artifact per target."""
+"""``convert()``: source → ONNX hub model → simplified → one checked artifact per target.
+
+A call reads top to bottom: the targets are parsed and their options resolved (``converters/options.py``)
+before the source is opened; the source is opened, specialised and simplified into the hub model; a
+``Job`` gathers everything the targets' artifacts are made from; each target then makes one artifact (from
+the cache when it can), whose parity with the source is checked.
+
+Calibration goes by three names: ``calibration`` is what the caller gave (a path or an iterable),
+``calibration_samples`` the checked list of input dicts the targets calibrate with, and
+``calibration_record`` what a calibrated artifact's recipe says about them (``{"samples", "from"}``).
+"""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime as _dt
 import functools
 import hashlib
@@ -11,28 +22,35 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
 
 from edge_sdk._version import __version__
 from edge_sdk.converters import cache as _cache
+from edge_sdk.converters.accuracy_aware import AccuracyGoal
 from edge_sdk.converters.calibration import HOW_TO_GIVE, CalibrationData, load_samples, random_samples
 from edge_sdk.converters.int8_weights import choose
 from edge_sdk.converters.onnx_model import tensor_specs
+from edge_sdk.converters.options import resolve
 from edge_sdk.converters.parity import compare, gate, limits_for
 from edge_sdk.converters.simplify import simplify
 from edge_sdk.converters.sources import Source, open_source
 from edge_sdk.converters.specialize import fix_shapes, freeze_inputs
-from edge_sdk.converters.targets import BuildContext, Progress, TargetFormat, parse_target
+from edge_sdk.converters.targets import BuildContext, BuildResult, Progress, TargetFormat, parse_target
 from edge_sdk.errors import BadInputError, ConversionError, EdgeSDKError
 from edge_sdk.manifest import Artifact, TensorSpec, file_entry, staging_dir, write_manifest
+
+if TYPE_CHECKING:
+    from edge_sdk.devices.profile import Profile
 
 log = logging.getLogger("edge_sdk.converters")
 
 RANDOM_PARITY_SAMPLES = 8
+Samples = list[dict[str, np.ndarray]]
 
 
 class ConversionFailed(ConversionError):
@@ -48,22 +66,52 @@ class ConversionFailed(ConversionError):
         )
 
 
-def _parity_inputs(
-    parity_data: CalibrationData | None,
-    calib: list[dict[str, np.ndarray]] | None,
-    src: Source,
-    specs: list[TensorSpec],
-    limit: int,
-) -> tuple[list[dict[str, np.ndarray]], str]:
-    given = load_samples(parity_data, specs, "parity")
-    if given:
-        return given[:limit], "parity data"
-    if calib:
-        return calib[:limit], "calibration"
-    if src.examples:
-        names = {s.name for s in specs}  # fixed inputs are constants now, not inputs
-        return [{k: v for k, v in ex.items() if k in names} for ex in src.examples], "example"
-    return random_samples(specs, RANDOM_PARITY_SAMPLES), "random normal"
+@dataclass(frozen=True)
+class Request:
+    """What the caller asked for, checked before the source is opened."""
+
+    targets: list[tuple[TargetFormat, str]]
+    options: dict[str, dict[str, Any]]  # format name → that format's resolved options
+    calibration: CalibrationData | None
+    parity_data: CalibrationData | None
+    parity_samples: int  # how many the parity check runs, at most
+    max_error: float | None
+    accuracy_goal: AccuracyGoal | None
+    evaluate: Callable[[Any], float] | None
+    device: Profile | None
+    name: str | None
+    progress: Progress | None
+    cache: bool
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything the call's artifacts are made from, gathered once for all its targets."""
+
+    request: Request
+    source: Source
+    hub: onnx.ModelProto
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    simplify: dict[str, Any]  # what the simplifier did (and the inputs and shapes fixed before it)
+    parity_inputs: Samples
+    parity_origin: str  # where the parity inputs came from, as the parity report says
+    reference: Callable[[], Samples]  # the source's outputs on the parity inputs, computed when first asked
+    context: BuildContext  # what every target's build gets; ``context_for`` adds the target's own options
+    calibration_record: dict[str, Any] | None
+    prune_record: dict[str, Any] | None
+    keys: dict[str, Any] | None = None  # the cache keys' shared part; None: the cache is off for this call
+
+    @property
+    def name(self) -> str:
+        return self.request.name or self.source.name
+
+    def context_for(self, target: TargetFormat) -> BuildContext:
+        """The build context of ``target``: its own options, and the int8 weight width they choose."""
+        options = self.request.options[target.name]
+        # a format that does not declare int8_weights builds as the default setting would
+        weights = choose(str(options.get("int8_weights", "auto")), self.context.device)
+        return dataclasses.replace(self.context, options=options, int8_weights=weights)
 
 
 def convert(
@@ -89,7 +137,7 @@ def convert(
     evaluate: Callable[[Any], float] | None = None,
     max_drop: float | str | None = None,
     cache: bool = True,
-    device: Any = None,
+    device: str | Profile | None = None,
 ) -> list[Artifact]:
     """Convert ``source`` (an .onnx path, ``zoo:NAME``, or a torch module with ``example_inputs``) into one
     artifact per target (``"onnx:int8"``, ...) under ``out``.
@@ -110,6 +158,11 @@ def convert(
     make int8 accuracy-aware: targets keep the most sensitive layers in float until the metric drops by
     at most that much.
 
+    ``options`` (``{"per_channel": False}``) go to every target that takes them and allows the value;
+    a ``"FORMAT.NAME"`` key (``"openvino.calibrator"``) to that format only. Each format's options, and
+    how a value some formats refuse is shared out, are in ``converters/options.py``; all are checked
+    before the source is opened.
+
     ``device`` (a device profile name such as ``"raspberry-pi-5"``, or a ``Profile``) names the board the
     artifacts are for; the manifest then says whether its CPU needs exact int8 kernels for 8-bit weights
     (option ``int8_weights``, see ``converters/int8_weights.py``).
@@ -119,20 +172,22 @@ def convert(
     same inputs is not built (or calibrated) again. ``cache=False`` does all the work and refreshes the
     cache; an ``evaluate`` function cannot be keyed, so it turns the cache off for that call.
     """
-    wanted = [targets] if isinstance(targets, str) else list(targets)
-    wanted = [t for part in wanted for t in part.split(",") if t.strip()]
-    if not wanted:
-        raise BadInputError("no targets given; e.g. targets=['onnx:fp32', 'onnx:int8']")
-    parsed = [parse_target(t) for t in wanted]
-    known = {k for t, _ in parsed for k in t.options}
-    unknown = sorted(set(options or {}) - known)
-    if unknown:
-        raise BadInputError(
-            f"unknown option(s) {unknown} for {', '.join(wanted)}; "
-            f"known: {', '.join(sorted(known)) or 'none'}"
-        )
-    if max_drop is not None and evaluate is None:
-        raise BadInputError("max_drop needs evaluate=, the function that scores a converted model")
+    parsed = _parse_targets(targets)
+    request = Request(
+        targets=parsed,
+        options=resolve([t for t, _ in parsed], options or {}),
+        calibration=calibration,
+        parity_data=parity_data,
+        parity_samples=parity_samples,
+        max_error=max_error,
+        accuracy_goal=_accuracy_goal(max_drop, evaluate),
+        evaluate=evaluate,
+        device=_device_profile(device),
+        name=name,
+        progress=progress,
+        cache=cache,
+    )
+    _check_calibration(request)
     prune_record = None
     if prune is not None:
         source, prune_record = _prune(source, example_inputs, prune)
@@ -146,79 +201,27 @@ def convert(
         name=name,
     )
     hub, simplify_info, fixed = _prepare(src.model, fixed_inputs or {}, input_shapes or {})
-    in_specs, out_specs = tensor_specs(hub)
-    calib = load_samples(calibration, in_specs, "calibration")
-    needing = [f"{t.name}:{p}" for t, p in parsed if p in t.calibrated]
-    if needing and calib is None:
+    job = _job(request, src, hub, simplify_info, fixed, prune_record)
+    return _make_all(job, Path(out))
+
+
+def _parse_targets(targets: str | Iterable[str]) -> list[tuple[TargetFormat, str]]:
+    """The requested (target, precision) pairs."""
+    wanted = [targets] if isinstance(targets, str) else list(targets)
+    wanted = [t for part in wanted for t in part.split(",") if t.strip()]
+    if not wanted:
+        raise BadInputError("no targets given; e.g. targets=['onnx:fp32', 'onnx:int8']")
+    return [parse_target(t) for t in wanted]
+
+
+def _check_calibration(request: Request) -> None:
+    """Refuse calibrated precisions without calibration data before any work."""
+    needing = [f"{t.name}:{p}" for t, p in request.targets if p in t.calibrated]
+    if needing and request.calibration is None:
         raise BadInputError(
             f"{', '.join(needing)} is static quantisation and needs calibration data: {HOW_TO_GIVE}. "
             f"Or use int8-dynamic, which needs none"
         )
-    samples, origin = _parity_inputs(parity_data, calib, src, in_specs, parity_samples)
-    # The source's own outputs, computed once and only if some target is not taken from the cache.
-    reference = functools.cache(lambda: src.reference([{**s, **fixed} for s in samples]))
-    profile = _device_profile(device)
-    ctx = BuildContext(
-        device=profile,
-        int8_weights=choose((options or {}).get("int8_weights"), profile),
-        calibration=calib,
-        options=dict(options or {}),
-        progress=progress,
-        source=src,
-        evaluate=evaluate,
-        accuracy_goal=_accuracy_goal(max_drop),
-        cache=cache,
-    )
-    if cache and evaluate is not None:
-        log.info("cache off for this call: evaluate is a function, which cannot be part of a cache key")
-    keys = {
-        "hub": hashlib.sha256(hub.SerializeToString()).hexdigest(),
-        "source": src.provenance(),
-        "framework": [src.framework, src.framework_version],
-        "simplify": simplify_info,
-        "calibration": _cache.samples_digest(calib),
-        "calibration_from": _calibration_from(calibration),
-        "parity": [_cache.samples_digest(samples), origin],
-        "max_error": max_error,
-        "max_drop": max_drop,
-        "options": options or {},
-        "pruning": prune_record,
-        "device": profile.name if profile else None,
-    }
-    common = {
-        "name": name or src.name,
-        "src": src,
-        "in_specs": in_specs,
-        "out_specs": out_specs,
-        "simplify": simplify_info,
-        "samples": samples,
-        "origin": origin,
-        "reference": reference,
-        "max_error": max_error,
-        "ctx": ctx,
-        "calibration": calibration,
-        "keys": keys if cache and evaluate is None else None,
-        "prune_record": prune_record,
-    }
-    made: list[Artifact] = []
-    errors: dict[str, ConversionError] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        hub_path = Path(tmp) / "hub.onnx"
-        onnx.save(hub, str(hub_path))
-        for i, (target, precision) in enumerate(parsed):
-            label = f"{target.name}:{precision}"
-            ctx.report("targets", i, len(parsed))
-            try:
-                made.append(_make(target, precision, hub_path, Path(out), **common))
-            except ConversionError as e:
-                log.debug("%s failed: %s", label, e)  # reported by the exception raised below
-                errors[label] = e
-        ctx.report("targets", len(parsed), len(parsed))
-    if errors:
-        if len(parsed) == 1:
-            raise next(iter(errors.values()))
-        raise ConversionFailed(made, {t: str(e).removeprefix(f"{t}: ") for t, e in errors.items()})
-    return made
 
 
 def _prepare(
@@ -239,51 +242,141 @@ def _prepare(
     return hub, info, fixed
 
 
-def _make(
-    target: TargetFormat,
-    precision: str,
-    hub_path: Path,
-    out: Path,
-    *,
-    name: str,
+def _job(
+    request: Request,
     src: Source,
-    in_specs: list[TensorSpec],
-    out_specs: list[TensorSpec],
-    simplify: dict[str, Any],
-    samples: list[dict[str, np.ndarray]],
-    origin: str,
-    reference: Callable[[], list[dict[str, np.ndarray]]],
-    max_error: float | None,
-    ctx: BuildContext,
-    calibration: Any,
-    keys: dict[str, Any] | None,
+    hub: onnx.ModelProto,
+    simplify_info: dict[str, Any],
+    fixed: dict[str, np.ndarray],
     prune_record: dict[str, Any] | None,
-) -> Artifact:
-    art_name = f"{name}-{target.name}-{precision}"
+) -> Job:
+    """Check the calibration data against the hub model, choose the parity inputs, and gather the job."""
+    inputs, outputs = tensor_specs(hub)
+    samples = load_samples(request.calibration, inputs, "calibration")
+    parity_inputs, origin = _parity_inputs(request, samples, src, inputs)
+    job = Job(
+        request=request,
+        source=src,
+        hub=hub,
+        inputs=inputs,
+        outputs=outputs,
+        simplify=simplify_info,
+        parity_inputs=parity_inputs,
+        parity_origin=origin,
+        # The source's own outputs, computed once and only if some target is not taken from the cache.
+        reference=functools.cache(lambda: src.reference([{**s, **fixed} for s in parity_inputs])),
+        context=BuildContext(
+            calibration_samples=samples,
+            progress=request.progress,
+            source=src,
+            evaluate=request.evaluate,
+            accuracy_goal=request.accuracy_goal,
+            cache=request.cache,
+            device=request.device,
+        ),
+        calibration_record=_calibration_record(request.calibration, samples),
+        prune_record=prune_record,
+    )
+    if request.cache and request.evaluate is not None:
+        log.info("cache off for this call: evaluate is a function, which cannot be part of a cache key")
+    if not request.cache or request.evaluate is not None:
+        return job
+    return dataclasses.replace(job, keys=_cache_keys(job))
+
+
+def _parity_inputs(
+    request: Request, calibration_samples: Samples | None, src: Source, specs: list[TensorSpec]
+) -> tuple[Samples, str]:
+    """The inputs parity is measured on, and where they came from: the parity data, else the calibration
+    samples, else the source's example inputs, else random normal inputs."""
+    limit = request.parity_samples
+    given = load_samples(request.parity_data, specs, "parity")
+    if given:
+        return given[:limit], "parity data"
+    if calibration_samples:
+        return calibration_samples[:limit], "calibration"
+    if src.examples:
+        names = {s.name for s in specs}  # fixed inputs are constants now, not inputs
+        return [{k: v for k, v in ex.items() if k in names} for ex in src.examples], "example"
+    return random_samples(specs, RANDOM_PARITY_SAMPLES), "random normal"
+
+
+def _cache_keys(job: Job) -> dict[str, Any]:
+    """What every artifact of the job is keyed by in the conversion cache, besides its own build."""
+    goal, device = job.request.accuracy_goal, job.request.device
+    return {
+        "hub": hashlib.sha256(job.hub.SerializeToString()).hexdigest(),
+        "source": job.source.provenance(),
+        "framework": [job.source.framework, job.source.framework_version],
+        "simplify": job.simplify,
+        "calibration": _cache.samples_digest(job.context.calibration_samples),
+        "calibration_from": job.calibration_record["from"] if job.calibration_record else None,
+        "parity": [_cache.samples_digest(job.parity_inputs), job.parity_origin],
+        "max_error": job.request.max_error,
+        "max_drop": goal.to_dict() if goal else None,
+        "pruning": job.prune_record,
+        "device": device.name if device else None,
+    }
+
+
+def _build_key(job: Job, target: TargetFormat, precision: str, ctx: BuildContext) -> str:
+    """The cache key of what ``target`` builds: only what its build reads."""
+    assert job.keys is not None
+    return _cache.digest(
+        {
+            "hub": job.keys["hub"],
+            "framework": job.keys["framework"],
+            "target": target.name,
+            "precision": precision,
+            "options": ctx.options,
+            "calibration": job.keys["calibration"] if precision in target.calibrated else None,
+            "max_drop": job.keys["max_drop"],
+            "int8_weights": ctx.int8_weights.bits,
+            "tools": _cache.tool_versions(target.tools),
+        }
+    )
+
+
+def _make_all(job: Job, out: Path) -> list[Artifact]:
+    """One artifact per target; a failing target does not stop the others (see ``convert``)."""
+    targets = job.request.targets
+    made: list[Artifact] = []
+    errors: dict[str, ConversionError] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        hub_path = Path(tmp) / "hub.onnx"
+        onnx.save(job.hub, str(hub_path))
+        for i, (target, precision) in enumerate(targets):
+            job.context.report("targets", i, len(targets))
+            try:
+                made.append(_make(job, target, precision, hub_path, out))
+            except ConversionError as e:
+                label = f"{target.name}:{precision}"
+                log.debug("%s failed: %s", label, e)  # reported by the exception raised below
+                errors[label] = e
+        job.context.report("targets", len(targets), len(targets))
+    if errors:
+        if len(targets) == 1:
+            raise next(iter(errors.values()))
+        raise ConversionFailed(made, {t: str(e).removeprefix(f"{t}: ") for t, e in errors.items()})
+    return made
+
+
+def _make(job: Job, target: TargetFormat, precision: str, hub_path: Path, out: Path) -> Artifact:
+    """``target``'s artifact at ``precision`` in ``out``: copied from the cache, or built (or its build
+    reused), described, written and checked against the source."""
+    art_name = f"{job.name}-{target.name}-{precision}"
     final = out / art_name
+    ctx = job.context_for(target)
     build_key = artifact_key = None
-    if keys is not None:
-        build_key = _cache.digest(
-            {
-                "hub": keys["hub"],
-                "framework": keys["framework"],
-                "target": target.name,
-                "precision": precision,
-                # Only the options this target reads change what it builds.
-                "options": {k: v for k, v in keys["options"].items() if k in target.options},
-                "calibration": keys["calibration"] if precision in target.calibrated else None,
-                "max_drop": keys["max_drop"],
-                "int8_weights": ctx.int8_weights.bits,
-                "tools": _cache.tool_versions(target.name),
-            }
-        )
-        artifact_key = _cache.digest({**keys, "build": build_key, "name": art_name})
+    if job.keys is not None:
+        build_key = _build_key(job, target, precision, ctx)
+        artifact_key = _cache.digest({**job.keys, "build": build_key, "name": art_name})
         entry = _cache.lookup_artifact(artifact_key)
         if entry is not None:
             log.info("%s: reused cached artifact %s", art_name, entry)
             ctx.report("cache", 1, 1)
             return _cache.reuse_artifact(entry, final)
-    expected = reference()  # before anything is written: a source that does not run is the user's error
+    expected = job.reference()  # before anything is written: a source that does not run is the user's error
     with staging_dir(final) as stage:
         result = _cache.reuse_build(build_key, stage) if build_key else None
         if result is not None:
@@ -292,21 +385,9 @@ def _make(
             result = target.build(hub_path, precision, stage, ctx)
             if build_key:
                 _cache.store_build(build_key, stage, result)
-        artifact = _manifest(target, precision, art_name, stage, result, src, in_specs, out_specs, simplify)
-        artifact.recipe["max_error"] = max_error
-        if ctx.device is not None:
-            artifact.recipe["device"] = ctx.device.name
-        if precision in target.calibrated:
-            artifact.recipe["calibration"] = {
-                "samples": len(ctx.calibration or []),
-                "from": _calibration_from(calibration),
-            }
-        if prune_record is not None:
-            artifact.recipe["pruning"] = prune_record
+        artifact = _manifest(job, target, precision, art_name, stage, result)
         write_manifest(artifact, stage)
-        artifact.parity, got = _parity(stage, art_name, samples, origin, expected, src, ctx)
-        artifact.parity["reference_set"] = _reference_set(stage, samples, expected, got, origin, max_error)
-        gate(artifact.parity, max_error, art_name)
+        _check_parity(job, artifact, stage, expected, ctx)
         write_manifest(artifact, stage)
     artifact.path = final
     if artifact_key:
@@ -315,19 +396,24 @@ def _make(
 
 
 def _manifest(
-    target: TargetFormat,
-    precision: str,
-    art_name: str,
-    stage: Path,
-    result: Any,
-    src: Source,
-    in_specs: list[TensorSpec],
-    out_specs: list[TensorSpec],
-    simplify: dict[str, Any],
+    job: Job, target: TargetFormat, precision: str, art_name: str, stage: Path, result: BuildResult
 ) -> Artifact:
-    target_name = f"{target.name}:{precision}"
-    recipe = {"target": target_name, "simplify": simplify, "max_error": None, **result.recipe}
+    """The artifact's manifest: what the build wrote and used, and what the job records for every target."""
+    recipe = {
+        "target": f"{target.name}:{precision}",
+        "simplify": job.simplify,
+        "max_error": job.request.max_error,
+        **result.recipe,
+    }
+    if job.request.device is not None:
+        recipe["device"] = job.request.device.name
+    if precision in target.calibrated:
+        assert job.calibration_record is not None  # _check_calibration refused such a target without data
+        recipe["calibration"] = dict(job.calibration_record)
+    if job.prune_record is not None:
+        recipe["pruning"] = job.prune_record
     versions = {"edge_sdk": __version__, "onnx": onnx.__version__, **result.versions}
+    src = job.source
     if src.framework != "onnx" and src.framework_version:
         versions[src.framework] = src.framework_version
     return Artifact(
@@ -335,8 +421,8 @@ def _manifest(
         format=target.name,
         precision=precision,
         files=[file_entry(stage, f) for f in result.files],
-        inputs=copy.deepcopy(result.inputs or in_specs),
-        outputs=copy.deepcopy(result.outputs or out_specs),
+        inputs=copy.deepcopy(result.inputs or job.inputs),
+        outputs=copy.deepcopy(result.outputs or job.outputs),
         source=src.provenance(),
         recipe=recipe,
         versions=versions,
@@ -345,20 +431,23 @@ def _manifest(
     )
 
 
+def _check_parity(job: Job, artifact: Artifact, stage: Path, expected: Samples, ctx: BuildContext) -> None:
+    """Measure the staged artifact against the source's outputs, keep a reference set in it, and fail it
+    when the error exceeds ``max_error``."""
+    artifact.parity, got = _parity(job, stage, artifact.name, expected, ctx)
+    artifact.parity["reference_set"] = _reference_set(job, stage, expected, got)
+    gate(artifact.parity, job.request.max_error, artifact.name)
+
+
 def _parity(
-    stage: Path,
-    art_name: str,
-    samples: list[dict[str, np.ndarray]],
-    origin: str,
-    reference: list[dict[str, np.ndarray]],
-    src: Source,
-    ctx: BuildContext,
-) -> tuple[dict[str, Any], list[dict[str, np.ndarray]]]:
+    job: Job, stage: Path, art_name: str, reference: Samples, ctx: BuildContext
+) -> tuple[dict[str, Any], Samples]:
     """Run the staged artifact on the parity samples and compare with the source's outputs; returns the
     report (with where it was measured) and the artifact's outputs."""
     from edge_sdk.runtimes import load
     from edge_sdk.runtimes.numerics import measured_on
 
+    samples = job.parity_inputs
     try:
         session = load(stage)
         got = []
@@ -367,8 +456,8 @@ def _parity(
             ctx.report("parity", i + 1, len(samples))
     except EdgeSDKError as e:
         raise ConversionError(f"{art_name}: the converted model does not run: {e}") from None
-    report = compare(reference, got, origin)
-    report["reference"] = f"{src.framework} source (fp32)"
+    report = compare(reference, got, job.parity_origin)
+    report["reference"] = f"{job.source.framework} source (fp32)"
     report["backend"] = f"{session.selection.backend}/{session.selection.accelerator}"
     if getattr(session, "inference_precision", None):
         report["inference_precision"] = session.inference_precision
@@ -377,48 +466,49 @@ def _parity(
     return report, got
 
 
-def _reference_set(
-    stage: Path,
-    samples: list[dict[str, np.ndarray]],
-    expected: list[dict[str, np.ndarray]],
-    got: list[dict[str, np.ndarray]],
-    origin: str,
-    max_error: float | None,
-) -> dict[str, Any]:
+def _reference_set(job: Job, stage: Path, expected: Samples, got: Samples) -> dict[str, Any]:
     """Keep a few parity samples with both models' outputs in the artifact, with the figures measured on
     them here and the limits a re-measurement elsewhere must hold (``edge-sdk verify``)."""
     from edge_sdk.verification import reference_set
 
-    record = reference_set.write(stage, samples, expected, got)
+    record = reference_set.write(stage, job.parity_inputs, expected, got)
     n = record["samples"]
-    figures = compare(expected[:n], got[:n], origin)
+    figures = compare(expected[:n], got[:n], job.parity_origin)
     record["figures"] = {
         name: {k: e[k] for k in ("max_abs_error", "cosine_similarity", "reference_max_abs")}
         for name, e in figures["outputs"].items()
     }
-    record["limits"] = limits_for(figures, max_error)
+    record["limits"] = limits_for(figures, job.request.max_error)
     return record
 
 
-def _calibration_from(calibration: Any) -> str | None:
-    if calibration is None:
+def _calibration_record(
+    calibration: CalibrationData | None, calibration_samples: Samples | None
+) -> dict[str, Any] | None:
+    """What a calibrated artifact's recipe says of its calibration: how many samples, and where from (the
+    path given, or "iterable")."""
+    if calibration is None or calibration_samples is None:
         return None
-    return str(calibration) if isinstance(calibration, (str, os.PathLike)) else "iterable"
+    where = str(calibration) if isinstance(calibration, (str, os.PathLike)) else "iterable"
+    return {"samples": len(calibration_samples), "from": where}
 
 
-def _device_profile(device: Any) -> Any:
+def _device_profile(device: str | Profile | None) -> Profile | None:
     """The ``Profile`` that ``device`` names (a profile name, or a Profile), or None."""
     from edge_sdk.devices.profile import profile_named
 
     return None if device is None else profile_named(device)
 
 
-def _accuracy_goal(max_drop: float | str | None) -> Any:
-    """The targets' ``AccuracyGoal`` for ``max_drop`` (0.01 absolute, or "1%" relative)."""
+def _accuracy_goal(
+    max_drop: float | str | None, evaluate: Callable[[Any], float] | None
+) -> AccuracyGoal | None:
+    """The targets' ``AccuracyGoal`` for ``max_drop`` (0.01 absolute, or "1%" relative), which needs the
+    ``evaluate`` function that scores a converted model."""
     if max_drop is None:
         return None
-    from edge_sdk.converters.accuracy_aware import AccuracyGoal
-
+    if evaluate is None:
+        raise BadInputError("max_drop needs evaluate=, the function that scores a converted model")
     return AccuracyGoal.parse(max_drop)
 
 

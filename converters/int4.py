@@ -10,34 +10,42 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from edge_sdk.errors import BadInputError, ConversionError
+from edge_sdk.converters.options import Option
+from edge_sdk.errors import ConversionError
 
-# The options both targets read for int4-weights, with their defaults.
-INT4_DEFAULTS: dict[str, Any] = {"int4_mode": "sym", "group_size": 128}
-INT4_OPTIONS = {
-    "int4_mode": "int4-weights: sym (default; scale only) or asym (scale and zero point per group)",
-    "group_size": "int4-weights: input channels per scale (default 128; 32 or 64 for small layers)",
-}
-_MODES = ("sym", "asym")
+
+def _power_of_two(size: int) -> int:
+    if size < 16 or size & (size - 1):
+        raise ValueError("must be a power of two, at least 16 (e.g. 32, 64, 128)")
+    return size
+
+
+# The options both targets read for int4-weights.
+INT4_MODE = Option(
+    "int4_mode",
+    str,
+    "sym",
+    "int4-weights: sym (default; scale only) or asym (scale and zero point per group)",
+    choices=("sym", "asym"),
+)
+GROUP_SIZE = Option(
+    "group_size",
+    int,
+    128,
+    "int4-weights: input channels per scale (default 128; 32 or 64 for small layers)",
+    check=_power_of_two,
+)
 # NNCF, for a layer whose input size the group size does not divide: "adjust" takes the largest power of
 # two (at least 32) that does, else leaves it int8; "error" refuses. Small conv models have no layer as
 # wide as the default 128, and with "error" could not be compressed at all.
-GROUP_FALLBACKS = ("adjust", "error")
-
-
-def int4_options(options: dict[str, Any]) -> dict[str, Any]:
-    """The int4 options from a target's option dict, checked (a command line gives strings)."""
-    opts = {**INT4_DEFAULTS, **{k: v for k, v in options.items() if k in INT4_DEFAULTS}}
-    if opts["int4_mode"] not in _MODES:
-        raise BadInputError(f"option int4_mode='{opts['int4_mode']}' is not one of: {', '.join(_MODES)}")
-    try:
-        opts["group_size"] = int(opts["group_size"])
-    except (TypeError, ValueError):
-        raise BadInputError(f"option group_size={opts['group_size']!r} is not an integer") from None
-    gs = opts["group_size"]
-    if gs < 16 or gs & (gs - 1):
-        raise BadInputError(f"option group_size={gs} must be a power of two, at least 16 (e.g. 32, 64, 128)")
-    return opts
+GROUP_FALLBACK = Option(
+    "group_fallback",
+    str,
+    "adjust",
+    "int4-weights: adjust (default: a layer the group size does not divide gets the largest power of two "
+    ">= 32 that does, else int8) or error",
+    choices=("adjust", "error"),
+)
 
 
 def _gemm_to_matmul(model: Any) -> int:
@@ -75,14 +83,14 @@ def _gemm_to_matmul(model: Any) -> int:
     return count
 
 
-def onnx_int4(hub: Path, out: Path, options: dict[str, Any]) -> dict[str, Any]:
+def onnx_int4(hub: Path, out: Path, opts: dict[str, Any]) -> dict[str, Any]:
     """``MatMulNBits`` (4-bit blocks along the input channels) for every MatMul with a constant weight whose
-    input size the block fits; returns the recipe."""
+    input size the block fits, as the target's options ``int4_mode`` and ``group_size`` say; returns the
+    recipe."""
     import onnx
     from onnx import shape_inference
     from onnxruntime.quantization import matmul_nbits_quantizer as mnb
 
-    opts = int4_options(options)
     model = onnx.load(str(hub))
     rewritten = _gemm_to_matmul(model)
     model = shape_inference.infer_shapes(model)
@@ -117,18 +125,15 @@ def onnx_int4(hub: Path, out: Path, options: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def openvino_int4(nncf: Any, model: Any, options: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+def openvino_int4(nncf: Any, model: Any, opts: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """``nncf.compress_weights`` in INT4_SYM/INT4_ASYM with ``group_size``, every layer in int4 (NNCF's
     default keeps the first and last in int8; ``all_layers`` asks for all, so sizes compare with onnx's)."""
-    opts = int4_options(options)
     mode = (
         nncf.CompressWeightsMode.INT4_SYM
         if opts["int4_mode"] == "sym"
         else nncf.CompressWeightsMode.INT4_ASYM
     )
-    fallback = str(options.get("group_fallback", "adjust"))
-    if fallback not in GROUP_FALLBACKS:
-        raise BadInputError(f"option group_fallback='{fallback}' is not one of: {', '.join(GROUP_FALLBACKS)}")
+    fallback = opts["group_fallback"]
     compressed = nncf.compress_weights(
         model,
         mode=mode,

@@ -24,15 +24,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from edge_sdk.errors import BadInputError
+from edge_sdk.converters.options import Option
 
 if TYPE_CHECKING:
     from edge_sdk.devices.profile import Profile
 
 SETTINGS = ("auto", "8bit", "7bit")
-OPTION_HELP = (
+INT8_WEIGHTS = Option(
+    "int8_weights",
+    str,
+    "auto",
     "int8: auto (default: 8-bit weights, computed exactly on every CPU by edge-sdk's Session), 8bit, or "
-    "7bit (weights no CPU's fast int8 kernels saturate, in any runtime; less accurate)"
+    "7bit (weights no CPU's fast int8 kernels saturate, in any runtime; less accurate)",
+    choices=SETTINGS,
 )
 # Where 8-bit weights need exact kernels, and how a runtime other than edge-sdk's Session gets them.
 EXACT_KERNELS = (
@@ -66,13 +70,11 @@ class Int8Weights:
         }
 
 
-def choose(asked: Any, device: Profile | None) -> Int8Weights:
-    """The weight width for ``asked`` (one of ``SETTINGS``) for ``device`` (a profile, or None)."""
+def choose(asked: str, device: Profile | None) -> Int8Weights:
+    """The weight width for ``asked`` (one of ``SETTINGS``, as the option ``INT8_WEIGHTS`` checked it)
+    for ``device`` (a profile, or None)."""
     from edge_sdk.devices.cpu import profile_cpu
 
-    asked = str(asked or "auto")
-    if asked not in SETTINGS:
-        raise BadInputError(f"option int8_weights='{asked}' is not one of: {', '.join(SETTINGS)}")
     name = device.name if device is not None else None
     if asked == "7bit":
         return Int8Weights(7, asked, name, "asked for: no CPU's fast int8 kernels saturate 7-bit weights")

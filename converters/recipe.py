@@ -54,6 +54,8 @@ _KIND_TEXT = {
     "bool": "true or false",
     "targets": "a list of FORMAT:PRECISION strings (or one comma-separated string)",
     "scalars": "a table of NAME = number, string or boolean",
+    "options": "a table of NAME = value for every format that takes NAME, and of FORMAT.NAME = value "
+    "([options.FORMAT]) for one format",
     "shapes": "a table of NAME = [D1, D2, ...] integer dims",
     "function": "'file.py:function' or 'package.module:function'",
     "device": "a device profile name (edge-sdk devices lists this board's)",
@@ -121,10 +123,11 @@ KEYS: tuple[Key, ...] = (
     Key(
         "options",
         "--option",
-        "scalars",
-        "target option, e.g. per_channel=false, calibrate_method=entropy",
         "options",
-        metavar="KEY=VALUE",
+        "target option, e.g. per_channel=false; FORMAT.NAME=VALUE gives one format its own value, e.g. "
+        "openvino.calibrator=nncf (docs/recipes.md lists every format's options)",
+        "options",
+        metavar="[FORMAT.]NAME=VALUE",
     ),
     Key(
         "quantize.max_drop",
@@ -163,6 +166,7 @@ KEYS: tuple[Key, ...] = (
 BY_PATH = {k.path: k for k in KEYS}
 _TABLES = {k.path.split(".")[0] for k in KEYS if "." in k.path}
 _PATH_KINDS = ("path", "source")
+_TABLE_KINDS = ("scalars", "shapes", "options")  # given as NAME=VALUE pairs, merged entry by entry
 
 
 def _fail(where: str, key: Key, value: Any, extra: str = "") -> BadInputError:
@@ -198,6 +202,10 @@ def check_value(key: Key, value: Any, where: str = "") -> Any:
         ok = isinstance(value, list) and bool(value) and all(isinstance(t, str) for t in value)
         if ok:
             _check_targets(key, value, where)
+    elif kind == "options":
+        ok = isinstance(value, Mapping)
+        if ok:
+            value = _target_options(key, value, where)
     elif kind == "scalars":
         ok = isinstance(value, Mapping) and all(
             isinstance(v, (str, int, float, bool)) for v in value.values()
@@ -214,6 +222,32 @@ def check_value(key: Key, value: Any, where: str = "") -> Any:
     if not ok or (key.choices and value not in key.choices):
         raise _fail(where, key, value)
     return value
+
+
+def _target_options(key: Key, table: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The ``[options]`` table as flat ``NAME`` / ``FORMAT.NAME`` keys (a ``[options.FORMAT]`` table, or
+    TOML's dotted ``FORMAT.NAME = ...``, holds one format's), with every name checked against the
+    targets' declarations (``converters/options.py``); values are checked against the requested targets
+    by ``convert()``."""
+    from edge_sdk.converters.options import check_names
+
+    flat: dict[str, Any] = {}
+    for name, value in table.items():
+        entries = value.items() if isinstance(value, Mapping) else [("", value)]
+        for sub, v in entries:
+            ok = isinstance(v, (str, int, float, bool)) or (
+                isinstance(v, list) and all(isinstance(n, str) for n in v)
+            )
+            path = f"{name}.{sub}" if sub else name
+            if not ok:
+                what = "a number, string, boolean or list of names"
+                raise BadInputError(f"{where}{key.path}.{path} = {v!r:.80}: must be {what}")
+            flat[path] = v
+    try:
+        check_names(flat)
+    except BadInputError as e:
+        raise BadInputError(f"{where}{key.path}: {e}") from None
+    return flat
 
 
 def _is_number(text: str) -> bool:
@@ -269,7 +303,7 @@ class Recipe:
         """A recipe with ``overrides`` (dotted key → value, already checked) taking precedence."""
         values, where = dict(self.values), dict(self.origin)
         for path, value in overrides.items():
-            if BY_PATH[path].kind in ("scalars", "shapes") and isinstance(values.get(path), dict):
+            if BY_PATH[path].kind in _TABLE_KINDS and isinstance(values.get(path), dict):
                 value = {**values[path], **value}
             values[path], where[path] = value, origin
         return Recipe(values, where)
@@ -374,6 +408,7 @@ def load_recipe(path: str | Path) -> Recipe:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add one option per key (defaults None, so a flag that was not given does not override a recipe)."""
+    from edge_sdk.converters.options import summary
     from edge_sdk.converters.targets import all_targets
 
     for key in KEYS:
@@ -382,8 +417,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument("source", nargs="?", help=f"{text}; optional with --recipe")
         elif key.kind == "bool":
             parser.add_argument(key.flag, action=argparse.BooleanOptionalAction, default=None, help=text)
-        elif key.kind in ("scalars", "shapes"):
-            parser.add_argument(key.flag, action="append", metavar=key.metavar, help=text)
+        elif key.kind in _TABLE_KINDS:
+            extra = f"; options by format: {summary()}" if key.kind == "options" else ""
+            parser.add_argument(key.flag, action="append", metavar=key.metavar, help=text + extra)
         else:
             extra = f"; available: {', '.join(all_targets())}" if key.kind == "targets" else ""
             parser.add_argument(
@@ -426,6 +462,8 @@ def _pairs(key: Key, items: list[str]) -> dict[str, Any]:
                 raise BadInputError(
                     f"{key.flag} takes {key.metavar} with integer dims, got '{item}'"
                 ) from None
+        elif key.kind == "options":
+            out[name] = value  # the option's declared type reads the text (converters/options.py)
         else:
             out[name] = _literal(value)
     return out
@@ -438,7 +476,7 @@ def from_args(args: argparse.Namespace) -> dict[str, Any]:
         raw = getattr(args, key.flag.lstrip("-").replace("-", "_"), None)
         if raw is None:
             continue
-        value = _pairs(key, raw) if key.kind in ("scalars", "shapes") else raw
+        value = _pairs(key, raw) if key.kind in _TABLE_KINDS else raw
         value = _from_text(key, value) if isinstance(value, str) else value
         given[key.path] = check_value(key, value, f"{key.flag}: ")
     return given

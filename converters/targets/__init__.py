@@ -10,34 +10,42 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from edge_sdk.converters.int8_weights import Int8Weights, choose
+from edge_sdk.converters.options import Conflict, Option
 from edge_sdk.errors import BadInputError
 from edge_sdk.manifest import TensorSpec
 from edge_sdk.registry import Registry
 
 if TYPE_CHECKING:
+    from edge_sdk.converters.accuracy_aware import AccuracyGoal
     from edge_sdk.converters.sources import Source
+    from edge_sdk.devices.profile import Profile
 
 Progress = Callable[[str, int, "int | None"], None]
 
 
 @dataclass
 class BuildContext:
-    """What a target gets besides the hub model: calibration samples, options, a progress callback, and
-    the source the hub was made from (for a target that can convert the framework's model directly)."""
+    """What a target gets besides the hub model: the checked calibration samples, its own options, a
+    progress callback, and the source the hub was made from (for a target that can convert the
+    framework's model directly).
 
-    calibration: list[dict[str, np.ndarray]] | None = None
+    ``options`` holds exactly this target's options, typed and with defaults filled in
+    (``converters/options.py``): ``convert()`` resolves them, and a target called directly gets them from
+    ``options.defaults(target)``."""
+
+    calibration_samples: list[dict[str, np.ndarray]] | None = None
     options: dict[str, Any] = field(default_factory=dict)
     progress: Progress | None = None
     source: Source | None = None
     # Accuracy-aware int8: the user's ``evaluate(session) -> float`` (higher is better) and the drop it
-    # may lose (an ``AccuracyGoal`` from converters/accuracy_aware.py); both None means plain int8.
+    # may lose; both None means plain int8.
     evaluate: Callable[[Any], float] | None = None
-    accuracy_goal: Any = None
+    accuracy_goal: AccuracyGoal | None = None
     # Calibration results may be read from and kept in the conversion cache (``convert(cache=False)``
     # turns it off: the user asked for everything to be done again).
     cache: bool = True
     # The device profile the artifacts are for (``convert(device=...)``), or None: any device.
-    device: Any = None
+    device: Profile | None = None
     # How many bits int8 weights use, and why (converters/int8_weights.py).
     int8_weights: Int8Weights = field(default_factory=lambda: choose("auto", None))
 
@@ -67,7 +75,9 @@ class TargetFormat(Protocol):
     name: str
     precisions: dict[str, str]  # precision → one-line description
     calibrated: frozenset[str]  # precisions that need calibration data
-    options: dict[str, str]  # option name → one-line description, for help and validation
+    options: dict[str, Option]  # the options it reads, by name (``options.declare``)
+    conflicts: tuple[Conflict, ...]  # option settings it cannot take together
+    tools: tuple[str, ...]  # the packages whose versions can change what it writes (the cache keys them)
 
     def available(self) -> tuple[bool, str]:
         """Whether this converter can run here; if not, why (the pip extra to install)."""

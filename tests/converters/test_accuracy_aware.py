@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from edge_sdk.converters.accuracy_aware import AccuracyGoal, Candidate, open_candidate, search
+from edge_sdk.converters.options import defaults
 from edge_sdk.converters.targets import TARGETS, BuildContext, parse_target
 from edge_sdk.errors import BadInputError, ConversionError
 
@@ -102,7 +103,8 @@ def _build(
         pytest.skip(why)
     events: list[tuple[str, int, int | None]] = []
     ctx = BuildContext(
-        calibration=digits.calibration,
+        calibration_samples=digits.calibration,
+        options=defaults(target),
         evaluate=evaluate,
         accuracy_goal=goal,
         progress=lambda stage, done, total: events.append((stage, done, total)),

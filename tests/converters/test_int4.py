@@ -75,13 +75,14 @@ def test_tflite_cannot_do_int4() -> None:
 
 
 def test_bad_int4_options() -> None:
-    from edge_sdk.converters.int4 import int4_options
+    from edge_sdk.converters.options import resolve
 
-    assert int4_options({"group_size": "64"})["group_size"] == 64
+    onnx_target = edge_sdk.converters.targets.TARGETS.get("onnx")
+    assert resolve([onnx_target], {"group_size": "64"})["onnx"]["group_size"] == 64
     with pytest.raises(BadInputError, match="int4_mode"):
-        int4_options({"int4_mode": "nf4"})
+        resolve([onnx_target], {"int4_mode": "nf4"})
     with pytest.raises(BadInputError, match="power of two"):
-        int4_options({"group_size": 48})
+        resolve([onnx_target], {"group_size": 48})
 
 
 def test_openvino_group_size_too_wide_for_a_layer_adjusts_or_errors(tmp_path: Path) -> None:

@@ -131,15 +131,17 @@ def test_keras_straight_to_tflite(digits_model: Any, samples: Any, tmp_path: Pat
     """TFLiteConverter on the Keras model itself (no ONNX in between): same layout, Keras's answers."""
     import onnx
 
+    from edge_sdk.converters.options import defaults
     from edge_sdk.converters.sources import open_source
-    from edge_sdk.converters.targets import BuildContext
+    from edge_sdk.converters.targets import TARGETS, BuildContext
     from edge_sdk.converters.targets.tflite.keras import build
 
     calib, parity = samples
     src = open_source(digits_model)
     hub = tmp_path / "hub.onnx"
     onnx.save(src.model, str(hub))
-    result = build(hub, precision, tmp_path, BuildContext(calibration=calib, source=src))
+    ctx = BuildContext(calibration_samples=calib, source=src, options=defaults(TARGETS.get("tflite")))
+    result = build(hub, precision, tmp_path, ctx)
     assert result.recipe["converter"].startswith("TFLiteConverter.from_keras_model")
     assert result.inputs is not None and result.outputs is not None
     assert result.inputs[0].layout is None and result.inputs[0].shape[1:] == [8, 8, 1]

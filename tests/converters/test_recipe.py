@@ -3,6 +3,7 @@ key or value is named with what it allows, and docs/recipes.md lists every key."
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -14,7 +15,15 @@ import numpy as np
 import pytest
 
 import edge_sdk
-from edge_sdk.converters.recipe import KEYS, key_table, load_recipe, recipe_from_dict
+from edge_sdk.converters.options import option_table
+from edge_sdk.converters.recipe import (
+    KEYS,
+    add_arguments,
+    from_args,
+    key_table,
+    load_recipe,
+    recipe_from_dict,
+)
 
 EXE = shutil.which("edge-sdk", path=str(Path(sys.executable).parent)) or "edge-sdk"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "recipes.md"
@@ -152,6 +161,66 @@ def test_docs_list_every_key() -> None:
             assert key.flag in text, key.flag
     assert "edge-sdk convert --recipe" in text
     assert key_table() in text  # the generated table is the current one
+    assert option_table() in text  # and so is the table of the formats' options
+
+
+def test_recipe_options_for_one_format(tmp_path: Path) -> None:
+    """An [options.FORMAT] table and TOML's dotted FORMAT.NAME under [options] are the same key, the
+    --option FORMAT.NAME=VALUE of the command line."""
+    (tmp_path / "edge.toml").write_text(
+        "[options]\n"
+        "per_channel = false\n"
+        'tflite.calibrator = "onnxruntime"\n'
+        "[options.openvino]\n"
+        'calibrator = "nncf"\n'
+        'exclude_nodes = ["a", "b"]\n'
+    )
+    want = {
+        "per_channel": False,
+        "tflite.calibrator": "onnxruntime",
+        "openvino.calibrator": "nncf",
+        "openvino.exclude_nodes": ["a", "b"],
+    }
+    assert load_recipe(tmp_path / "edge.toml").values["options"] == want
+    assert recipe_from_dict({"options": {"openvino.calibrator": "nncf"}}).values["options"] == {
+        "openvino.calibrator": "nncf"
+    }
+
+
+@pytest.mark.parametrize(
+    ("options", "needles"),
+    [
+        ({"openvno": {"calibrator": "nncf"}}, ["options", "unknown target format 'openvno'"]),
+        ({"tflite": {"preset": "mixed"}}, ["options", "unknown option 'preset'", "for tflite"]),
+        ({"colour": "red"}, ["options", "unknown option 'colour'"]),
+        ({"openvino": {"calibrator": {"deeper": 1}}}, ["options.openvino.calibrator", "must be a number"]),
+    ],
+)
+def test_invalid_recipe_options_name_the_key(options: dict, needles: list[str]) -> None:
+    with pytest.raises(edge_sdk.BadInputError) as e:
+        recipe_from_dict({"options": options}, "edge.toml: ")
+    for needle in ["edge.toml: ", *needles]:
+        assert needle in str(e.value)
+
+
+def test_option_flag_takes_a_format_prefix() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)  # the arguments of edge-sdk convert
+    args = parser.parse_args(
+        ["m.onnx", "--option", "openvino.calibrator=nncf", "--option", "per_channel=false"]
+    )
+    # the values stay text: the option's declared type reads them (false → False) in convert()
+    assert from_args(args)["options"] == {"openvino.calibrator": "nncf", "per_channel": "false"}
+
+
+def test_an_option_for_a_format_not_converted_exits_2(project: Path) -> None:
+    r = cli(
+        "convert", str(project / "model.onnx"), "--to", "onnx:fp32", "--option", "openvino.calibrator=nncf",
+        "--out", str(project / "o"),
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert "openvino is not among the requested formats (onnx)" in r.stderr
+    assert not (project / "o").exists()
 
 
 def test_recipe_evaluate_and_max_drop_make_int8_accuracy_aware(project: Path) -> None:

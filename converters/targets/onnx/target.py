@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 from edge_sdk.converters.accuracy_aware import wanted
-from edge_sdk.converters.int4 import INT4_OPTIONS, onnx_int4, size_ratio
-from edge_sdk.converters.int8_weights import OPTION_HELP as INT8_WEIGHTS_HELP
+from edge_sdk.converters.int4 import GROUP_SIZE, INT4_MODE, onnx_int4, size_ratio
+from edge_sdk.converters.int8_weights import INT8_WEIGHTS
+from edge_sdk.converters.options import Conflict, Option, declare
 from edge_sdk.converters.targets import TARGETS, BuildContext, BuildResult
 from edge_sdk.errors import BadInputError, ConversionError
 
@@ -22,35 +23,38 @@ log = logging.getLogger("edge_sdk.converters.onnx")
 
 MODEL_FILE = "model.onnx"
 
-# Options a user may set for the int8 recipes, with their defaults. Unsigned activations with signed
-# weights (U8S8) is what onnxruntime's x86 and Arm int8 kernels are fastest at.
-INT8_DEFAULTS: dict[str, Any] = {
-    "per_channel": True,
-    "activation_type": "uint8",
-    "weight_type": "int8",
-    "calibrate_method": "minmax",
-    "exclude_nodes": [],
-}
+_QTYPES = {"uint8": "QUInt8", "int8": "QInt8"}
+_METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+# onnxruntime's static int8 quantiser's options. openvino:int8 imports this quantiser's QDQ model, so it
+# reads them too, and tflite:int8 with calibrator=onnxruntime reads the calibration method.
+# Unsigned activations with signed weights (U8S8) is what onnxruntime's x86 and Arm int8 kernels are
+# fastest at.
+PER_CHANNEL = Option("per_channel", bool, True, "int8: one scale per output channel (default true)")
+ACTIVATION_TYPE = Option(
+    "activation_type", str, "uint8", "int8: uint8 (default) or int8 activations", choices=tuple(_QTYPES)
+)
+WEIGHT_TYPE = Option(
+    "weight_type", str, "int8", "int8: int8 (default) or uint8 weights", choices=tuple(_QTYPES)
+)
+CALIBRATE_METHOD = Option(
+    "calibrate_method",
+    str,
+    "minmax",
+    "int8: minmax (default), entropy or percentile",
+    choices=tuple(_METHODS),
+)
+EXCLUDE_NODES = Option(
+    "exclude_nodes", list, (), "int8: node names kept in float (';'-separated on the command line)"
+)
+QUANTISER_OPTIONS = (PER_CHANNEL, ACTIVATION_TYPE, WEIGHT_TYPE, CALIBRATE_METHOD, EXCLUDE_NODES)
 # Nodes the accuracy-aware search may keep in float, and how many calibration samples rank them.
 _WEIGHTED = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 SENSITIVITY_SAMPLES = 16
-_QTYPES = {"uint8": "QUInt8", "int8": "QInt8"}
-_METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 
 
-def _options(ctx: BuildContext) -> dict[str, Any]:
-    # convert() has refused keys no target knows; keys of other targets are theirs.
-    opts = {**INT8_DEFAULTS, **{k: v for k, v in ctx.options.items() if k in INT8_DEFAULTS}}
-    if isinstance(opts["exclude_nodes"], str):  # from the command line: names separated by ';'
-        opts["exclude_nodes"] = [n for n in opts["exclude_nodes"].split(";") if n]
-    for key, allowed in (
-        ("activation_type", _QTYPES),
-        ("weight_type", _QTYPES),
-        ("calibrate_method", _METHODS),
-    ):
-        if opts[key] not in allowed:
-            raise BadInputError(f"option {key}='{opts[key]}' is not one of: {', '.join(allowed)}")
-    return opts
+def _quantiser_options(opts: dict[str, Any]) -> dict[str, Any]:
+    """The static quantiser's options out of a target's (the int8 recipe records exactly these)."""
+    return {o.name: opts[o.name] for o in QUANTISER_OPTIONS}
 
 
 class _Reader:
@@ -58,7 +62,7 @@ class _Reader:
     ``quiet``: the accuracy-aware search calibrates once per candidate and reports its own progress)."""
 
     def __init__(self, ctx: BuildContext, quiet: bool = False) -> None:
-        self._samples = ctx.calibration or []
+        self._samples = ctx.calibration_samples or []
         self._ctx = ctx
         self._quiet = quiet
         self._i = 0
@@ -159,7 +163,7 @@ def _quantize_static(
         )
 
     if ranges is None and ctx.cache:
-        ranges = calibration_ranges_file(pre, ctx.calibration or [], opts["calibrate_method"])
+        ranges = calibration_ranges_file(pre, ctx.calibration_samples or [], opts["calibrate_method"])
     if ranges is None:
         run(None)
         return
@@ -181,17 +185,20 @@ def _quantize_static(
 
 def activation_ranges(hub: Path, ctx: BuildContext, tmp: Path) -> tuple[Path, dict[str, tuple[float, float]]]:
     """The pre-processed model that onnx:int8 quantises and its activation ranges (tensor name → (low,
-    high)) from ``ctx.calibration``: read from the calibration cache, or calibrated by onnxruntime once and
-    cached, so the int8 of another format can reuse what onnx:int8 measured."""
+    high)) from ``ctx.calibration_samples``: read from the calibration cache, or calibrated by onnxruntime
+    once and cached, so the int8 of another format can reuse what onnx:int8 measured."""
     from onnxruntime.quantization.calibrate import load_tensors_data
 
     from edge_sdk.converters.cache import calibration_ranges_file
 
-    opts = _options(ctx)
+    # The ranges depend on the calibration method alone; the quantiser's other options shape only the
+    # calibrated model this pass throws away, so they stay at their defaults.
+    method = ctx.options["calibrate_method"]
+    opts = {**{o.name: o.default_value() for o in QUANTISER_OPTIONS}, "calibrate_method": method}
     pre = _preprocess(hub, tmp, {})
-    method = opts["calibrate_method"]
     # with the cache off the ranges still go through a file: it is how onnxruntime hands them out
-    ranges = calibration_ranges_file(pre, ctx.calibration or [], method) if ctx.cache else tmp / "ranges.json"
+    samples = ctx.calibration_samples or []
+    ranges = calibration_ranges_file(pre, samples, method) if ctx.cache else tmp / "ranges.json"
     if not ranges.is_file():
         _quantize_static(pre, tmp / "calibrated.onnx", ctx, opts, quiet=False, ranges=ranges)
     data = load_tensors_data(ranges).data
@@ -202,11 +209,11 @@ def static_int8(hub: Path, out: Path, ctx: BuildContext) -> dict[str, Any]:
     """Static QDQ int8 of ``hub`` written to ``out``; returns the recipe. The activation ranges go to (or
     come from) the calibration cache, and the openvino target imports this same QDQ model, so asking for
     the other format after one of them does not calibrate again."""
-    opts = _options(ctx)
+    opts = _quantiser_options(ctx.options)
     recipe: dict[str, Any] = {
         **opts,
         "quant_format": "QDQ",
-        "calibration_samples": len(ctx.calibration or []),
+        "calibration_samples": len(ctx.calibration_samples or []),
         "int8_weights": ctx.int8_weights.record(),
     }
     with tempfile.TemporaryDirectory() as tmp:
@@ -226,14 +233,14 @@ def _accuracy_aware(
     holds (the shared greedy search); the chosen candidate becomes ``out``."""
     import onnx
 
-    from edge_sdk.converters.accuracy_aware import AccuracyGoal, Candidate, evaluate_session, open_candidate
+    from edge_sdk.converters.accuracy_aware import Candidate, evaluate_session, open_candidate
     from edge_sdk.converters.accuracy_aware import search as aa_search
     from edge_sdk.converters.onnx_model import tensor_specs
     from edge_sdk.converters.sensitivity import one_at_a_time
 
     label = "onnx:int8"
-    goal = AccuracyGoal.parse(ctx.accuracy_goal)
-    assert ctx.evaluate is not None
+    goal = ctx.accuracy_goal
+    assert ctx.evaluate is not None and goal is not None
     ins, outs = tensor_specs(onnx.load(str(hub), load_external_data=False))
     base_dir = tmp / "fp32"
     base_dir.mkdir()
@@ -259,7 +266,7 @@ def _accuracy_aware(
         layers = [
             n.name for n in onnx.load(str(pre)).graph.node if n.op_type in _WEIGHTED and n.name not in skip
         ]
-        samples = (ctx.calibration or [])[:SENSITIVITY_SAMPLES]
+        samples = (ctx.calibration_samples or [])[:SENSITIVITY_SAMPLES]
         reference = [fp32.run(s) for s in samples]
         ranking = one_at_a_time(layers, quantise, samples, reference, ctx.report)
     best, outcome = aa_search(
@@ -275,7 +282,7 @@ def _accuracy_aware(
 def _int8_dynamic(hub: Path, out: Path, ctx: BuildContext) -> dict[str, Any]:
     from onnxruntime import quantization as q
 
-    opts = _options(ctx)
+    opts = ctx.options
     recipe: dict[str, Any] = {
         "per_channel": opts["per_channel"],
         "weight_type": opts["weight_type"],
@@ -346,17 +353,23 @@ class OnnxTarget:
         "int4-weights": "4-bit MatMul weights in groups (MatMulNBits), float activations; no calibration",
     }
     calibrated = frozenset({"int8"})
-    options = {
-        "per_channel": "int8: one scale per output channel (default true)",
-        "activation_type": "int8: uint8 (default) or int8 activations",
-        "weight_type": "int8: int8 (default) or uint8 weights",
-        "calibrate_method": "int8: minmax (default), entropy or percentile",
-        "calibrator": "int8 is always calibrated by onnxruntime here; the key is the other targets' (set "
-        "it to onnxruntime and openvino:int8 and tflite:int8 reuse these ranges)",
-        "exclude_nodes": "int8: node names kept in float (';'-separated on the command line)",
-        "int8_weights": INT8_WEIGHTS_HELP,
-        **INT4_OPTIONS,
-    }
+    options = declare(
+        *QUANTISER_OPTIONS[:4],
+        Option(
+            "calibrator",
+            str,
+            "onnxruntime",
+            "int8: onnxruntime, the only calibrator here (openvino:int8 and tflite:int8 given calibrator="
+            "onnxruntime reuse the ranges it calibrates and caches)",
+            choices=("onnxruntime",),
+        ),
+        EXCLUDE_NODES,
+        INT8_WEIGHTS,
+        INT4_MODE,
+        GROUP_SIZE,
+    )
+    conflicts: tuple[Conflict, ...] = ()
+    tools = ("onnx", "onnxruntime", "onnxslim")
 
     def available(self) -> tuple[bool, str]:
         return True, "onnxruntime is a core dependency"

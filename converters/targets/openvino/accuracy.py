@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edge_sdk.converters.accuracy_aware import AccuracyGoal, Outcome, evaluate_session
+from edge_sdk.converters.accuracy_aware import Outcome, evaluate_session
 from edge_sdk.converters.targets import BuildContext
 from edge_sdk.manifest import TensorSpec
 
@@ -52,8 +52,8 @@ def quantize_with_accuracy_control(
 ) -> tuple[Any, dict[str, Any]]:
     """Run NNCF's accuracy control with the user's metric; returns the model and the manifest record
     (the same shape as the onnx/tflite search's). A goal it cannot reach is a ConversionError."""
-    assert ctx.evaluate is not None
-    goal = AccuracyGoal.parse(ctx.accuracy_goal)
+    goal = ctx.accuracy_goal
+    assert ctx.evaluate is not None and goal is not None
     inputs, outputs = io
     metrics: list[float] = []
     first: list[Any] = []  # the first model NNCF validates: the fp32 one

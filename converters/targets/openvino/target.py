@@ -27,9 +27,11 @@ from typing import Any
 
 from edge_sdk.converters.accuracy_aware import wanted
 from edge_sdk.converters.calibration import HOW_TO_GIVE
-from edge_sdk.converters.int4 import INT4_OPTIONS, openvino_int4, size_ratio
-from edge_sdk.converters.int8_weights import OPTION_HELP as INT8_WEIGHTS_HELP
+from edge_sdk.converters.int4 import GROUP_FALLBACK, GROUP_SIZE, INT4_MODE, openvino_int4, size_ratio
+from edge_sdk.converters.int8_weights import INT8_WEIGHTS
+from edge_sdk.converters.options import Conflict, Option, declare
 from edge_sdk.converters.targets import TARGETS, BuildContext, BuildResult
+from edge_sdk.converters.targets.onnx.target import QUANTISER_OPTIONS
 from edge_sdk.errors import BadInputError, ConversionError, EdgeSDKError, MissingExtraError
 from edge_sdk.runtimes.openvino import (
     DEFAULT_INFERENCE_PRECISION,
@@ -44,18 +46,6 @@ log = logging.getLogger("edge_sdk.converters.openvino")
 
 XML_FILE, BIN_FILE = "model.xml", "model.bin"
 
-# The options this target reads, with their defaults. ``convert(options=...)`` hands one dict to every
-# target of the call, so keys meant for another target (the onnx quantiser's) are left alone here.
-DEFAULTS: dict[str, Any] = {
-    "inference_precision": DEFAULT_INFERENCE_PRECISION,
-    "preset": "performance",
-    "quantize_recurrent": False,
-    "converter": "onnx",
-    "calibrator": "",  # onnxruntime for the onnx converter, nncf for the torch one (which has no ONNX)
-}
-_CONVERTERS = ("onnx", "torch")
-_CALIBRATORS = ("onnxruntime", "nncf")
-_PRESETS = ("performance", "mixed")  # NNCF: symmetric activations, or asymmetric (better for ReLU-free nets)
 # Static int8 keeps these in float unless quantize_recurrent is set: quantising a recurrent layer's inputs
 # quantises the state it carries across steps, and the error compounds. Silero VAD's speech decisions
 # agree with fp32 on 25% of a clip's chunks with its LSTM quantised, on 99.5% with it left in float.
@@ -73,29 +63,6 @@ _WEIGHTED = (
     "ConvolutionBackpropData",
     "GroupConvolutionBackpropData",
 )
-
-
-def _options(ctx: BuildContext) -> dict[str, Any]:
-    opts = {**DEFAULTS, **{k: v for k, v in ctx.options.items() if k in DEFAULTS}}
-    opts["inference_precision"] = normalise_precision(opts["inference_precision"])
-    if not isinstance(opts["quantize_recurrent"], bool):
-        raise BadInputError(f"option quantize_recurrent={opts['quantize_recurrent']!r} must be true or false")
-    if opts["converter"] not in _CONVERTERS:
-        raise BadInputError(f"option converter='{opts['converter']}' is not one of: {', '.join(_CONVERTERS)}")
-    if opts["preset"] not in _PRESETS:
-        raise BadInputError(f"option preset='{opts['preset']}' is not one of: {', '.join(_PRESETS)}")
-    if not opts["calibrator"]:
-        opts["calibrator"] = "nncf" if opts["converter"] == "torch" else "onnxruntime"
-    if opts["calibrator"] not in _CALIBRATORS:
-        raise BadInputError(
-            f"option calibrator='{opts['calibrator']}' is not one of: {', '.join(_CALIBRATORS)}"
-        )
-    if opts["calibrator"] == "onnxruntime" and opts["converter"] == "torch":
-        raise BadInputError(
-            "option calibrator='onnxruntime' quantises the ONNX model, but converter='torch' imports the "
-            "PyTorch module: use calibrator='nncf' with it, or converter='onnx'"
-        )
-    return opts
 
 
 @contextlib.contextmanager
@@ -191,7 +158,7 @@ def _quantize(
     """Static int8 with NNCF: activation ranges from the calibration samples, weights per channel; with
     ``ctx.evaluate`` and a goal, NNCF's accuracy control keeps the most sensitive layers float."""
     nncf = _import_nncf(label)
-    samples = ctx.calibration or []
+    samples = ctx.calibration_samples or []
     if not samples:
         raise BadInputError(f"{label} is static quantisation and needs calibration data: {HOW_TO_GIVE}")
     calls = itertools.count(1)
@@ -369,21 +336,60 @@ class OpenVinoTarget:
         "int4-weights": "4-bit weights in groups (NNCF weight compression), float activations",
     }
     calibrated = frozenset({"int8"})
-    options = {
-        "inference_precision": "precision it runs and is checked at: f32 (default), bf16, f16, device",
-        "preset": "int8 with calibrator=nncf: performance (symmetric activations, default) or mixed",
-        "quantize_recurrent": "int8 with calibrator=nncf: also quantise LSTM/GRU/RNN layers (default "
-        "false: kept in float)",
-        "converter": "onnx (default: from the ONNX hub model) or torch (from the PyTorch module itself, for "
-        "models the ONNX exporter handles badly)",
-        "calibrator": "int8: onnxruntime (default with the onnx converter: onnx:int8's QDQ model and cached "
-        "ranges, so the formats calibrate once) or nncf (NNCF post-training quantisation; always used for "
-        "the accuracy-aware build and with converter=torch)",
-        "int8_weights": INT8_WEIGHTS_HELP + " (NNCF's overflow_fix for calibrator=nncf)",
-        **INT4_OPTIONS,
-        "group_fallback": "int4-weights: adjust (default: a layer the group size does not divide gets the "
-        "largest power of two >= 32 that does, else int8) or error",
-    }
+    options = declare(
+        Option(
+            "inference_precision",
+            str,
+            DEFAULT_INFERENCE_PRECISION,
+            "precision it runs and is checked at: f32 (default), bf16, f16, device",
+            choices=("f32", "bf16", "f16", "device"),
+            check=normalise_precision,
+        ),
+        Option(
+            "preset",
+            str,
+            "performance",
+            "int8 with calibrator=nncf: performance (symmetric activations, default) or mixed "
+            "(asymmetric, better for ReLU-free nets)",
+            choices=("performance", "mixed"),
+        ),
+        Option(
+            "quantize_recurrent",
+            bool,
+            False,
+            "int8 with calibrator=nncf: also quantise LSTM/GRU/RNN layers (default false: kept in float)",
+        ),
+        Option(
+            "converter",
+            str,
+            "onnx",
+            "onnx (default: from the ONNX hub model) or torch (from the PyTorch module itself, for models "
+            "the ONNX exporter handles badly)",
+            choices=("onnx", "torch"),
+        ),
+        Option(
+            "calibrator",
+            str,
+            None,
+            "int8: onnxruntime (default with the onnx converter: onnx:int8's QDQ model and cached ranges, so "
+            "the formats calibrate once) or nncf (NNCF post-training quantisation; the default with "
+            "converter=torch, and always used for the accuracy-aware build)",
+            choices=("onnxruntime", "nncf"),
+        ),
+        INT8_WEIGHTS.noting("openvino: NNCF's overflow_fix for calibrator=nncf"),
+        *(o.noting("openvino: int8 with calibrator=onnxruntime") for o in QUANTISER_OPTIONS),
+        INT4_MODE,
+        GROUP_SIZE,
+        GROUP_FALLBACK,
+    )
+    conflicts = (
+        Conflict(
+            {"calibrator": "onnxruntime", "converter": "torch"},
+            "calibrator=onnxruntime quantises the ONNX model, but converter=torch imports the PyTorch "
+            "module: use calibrator='nncf' with it, or converter='onnx'",
+        ),
+    )
+    tools = ("onnx", "onnxslim", "onnxruntime", "openvino", "nncf")
 
     def available(self) -> tuple[bool, str]:
         """Whether OpenVINO and NNCF are installed, found without importing them (NNCF imports torch)."""
@@ -398,10 +404,11 @@ class OpenVinoTarget:
         for it. OpenVINO's and NNCF's failures become ConversionErrors naming the step."""
         ov = import_openvino("the openvino target")
         label = f"openvino:{precision}"
-        opts = _options(ctx)
+        opts = ctx.options
+        calibrator = opts["calibrator"] or ("nncf" if opts["converter"] == "torch" else "onnxruntime")
         versions = {"openvino": ov.get_version()}
         extra: dict[str, Any] = {}
-        if precision == "int8" and opts["calibrator"] == "onnxruntime" and not wanted(ctx, "int8"):
+        if precision == "int8" and calibrator == "onnxruntime" and not wanted(ctx, "int8"):
             import onnxruntime
 
             versions["onnxruntime"] = onnxruntime.__version__
@@ -420,7 +427,7 @@ class OpenVinoTarget:
                 model = ov.convert_model(str(hub))
             recipe = {"converter": "openvino.convert_model"}
         if precision == "int8":
-            if opts["calibrator"] == "onnxruntime":
+            if calibrator == "onnxruntime":
                 log.info("%s: accuracy-aware, so NNCF accuracy control calibrates (not onnxruntime)", label)
             model, extra = _quantize(model, hub, ctx, opts, label)
             extra = {"calibrator": "nncf", **extra}

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from edge_sdk.converters.accuracy_aware import (
-    AccuracyGoal,
     Candidate,
     evaluate_session,
     open_candidate,
@@ -166,7 +165,7 @@ def quantize_with_onnx_ranges(
 
     assert fp32.inputs is not None and fp32.outputs is not None
     label = "tflite:int8"
-    samples = _rows(list(ctx.calibration or []), fp32.inputs)  # convert() refused an empty set
+    samples = _rows(list(ctx.calibration_samples or []), fp32.inputs)  # convert() refused an empty set
     pre, ranges = activation_ranges(hub, ctx, tmp)
     content = (fp32_dir / MODEL_FILE).read_bytes()
     onnx_vals = range_transfer.onnx_values(pre, list(ranges), samples[0])
@@ -194,18 +193,20 @@ def quantize_with_onnx_ranges(
 
 def quantize_with_search(
     fp32_dir: Path, fp32: BuildResult, out_dir: Path, ctx: BuildContext, tmp: Path
-) -> dict:
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Search for the int8 model that meets ``ctx.accuracy_goal``; write it to ``out_dir`` and return the
-    manifest record. A goal that cannot be met is a ConversionError saying the best reached."""
+    manifest record and the chosen model's integer I/O quantisation. A goal that cannot be met is a
+    ConversionError saying the best reached."""
     from ai_edge_quantizer import quantizer, recipe
 
-    assert ctx.evaluate is not None and fp32.inputs is not None and fp32.outputs is not None
+    goal = ctx.accuracy_goal
+    assert ctx.evaluate is not None and goal is not None
+    assert fp32.inputs is not None and fp32.outputs is not None
     label = "tflite:int8"
-    goal = AccuracyGoal.parse(ctx.accuracy_goal)
     content = (fp32_dir / MODEL_FILE).read_bytes()
     base = open_candidate(fp32_dir, "tflite", "fp32", [MODEL_FILE], fp32.inputs, fp32.outputs)
     baseline = evaluate_session(ctx.evaluate, base, label)
-    samples = _rows(list(ctx.calibration or []), fp32.inputs)
+    samples = _rows(list(ctx.calibration_samples or []), fp32.inputs)
     ctx.report("calibrate", 0, 1)
     with (
         contextlib.redirect_stdout(io.StringIO()),

@@ -22,12 +22,11 @@ from edge_sdk.errors import BadInputError, ConversionError
 from edge_sdk.manifest import TensorSpec
 
 MODEL_FILE = "model.tflite"
-IO_TYPES = ("int8", "uint8", "float")
 
 
 def is_keras_source(ctx: BuildContext) -> bool:
     """Whether the conversion's source is a Keras model or SavedModel (see ``sources/keras_model.py``)."""
-    native = getattr(ctx.source, "native", None)
+    native = None if ctx.source is None else ctx.source.native
     return isinstance(native, dict) and native.get("kind") in ("keras", "saved_model")
 
 
@@ -40,11 +39,11 @@ def _converter(native: dict[str, Any]) -> tuple[Any, str]:
     return conv, f"TFLiteConverter.from_saved_model({native['signature']})"
 
 
-def _representative(calibration: list[dict[str, np.ndarray]], names: list[str]) -> Any:
+def _representative(samples: list[dict[str, np.ndarray]], names: list[str]) -> Any:
     """Calibration samples in input order, one row at a time (the TFLite model has batch 1)."""
 
     def gen() -> Iterator[list[np.ndarray]]:
-        for sample in calibration:
+        for sample in samples:
             arrays = [np.asarray(sample[n], np.float32) for n in names]
             for r in range(len(arrays[0]) if arrays[0].ndim else 1):
                 yield [a[r : r + 1] if a.ndim else a for a in arrays]
@@ -55,8 +54,8 @@ def _representative(calibration: list[dict[str, np.ndarray]], names: list[str]) 
 def _settings(conv: Any, precision: str, io_type: str, ctx: BuildContext, names: list[str]) -> dict[str, Any]:
     from edge_sdk.converters.targets.tflite.onnx2tflite import converter_settings
 
-    calibration = ctx.calibration or []
-    return converter_settings(conv, precision, io_type, _representative(calibration, names), len(calibration))
+    samples = ctx.calibration_samples or []
+    return converter_settings(conv, precision, io_type, _representative(samples, names), len(samples))
 
 
 def _out_order(names: list[str]) -> list[str]:
@@ -100,9 +99,7 @@ def build(hub: Path, precision: str, out_dir: Path, ctx: BuildContext) -> BuildR
         raise BadInputError(f"{label}: converter=keras needs a Keras or SavedModel source")
     assert ctx.source is not None
     native = ctx.source.native
-    io_type = str(ctx.options.get("io", "int8")) if precision == "int8" else "float"
-    if io_type not in IO_TYPES:
-        raise BadInputError(f"option io='{io_type}' is not one of: {', '.join(IO_TYPES)}")
+    io_type = str(ctx.options["io"]) if precision == "int8" else "float"
     in_specs, out_specs = tensor_specs(onnx.load(str(hub), load_external_data=False))
     in_names = [s.name for s in in_specs]
     ctx.report("convert", 0, 1)

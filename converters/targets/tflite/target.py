@@ -24,8 +24,11 @@ from typing import Any
 import numpy as np
 
 from edge_sdk.converters.accuracy_aware import wanted
+from edge_sdk.converters.int8_weights import INT8_WEIGHTS
 from edge_sdk.converters.int8_weights import TFLITE as TFLITE_INT8_WEIGHTS
+from edge_sdk.converters.options import Conflict, Option, declare
 from edge_sdk.converters.targets import TARGETS, BuildContext, BuildResult
+from edge_sdk.converters.targets.onnx.target import CALIBRATE_METHOD
 from edge_sdk.converters.targets.tflite import process
 from edge_sdk.converters.targets.tflite.onnx2tflite import StepError
 from edge_sdk.errors import BadInputError, ConversionError
@@ -72,10 +75,8 @@ def _install_hint(missing: str) -> str:
 
 
 def _io_type(ctx: BuildContext, precision: str) -> str:
-    io_type = str(ctx.options.get("io", "int8"))
-    if io_type not in IO_TYPES:
-        raise BadInputError(f"option io='{io_type}' is not one of: {', '.join(IO_TYPES)}")
-    return io_type if precision == "int8" else "float"
+    """The integer I/O type int8 asked for; other precisions keep float I/O."""
+    return str(ctx.options["io"]) if precision == "int8" else "float"
 
 
 # -- preparing the ONNX model -------------------------------------------------------------------------
@@ -167,7 +168,7 @@ def _calibration_file(ctx: BuildContext, specs: list[TensorSpec], fixed: dict[st
     rows on a batch axis that was fixed to 1 becomes one sample per row."""
     arrays: dict[str, np.ndarray] = {}
     count = 0
-    for sample in ctx.calibration or []:
+    for sample in ctx.calibration_samples or []:
         rows = next((len(sample[s.name]) for s in specs if s.name in fixed), 1)
         for r in range(rows):
             for j, s in enumerate(specs):
@@ -309,18 +310,44 @@ class TfliteTarget:
         "int8-dynamic": "int8 weights, activations quantised at run time; no calibration",
     }
     calibrated = frozenset({"int8"})
-    options = {
-        "io": "tflite:int8: int8 (default), uint8 or float input and output tensors",
-        "converter": "onnx2tf (default, from the ONNX model), litert-torch (directly from a PyTorch "
-        "module; fp32, fp16, int8-dynamic; keeps its layouts) or keras (TensorFlow's converter directly "
-        "from a Keras/SavedModel source; the default for those)",
-        "int8_weights": "int8: accepted for every target; TFLite always keeps 8-bit weights, which its int8 "
-        "kernels cannot saturate on any CPU",
-        "calibrator": "tflite:int8: tensorflow (default: TensorFlow's converter calibrates; full-integer, "
-        "integer I/O, what the Edge TPU compiler takes) or onnxruntime (the activation ranges onnx:int8 "
-        "and openvino:int8 calibrate and cache, carried onto the TFLite graph; ai-edge-quantizer, float "
-        "I/O): with it, changing only the format does not calibrate again",
-    }
+    options = declare(
+        Option(
+            "io",
+            str,
+            "int8",
+            "tflite:int8: int8 (default), uint8 or float input and output tensors",
+            choices=IO_TYPES,
+        ),
+        Option(
+            "converter",
+            str,
+            None,
+            "onnx2tf (default, from the ONNX model), litert-torch (directly from a PyTorch module; fp32, "
+            "fp16, int8-dynamic; keeps its layouts) or keras (TensorFlow's converter directly from a "
+            "Keras/SavedModel source; the default for those)",
+            choices=CONVERTERS,
+        ),
+        INT8_WEIGHTS.noting(
+            "tflite keeps 8-bit weights whatever is asked, and says so: its int8 kernels cannot saturate "
+            "them on any CPU"
+        ),
+        Option(
+            "calibrator",
+            str,
+            "tensorflow",
+            "tflite:int8: tensorflow (default: TensorFlow's converter calibrates; full-integer, integer I/O, "
+            "what the Edge TPU compiler takes) or onnxruntime (the activation ranges onnx:int8 and "
+            "openvino:int8 calibrate and cache, carried onto the TFLite graph; ai-edge-quantizer, float "
+            "I/O): with it, changing only the format does not calibrate again",
+            choices=CALIBRATORS,
+        ),
+        CALIBRATE_METHOD.noting("tflite: int8 with calibrator=onnxruntime"),
+    )
+    conflicts: tuple[Conflict, ...] = ()
+    tools = (
+        *("onnx", "onnxslim", "onnxruntime", "tensorflow", "tf-keras", "onnx2tf", "litert-torch"),
+        "ai-edge-quantizer",
+    )
 
     def available(self) -> tuple[bool, str]:
         """Whether onnx2tf and TensorFlow (and what onnx2tf imports) are installed."""
@@ -349,14 +376,10 @@ class TfliteTarget:
         from edge_sdk.converters.targets.tflite import keras as keras_direct
 
         default = "keras" if keras_direct.is_keras_source(ctx) else "onnx2tf"
-        converter = str(ctx.options.get("converter") or default)
-        if converter not in CONVERTERS:
-            raise BadInputError(f"option converter='{converter}' is not one of: {', '.join(CONVERTERS)}")
+        converter = ctx.options["converter"] or default
         if converter == "litert-torch":
             return _build_litert_torch(hub, precision, out_dir, ctx)
-        calibrator = str(ctx.options.get("calibrator") or "tensorflow")
-        if calibrator not in CALIBRATORS:
-            raise BadInputError(f"option calibrator='{calibrator}' is not one of: {', '.join(CALIBRATORS)}")
+        calibrator = ctx.options["calibrator"]
         if wanted(ctx, precision):
             return self._from_fp32(hub, out_dir, ctx, "accuracy-aware")
         if precision == "int8" and calibrator == "onnxruntime":
@@ -391,7 +414,7 @@ class TfliteTarget:
                 "inputs": [renames[s.name] for s in in_specs],
                 "outputs": [renames[s.name] for s in out_specs],
                 "calibration": _calibration_file(ctx, in_specs, prepared["fixed"], tmp)
-                if ctx.calibration
+                if ctx.calibration_samples
                 else None,
             }
             report = _convert(job, tmp, ctx, label, precision)
@@ -452,7 +475,7 @@ class TfliteTarget:
             **fp32.recipe,
             "converter": "onnx2tf → Keras model → TFLiteConverter (fp32) → ai-edge-quantizer",
             "io": sorted({q["dtype"] for q in quant.values()}) or "float",
-            "calibration_samples": len(ctx.calibration or []),
+            "calibration_samples": len(ctx.calibration_samples or []),
             **extra,
         }
         versions = {**fp32.versions, "ai-edge-quantizer": version("ai-edge-quantizer")}
