@@ -19,8 +19,7 @@ import torch
 from quantize_speedup import SHAPE, calibration_images, conv_model, median_ms
 
 import edge_sdk
-from edge_sdk.bench.matrix import unavailable_formats
-from edge_sdk.converters import all_targets
+from edge_sdk.converters import all_targets, unavailable_formats
 
 
 def main() -> None:

@@ -2,6 +2,6 @@
 
 from edge_sdk.converters.convert import ConversionFailed, convert
 from edge_sdk.converters.streaming import make_streaming
-from edge_sdk.converters.targets import TARGETS, all_targets
+from edge_sdk.converters.targets import TARGETS, all_targets, unavailable_formats
 
-__all__ = ["TARGETS", "ConversionFailed", "all_targets", "convert", "make_streaming"]
+__all__ = ["TARGETS", "ConversionFailed", "all_targets", "convert", "make_streaming", "unavailable_formats"]

@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from edge_sdk._version import __version__
 from edge_sdk.manifest import Artifact, TensorSpec, load_artifact, staging_dir
+from edge_sdk.version import __version__
 
 log = logging.getLogger("edge_sdk.converters.cache")
 

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnx
 
-from edge_sdk._version import __version__
 from edge_sdk.converters import cache as _cache
 from edge_sdk.converters.accuracy_aware import AccuracyGoal
 from edge_sdk.converters.calibration import HOW_TO_GIVE, CalibrationData, load_samples, random_samples
@@ -43,6 +42,7 @@ from edge_sdk.converters.specialize import fix_shapes, freeze_inputs
 from edge_sdk.converters.targets import BuildContext, BuildResult, Progress, TargetFormat, parse_target
 from edge_sdk.errors import BadInputError, ConversionError, EdgeSDKError
 from edge_sdk.manifest import Artifact, TensorSpec, file_entry, staging_dir, write_manifest
+from edge_sdk.version import __version__
 
 if TYPE_CHECKING:
     from edge_sdk.devices.profile import Profile
@@ -459,7 +459,7 @@ def _parity(
     report = compare(reference, got, job.parity_origin)
     report["reference"] = f"{job.source.framework} source (fp32)"
     report["backend"] = f"{session.selection.backend}/{session.selection.accelerator}"
-    if getattr(session, "inference_precision", None):
+    if session.inference_precision:
         report["inference_precision"] = session.inference_precision
     report["measured_on"] = measured_on(session)
     del session

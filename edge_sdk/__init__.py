@@ -21,7 +21,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from edge_sdk import moved
-from edge_sdk._version import __version__
 from edge_sdk.errors import (
     BadInputError,
     ConversionError,
@@ -31,6 +30,7 @@ from edge_sdk.errors import (
     MissingExtraError,
     StageFailed,
 )
+from edge_sdk.version import __version__
 
 moved.install()
 

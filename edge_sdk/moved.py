@@ -15,6 +15,7 @@ from typing import Any
 
 # old module path → new module path
 MOVED = {
+    "edge_sdk._version": "edge_sdk.version",
     "edge_sdk.audio_features": "edge_sdk.audio.features",
     "edge_sdk.audio_loop": "edge_sdk.live.audio",
     "edge_sdk.audio_mix": "edge_sdk.audio.mix",

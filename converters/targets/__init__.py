@@ -110,3 +110,13 @@ def parse_target(text: str) -> tuple[TargetFormat, str]:
 def all_targets() -> list[str]:
     """Every ``format:precision`` pair the installed targets can make."""
     return [f"{name}:{p}" for name, t in TARGETS for p in t.precisions]
+
+
+def unavailable_formats() -> dict[str, str]:
+    """Registered formats whose converter cannot run here, with the reason (e.g. the pip extra)."""
+    unavailable = {}
+    for name, target in TARGETS:
+        ok, why = target.available()
+        if not ok:
+            unavailable[name] = why
+    return unavailable

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from edge_sdk.converters import all_targets, convert
-from edge_sdk.converters.targets import TARGETS
+from edge_sdk.converters.targets import unavailable_formats
 from edge_sdk.errors import EdgeSDKError
 from edge_sdk.runtimes import load
 
@@ -49,18 +49,6 @@ def _latency_ms(path: Path, feeds: dict[str, np.ndarray], runs: int) -> tuple[fl
         session.run(feeds)
     mean_ms = (time.perf_counter() - t0) / runs * 1e3
     return mean_ms, f"{session.selection.backend}/{session.selection.accelerator}"
-
-
-def unavailable_formats() -> dict[str, str]:
-    """Registered formats whose converter cannot run here, with the reason (e.g. the pip extra)."""
-    out = {}
-    for name, target in TARGETS:
-        check = getattr(target, "available", None)
-        if check is not None:
-            ok, why = check()
-            if not ok:
-                out[name] = why
-    return out
 
 
 def run_matrix(

@@ -53,7 +53,7 @@ def _common_options() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; target choices come from the converter registry."""
-    from edge_sdk._version import __version__
+    from edge_sdk.version import __version__
 
     p = argparse.ArgumentParser(prog="edge-sdk", description="Convert, check and run models on edge devices.")
     p.add_argument("--version", action="version", version=f"edge-sdk {__version__}")

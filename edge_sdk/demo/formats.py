@@ -9,8 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_sdk.bench.matrix import unavailable_formats
-from edge_sdk.converters import ConversionFailed, all_targets, convert
+from edge_sdk.converters import ConversionFailed, all_targets, convert, unavailable_formats
 from edge_sdk.converters.targets import Progress
 from edge_sdk.errors import BadInputError
 from edge_sdk.runtimes import load

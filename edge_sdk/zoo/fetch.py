@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
-from edge_sdk._version import __version__
 from edge_sdk.errors import DownloadError
+from edge_sdk.version import __version__
 
 log = logging.getLogger("edge_sdk.zoo.fetch")
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import edge_sdk
-from edge_sdk.bench.matrix import unavailable_formats
+from edge_sdk.converters import unavailable_formats
 
 FORMATS = ("onnx", "openvino", "tflite")
 

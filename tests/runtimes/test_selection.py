@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import edge_sdk
-from edge_sdk.bench.matrix import unavailable_formats
+from edge_sdk.converters import unavailable_formats
 from edge_sdk.devices import detect
 
 FIXTURES = Path(__file__).resolve().parents[1] / "devices" / "fixtures"
