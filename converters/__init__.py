@@ -1,6 +1,7 @@
 """Converters: bring a source to ONNX, simplify it, make each target, and check parity."""
 
-from edge_sdk.converters.convert import ConversionFailed, convert
+from edge_sdk.converters.convert import convert
+from edge_sdk.converters.make import ConversionFailed
 from edge_sdk.converters.streaming import make_streaming
 from edge_sdk.converters.targets import TARGETS, all_targets, unavailable_formats
 
