@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from edge_sdk.cli import console
 
@@ -95,38 +97,36 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
+def _listing(args: argparse.Namespace, found: Sequence[Any], none: str, title: str, columns: list[str],
+             row: Callable[[Any], list[Any]]) -> int:  # fmt: skip
+    """Print what a ``devices --audio``/``--video`` listing found: JSON, a table, or why there is none."""
+    if args.json:
+        console.emit_json([dataclasses.asdict(d) for d in found])
+    elif not found:
+        console.out.print(none)
+    else:
+        console.table(title, columns, [row(d) for d in found])
+    return 0
+
+
 def cmd_devices_audio(args: argparse.Namespace) -> int:
     """``edge-sdk devices --audio``: the audio inputs PortAudio sees."""
     from edge_sdk.devices.sources.microphone import list_input_devices
 
-    devices = list_input_devices()
-    if args.json:
-        console.emit_json([dataclasses.asdict(d) for d in devices])
-        return 0
-    if not devices:
-        console.out.print("no audio input devices found (PortAudio sees none)")
-        return 0
-    rows = [
-        [d.index, d.name, d.max_input_channels, f"{d.default_sample_rate:g}", d.host_api] for d in devices
-    ]
-    console.table("audio inputs", ["index", "name", "channels", "default rate", "host API"], rows)
-    return 0
+    return _listing(
+        args, list_input_devices(), "no audio input devices found (PortAudio sees none)", "audio inputs",
+        ["index", "name", "channels", "default rate", "host API"],
+        lambda d: [d.index, d.name, d.max_input_channels, f"{d.default_sample_rate:g}", d.host_api],
+    )  # fmt: skip
 
 
 def cmd_devices_video(args: argparse.Namespace) -> int:
     """``edge-sdk devices --video``: the cameras (and video nodes) under ``--root``."""
     from edge_sdk.devices.sources.video import list_cameras
 
-    cameras = list_cameras(args.root)
-    if args.json:
-        console.emit_json([dataclasses.asdict(c) for c in cameras])
-        return 0
-    if not cameras:
-        console.out.print("no cameras found (no /dev/video* nodes, no CSI sensor)")
-        return 0
-    rows = [
-        [c.path, c.name, c.kind, {True: "yes", False: "no", None: "?"}[c.capture], c.source, c.note]
-        for c in cameras
-    ]
-    console.table("cameras", ["node", "name", "kind", "capture", "--source", "note"], rows)
-    return 0
+    capture = {True: "yes", False: "no", None: "?"}
+    return _listing(
+        args, list_cameras(args.root), "no cameras found (no /dev/video* nodes, no CSI sensor)", "cameras",
+        ["node", "name", "kind", "capture", "--source", "note"],
+        lambda c: [c.path, c.name, c.kind, capture[c.capture], c.source, c.note],
+    )  # fmt: skip
