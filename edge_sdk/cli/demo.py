@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from edge_sdk.cli import console
 
@@ -25,13 +26,13 @@ def add_parser(
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run every part of the demo, then print its tables (or all of it as JSON)."""
-    from edge_sdk import demo
     from edge_sdk.demo import audio as demo_audio
+    from edge_sdk.demo import formats as demo_formats
     from edge_sdk.demo import kws as demo_kws
     from edge_sdk.demo import video as demo_video
 
     with console.progress_bars(not args.quiet) as progress:
-        result = demo.run(Path(args.out), progress=progress)
+        result = demo_formats.run(Path(args.out), progress=progress)
     audio, summaries = demo_audio.run(Path(args.out) / "audio")
     kws, kws_summary = demo_kws.run()
     # the same clip without the denoiser, to show what the denoiser in front of the spotter changes
@@ -48,17 +49,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
             }
         )
         return 0
+    _print_formats(result)
+    _print_audio(audio, summaries)
+    _print_kws(kws, kws_summary, kws_raw)
+    _print_video(video, video_summary)
+    return 0
+
+
+def _print_formats(result: dict[str, Any]) -> None:
+    """The Silero VAD table: every installed format and precision against the original."""
+    from edge_sdk.demo import formats as demo_formats
+
     console.out.print(
         f"Silero VAD ({result['model']}) on {result['clip']} ({result['seconds']:.1f} s, "
         f"{result['chunks']} chunks of {result['chunk_ms']} ms)"
     )
     console.table(
         "Silero VAD in every installed format and precision, CPU",
-        demo.COLUMNS,
+        demo_formats.COLUMNS,
         [r["cells"] for r in result["rows"]],
     )
     for note in result["notes"]:
         console.out.print(f"note: {note}")
+
+
+def _print_audio(audio: dict[str, Any], summaries: dict[str, Any]) -> None:
+    """The live audio loop with each denoiser, and the speech quality it kept."""
     console.out.print(f"\nLive audio loop on {audio['clip']}: denoiser → Silero VAD → recorder, one thread")
     for name, summary in summaries.items():
         console.out.print(summary.headline(), markup=False, highlight=False)
@@ -78,6 +94,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     for note in audio["notes"]:
         console.out.print(f"note: {note}", markup=False, highlight=False)
+
+
+def _print_kws(kws: dict[str, Any], kws_summary: Any, kws_raw: dict[str, Any]) -> None:
+    """Keyword spotting against the clip's truth, with and without the denoiser."""
+    from edge_sdk.demo import kws as demo_kws
+
     console.out.print(
         f"\nKeyword spotting on {kws['clip']} (held-out voices, {kws['snr_db']:g} dB SNR): "
         f"--denoise {kws['denoise']} → VAD → {kws['model']}, one thread"
@@ -101,6 +123,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
             markup=False,
             highlight=False,
         )
+
+
+def _print_video(video: dict[str, Any], video_summary: Any) -> None:
+    """The live video loop: per-stage latency and what the denoiser did."""
+    from edge_sdk.demo import video as demo_video
+
     console.out.print(
         f"\nLive video loop on {video['clip']} ({video['frames']} frames {video['size']}, Gaussian noise "
         f"sigma {video['sigma']:g}): noise → {video['model']} → writer",
@@ -111,4 +139,3 @@ def cmd_demo(args: argparse.Namespace) -> int:
     console.table("video loop: per stage (latency per frame)", video_summary.COLUMNS, video_summary.rows())
     for line in demo_video.lines(video):
         console.out.print(line, markup=False, highlight=False)
-    return 0
