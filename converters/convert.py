@@ -25,15 +25,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnx
 
-from edge_sdk.converters.accuracy_aware import AccuracyGoal
 from edge_sdk.converters.calibration import HOW_TO_GIVE, CalibrationData, load_samples, random_samples
+from edge_sdk.converters.graph.onnx_model import tensor_specs
+from edge_sdk.converters.graph.simplify import simplify
+from edge_sdk.converters.graph.specialize import fix_shapes, freeze_inputs
 from edge_sdk.converters.job import Job, Request, Samples
 from edge_sdk.converters.make import cache_keys, make_all
-from edge_sdk.converters.onnx_model import tensor_specs
 from edge_sdk.converters.options import resolve
-from edge_sdk.converters.simplify import simplify
+from edge_sdk.converters.quantize.accuracy_aware import AccuracyGoal
 from edge_sdk.converters.sources import Source, open_source
-from edge_sdk.converters.specialize import fix_shapes, freeze_inputs
 from edge_sdk.converters.targets import BuildContext, Progress, TargetFormat, parse_target
 from edge_sdk.errors import BadInputError
 from edge_sdk.manifest import Artifact, TensorSpec
@@ -97,7 +97,7 @@ def convert(
 
     ``device`` (a device profile name such as ``"raspberry-pi-5"``, or a ``Profile``) names the board the
     artifacts are for; the manifest then says whether its CPU needs exact int8 kernels for 8-bit weights
-    (option ``int8_weights``, see ``converters/int8_weights.py``).
+    (option ``int8_weights``, see ``converters/quantize/int8_weights.py``).
 
     Results are cached (see ``converters/cache.py``): a request made before is copied from the cache
     (the artifact is then a ``ReusedArtifact`` naming the entry), and a target built before with the

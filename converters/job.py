@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnx
 
-from edge_sdk.converters.accuracy_aware import AccuracyGoal
 from edge_sdk.converters.calibration import CalibrationData
-from edge_sdk.converters.int8_weights import choose
+from edge_sdk.converters.quantize.accuracy_aware import AccuracyGoal
+from edge_sdk.converters.quantize.int8_weights import choose
 from edge_sdk.converters.sources import Source
 from edge_sdk.converters.targets import BuildContext, Progress, TargetFormat
 from edge_sdk.manifest import TensorSpec

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from edge_sdk.converters.fd_redirect import fds_to
-from edge_sdk.converters.onnx_model import onnx_opset
+from edge_sdk.converters.graph.onnx_model import onnx_opset
 from edge_sdk.converters.sources import SOURCES, Sample, Source
 from edge_sdk.errors import BadInputError, ConversionError, MissingExtraError
 from edge_sdk.manifest import sha256_file

@@ -8,7 +8,7 @@ from typing import Any
 
 import onnx
 
-from edge_sdk.converters.onnx_model import load_onnx, onnx_opset
+from edge_sdk.converters.graph.onnx_model import load_onnx, onnx_opset
 from edge_sdk.converters.sources import SOURCES, Sample, Source
 from edge_sdk.errors import BadInputError
 from edge_sdk.manifest import sha256_file

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_sdk.converters.onnx_model import load_onnx, onnx_opset
+from edge_sdk.converters.graph.onnx_model import load_onnx, onnx_opset
 from edge_sdk.converters.sources import SOURCES, Sample, Source
 from edge_sdk.errors import BadInputError, ConversionError, MissingExtraError
 

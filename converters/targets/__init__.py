@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from edge_sdk.converters.int8_weights import Int8Weights, choose
 from edge_sdk.converters.options import Conflict, Option
+from edge_sdk.converters.quantize.int8_weights import Int8Weights, choose
 from edge_sdk.errors import BadInputError
 from edge_sdk.manifest import TensorSpec
 from edge_sdk.registry import Registry
 
 if TYPE_CHECKING:
-    from edge_sdk.converters.accuracy_aware import AccuracyGoal
+    from edge_sdk.converters.quantize.accuracy_aware import AccuracyGoal
     from edge_sdk.converters.sources import Source
     from edge_sdk.devices.profile import Profile
 
@@ -46,7 +46,7 @@ class BuildContext:
     cache: bool = True
     # The device profile the artifacts are for (``convert(device=...)``), or None: any device.
     device: Profile | None = None
-    # How many bits int8 weights use, and why (converters/int8_weights.py).
+    # How many bits int8 weights use, and why (converters/quantize/int8_weights.py).
     int8_weights: Int8Weights = field(default_factory=lambda: choose("auto", None))
 
     def report(self, stage: str, done: int, total: int | None) -> None:

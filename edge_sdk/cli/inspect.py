@@ -22,7 +22,7 @@ def add_parser(
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     """Describe a model file or an artifact (any format): I/O, ops, size, and the parity it records."""
-    from edge_sdk.converters.onnx_model import describe, load_onnx
+    from edge_sdk.converters.graph.onnx_model import describe, load_onnx
     from edge_sdk.manifest import is_artifact, load_artifact
 
     path = Path(args.path)

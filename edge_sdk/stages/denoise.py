@@ -205,8 +205,8 @@ def denoise_array(stage: Stage, audio: np.ndarray, *, block_size: int | None = N
 def streaming_model(path: str | os.PathLike[str], cache: str | os.PathLike[str]) -> Path:
     """``path`` itself when it is not an ONNX file or already carries its state; else its streaming form
     (make_streaming), written once into ``cache`` under a name keyed by the source's sha256."""
-    from edge_sdk.converters.onnx_model import load_onnx
-    from edge_sdk.converters.streaming import make_streaming
+    from edge_sdk.converters.graph.onnx_model import load_onnx
+    from edge_sdk.converters.graph.streaming import make_streaming
 
     src = Path(path)
     if src.suffix != ".onnx":  # an artifact or another format: taken as made, states found by name

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edge_sdk.converters.accuracy_aware import AccuracyGoal, Candidate, open_candidate, search
 from edge_sdk.converters.options import defaults
+from edge_sdk.converters.quantize.accuracy_aware import AccuracyGoal, Candidate, open_candidate, search
 from edge_sdk.converters.targets import TARGETS, BuildContext, parse_target
 from edge_sdk.errors import BadInputError, ConversionError
 
@@ -95,7 +95,7 @@ def _build(
     """Build ``fmt:int8`` (accuracy-aware when ``evaluate`` is given) and open it as the runtime would."""
     import onnx
 
-    from edge_sdk.converters.onnx_model import tensor_specs
+    from edge_sdk.converters.graph.onnx_model import tensor_specs
 
     target, _ = parse_target(f"{fmt}:int8")
     ok, why = target.available()
@@ -122,7 +122,7 @@ def _build(
 def fp32_accuracy(digits: Digits, tmp_path_factory: pytest.TempPathFactory) -> float:
     import onnx
 
-    from edge_sdk.converters.onnx_model import tensor_specs
+    from edge_sdk.converters.graph.onnx_model import tensor_specs
 
     ins, outs = tensor_specs(onnx.load(str(digits.hub)))
     d = tmp_path_factory.mktemp("fp32")

@@ -17,7 +17,7 @@ import pytest
 from onnx import numpy_helper
 
 import edge_sdk
-from edge_sdk.converters.int8_weights import choose
+from edge_sdk.converters.quantize.int8_weights import choose
 from edge_sdk.devices import load_profiles
 from edge_sdk.devices.cpu import this_cpu
 from edge_sdk.errors import BadInputError

@@ -7,7 +7,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
-from edge_sdk.converters.onnx_model import describe, toposort
+from edge_sdk.converters.graph.onnx_model import describe, toposort
 
 
 def _if_ahead_of_its_outer_value() -> onnx.ModelProto:

@@ -11,7 +11,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import edge_sdk
-from edge_sdk.converters.specialize import fix_shapes, freeze_inputs
+from edge_sdk.converters.graph.specialize import fix_shapes, freeze_inputs
 
 
 def _shape_driven_if() -> onnx.ModelProto:

@@ -15,7 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edge_sdk import zoo
 from edge_sdk.converters import make_streaming
-from edge_sdk.converters.streaming import StreamState, make_streaming_with_states
+from edge_sdk.converters.graph.streaming import StreamState, make_streaming_with_states
 from edge_sdk.errors import BadInputError
 
 CACHE = Path(__file__).resolve().parents[2] / ".cache" / "test-models"

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from edge_sdk.converters.accuracy_aware import wanted
-from edge_sdk.converters.int4 import GROUP_SIZE, INT4_MODE, onnx_int4, size_ratio
-from edge_sdk.converters.int8_weights import INT8_WEIGHTS
 from edge_sdk.converters.options import Conflict, Option, declare
+from edge_sdk.converters.quantize.accuracy_aware import wanted
+from edge_sdk.converters.quantize.int4 import GROUP_SIZE, INT4_MODE, onnx_int4, size_ratio
+from edge_sdk.converters.quantize.int8_weights import INT8_WEIGHTS
 from edge_sdk.converters.targets import TARGETS, BuildContext, BuildResult
 from edge_sdk.errors import BadInputError, ConversionError
 
@@ -95,7 +95,7 @@ def _at_least_opset_13(hub: Path, tmp: Path, recipe: dict[str, Any]) -> Path:
     import onnx
     from onnx import version_converter
 
-    from edge_sdk.converters.onnx_model import onnx_opset
+    from edge_sdk.converters.graph.onnx_model import onnx_opset
 
     model = onnx.load(str(hub))
     opset = onnx_opset(model)
@@ -233,10 +233,10 @@ def _accuracy_aware(
     holds (the shared greedy search); the chosen candidate becomes ``out``."""
     import onnx
 
-    from edge_sdk.converters.accuracy_aware import Candidate, evaluate_session, open_candidate
-    from edge_sdk.converters.accuracy_aware import search as aa_search
-    from edge_sdk.converters.onnx_model import tensor_specs
-    from edge_sdk.converters.sensitivity import one_at_a_time
+    from edge_sdk.converters.graph.onnx_model import tensor_specs
+    from edge_sdk.converters.quantize.accuracy_aware import Candidate, evaluate_session, open_candidate
+    from edge_sdk.converters.quantize.accuracy_aware import search as aa_search
+    from edge_sdk.converters.quantize.sensitivity import one_at_a_time
 
     label = "onnx:int8"
     goal = ctx.accuracy_goal
@@ -307,7 +307,7 @@ def _tidy(model_path: Path) -> str:
     onnx2tf) load only checker-valid models. A failure is recorded and logged, not hidden."""
     import onnx
 
-    from edge_sdk.converters.onnx_model import toposort
+    from edge_sdk.converters.graph.onnx_model import toposort
 
     model = onnx.load(str(model_path))
     if toposort(model):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edge_sdk.converters.accuracy_aware import Outcome, evaluate_session
+from edge_sdk.converters.quantize.accuracy_aware import Outcome, evaluate_session
 from edge_sdk.converters.targets import BuildContext
 from edge_sdk.manifest import TensorSpec
 

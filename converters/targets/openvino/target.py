@@ -25,11 +25,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edge_sdk.converters.accuracy_aware import wanted
 from edge_sdk.converters.calibration import HOW_TO_GIVE
-from edge_sdk.converters.int4 import GROUP_FALLBACK, GROUP_SIZE, INT4_MODE, openvino_int4, size_ratio
-from edge_sdk.converters.int8_weights import INT8_WEIGHTS
 from edge_sdk.converters.options import Conflict, Option, declare
+from edge_sdk.converters.quantize.accuracy_aware import wanted
+from edge_sdk.converters.quantize.int4 import GROUP_FALLBACK, GROUP_SIZE, INT4_MODE, openvino_int4, size_ratio
+from edge_sdk.converters.quantize.int8_weights import INT8_WEIGHTS
 from edge_sdk.converters.targets import TARGETS, BuildContext, BuildResult
 from edge_sdk.converters.targets.onnx.target import QUANTISER_OPTIONS
 from edge_sdk.errors import BadInputError, ConversionError, EdgeSDKError, MissingExtraError
@@ -132,7 +132,7 @@ def _front_end(model: Any) -> list[str]:
     """Friendly names of the ops computed from the model's inputs (and constants) alone, before any
     weighted layer: the in-graph preprocessing. An op that also takes a weighted layer's output (a
     residual add of the input) is not front-end, nor is anything after it."""
-    from edge_sdk.converters.front_end import front_end
+    from edge_sdk.converters.quantize.front_end import front_end
 
     # a node's outputs are named by the node: the walk needs only which nodes feed which
     ops = [
@@ -266,7 +266,7 @@ def _from_qdq(ov: Any, hub: Path, tmp: Path, ctx: BuildContext, label: str) -> t
 def _io_specs(hub: Path) -> tuple[list[Any], list[Any]]:
     import onnx
 
-    from edge_sdk.converters.onnx_model import tensor_specs
+    from edge_sdk.converters.graph.onnx_model import tensor_specs
 
     return tensor_specs(onnx.load(str(hub), load_external_data=False))
 
@@ -293,7 +293,7 @@ def _from_torch(ov: Any, hub: Path, ctx: BuildContext, label: str) -> Any:
     tensor names and shapes, so the manifest (and parity) describe it exactly as the ONNX route would."""
     import onnx
 
-    from edge_sdk.converters.onnx_model import tensor_specs
+    from edge_sdk.converters.graph.onnx_model import tensor_specs
     from edge_sdk.converters.sources.torch_module import eval_mode
 
     src = ctx.source

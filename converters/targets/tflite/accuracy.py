@@ -1,6 +1,6 @@
 """Accuracy-aware int8 for the ``tflite`` target: ai-edge-quantizer on the fp32 ``.tflite`` with per-op
 recipes (an op kept float gets a ``no_quantize`` entry matching its scope), ranked by measured
-sensitivity and searched with the shared greedy search (``converters/accuracy_aware.py``).
+sensitivity and searched with the shared greedy search (``converters/quantize/accuracy_aware.py``).
 
 ai-edge-quantizer needs no TensorFlow, so it runs in this process; calibration runs once (the ranges
 of every tensor), and each candidate only re-applies a recipe. Inputs and outputs stay float (the
@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from edge_sdk.converters.accuracy_aware import (
+from edge_sdk.converters.quantize.accuracy_aware import (
     Candidate,
     evaluate_session,
     open_candidate,
     search,
 )
-from edge_sdk.converters.sensitivity import one_at_a_time
+from edge_sdk.converters.quantize.sensitivity import one_at_a_time
 from edge_sdk.converters.targets import BuildContext, BuildResult
 from edge_sdk.errors import ConversionError
 from edge_sdk.manifest import TensorSpec
@@ -51,7 +51,7 @@ def front_end_ops(content: bytes) -> list[str]:
     per tensor, and no choice of weighted layers to keep float can undo that."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from edge_sdk.converters.front_end import front_end
+    from edge_sdk.converters.quantize.front_end import front_end
 
     interp = Interpreter(model_content=content)
     names = {t["index"]: t["name"] for t in interp.get_tensor_details()}

@@ -89,7 +89,7 @@ def build(hub: Path, precision: str, out_dir: Path, ctx: BuildContext) -> BuildR
     import onnx
     import tensorflow as tf
 
-    from edge_sdk.converters.onnx_model import tensor_specs
+    from edge_sdk.converters.graph.onnx_model import tensor_specs
     from edge_sdk.converters.sources.keras_model import quiet
     from edge_sdk.converters.targets.tflite.onnx2tflite import StepError, describe, interpreter
     from edge_sdk.converters.targets.tflite.target import tflite_result

@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from edge_sdk.converters.accuracy_aware import wanted
-from edge_sdk.converters.int8_weights import INT8_WEIGHTS
-from edge_sdk.converters.int8_weights import TFLITE as TFLITE_INT8_WEIGHTS
 from edge_sdk.converters.options import Conflict, Option, declare
+from edge_sdk.converters.quantize.accuracy_aware import wanted
+from edge_sdk.converters.quantize.int8_weights import INT8_WEIGHTS
+from edge_sdk.converters.quantize.int8_weights import TFLITE as TFLITE_INT8_WEIGHTS
 from edge_sdk.converters.targets import TARGETS, BuildContext, BuildResult
 from edge_sdk.converters.targets.onnx.target import CALIBRATE_METHOD
 from edge_sdk.converters.targets.tflite import process
@@ -147,7 +147,7 @@ def _prepare(hub: Path, tmp: Path, specs: list[TensorSpec]) -> tuple[Path, dict[
     """The hub model with fixed input shapes and safe I/O names, saved for the worker."""
     import onnx
 
-    from edge_sdk.converters.simplify import simplify
+    from edge_sdk.converters.graph.simplify import simplify
 
     model = onnx.load(str(hub))
     shapes, fixed = _fix_shapes(model, specs)
@@ -372,7 +372,7 @@ class TfliteTarget:
     def _build(self, hub: Path, precision: str, out_dir: Path, ctx: BuildContext) -> BuildResult:
         import onnx
 
-        from edge_sdk.converters.onnx_model import tensor_specs
+        from edge_sdk.converters.graph.onnx_model import tensor_specs
         from edge_sdk.converters.targets.tflite import keras as keras_direct
 
         default = "keras" if keras_direct.is_keras_source(ctx) else "onnx2tf"
@@ -503,7 +503,7 @@ def _build_litert_torch(hub: Path, precision: str, out_dir: Path, ctx: BuildCont
     """Convert the torch source's module with litert-torch in the worker process (no ONNX in between)."""
     import onnx
 
-    from edge_sdk.converters.onnx_model import tensor_specs
+    from edge_sdk.converters.graph.onnx_model import tensor_specs
     from edge_sdk.converters.targets.tflite import litert_torch
 
     label = f"tflite:{precision}"

@@ -7,7 +7,7 @@ from typing import Any
 
 import onnx
 
-log = logging.getLogger("edge_sdk.converters.simplify")
+log = logging.getLogger("edge_sdk.converters.graph.simplify")
 
 
 def simplify(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, Any]]:

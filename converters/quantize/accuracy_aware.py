@@ -3,9 +3,9 @@ float until the drop from fp32 is within the user's goal, or say that it cannot 
 
 The greedy search (:func:`search`) is shared by the onnx and tflite targets: each supplies a
 ``quantise(kept_float) -> Candidate`` callable and a measured sensitivity ranking
-(``converters/sensitivity.py``). OpenVINO uses NNCF's own accuracy control; its outcome is recorded in
-the same shape (:meth:`Outcome.record`), so every manifest says the same things: the goal, the metric
-before (fp32) and after (int8), what stayed float, and how many evaluations it took.
+(``converters/quantize/sensitivity.py``). OpenVINO uses NNCF's own accuracy control; its outcome is
+recorded in the same shape (:meth:`Outcome.record`), so every manifest says the same things: the goal,
+the metric before (fp32) and after (int8), what stayed float, and how many evaluations it took.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from edge_sdk.manifest import Artifact, TensorSpec, file_entry, write_manifest
 if TYPE_CHECKING:
     from edge_sdk.converters.targets import BuildContext
 
-log = logging.getLogger("edge_sdk.converters.accuracy_aware")
+log = logging.getLogger("edge_sdk.converters.quantize.accuracy_aware")
 
 Evaluate = Callable[[Any], float]
 

@@ -21,12 +21,12 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from edge_sdk.converters.onnx_model import _used_names, load_onnx, numpy_dtype, toposort
+from edge_sdk.converters.graph.onnx_model import _used_names, load_onnx, numpy_dtype, toposort
 from edge_sdk.errors import BadInputError, ConversionError
 
 __all__ = ["RECURRENT_OPS", "StreamState", "make_streaming", "make_streaming_with_states"]
 
-log = logging.getLogger("edge_sdk.converters.streaming")
+log = logging.getLogger("edge_sdk.converters.graph.streaming")
 
 RECURRENT_OPS = ("GRU", "LSTM", "RNN")
 _INITIAL_H, _INITIAL_C = 5, 6  # input positions of initial_h and initial_c (LSTM) on every recurrent op
