@@ -56,7 +56,7 @@ _KIND_TEXT = {
     "scalars": "a table of NAME = number, string or boolean",
     "options": "a table of NAME = value for every format that takes NAME, and of FORMAT.NAME = value "
     "([options.FORMAT]) for one format",
-    "shapes": "a table of NAME = [D1, D2, ...] integer dims",
+    "shapes": "a table of NAME = [D1, D2, ...] positive integer dims",
     "function": "'file.py:function' or 'package.module:function'",
     "device": "a device profile name (edge-sdk devices lists this board's)",
 }
@@ -213,7 +213,9 @@ def check_value(key: Key, value: Any, where: str = "") -> Any:
         value = dict(value) if ok else value
     elif kind == "shapes":
         ok = isinstance(value, Mapping) and all(
-            isinstance(v, list) and v and all(isinstance(d, int) and not isinstance(d, bool) for d in v)
+            isinstance(v, list)
+            and v
+            and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in v)
             for v in value.values()
         )
         value = {k: list(v) for k, v in value.items()} if ok else value

@@ -51,6 +51,8 @@ def fix_shapes(model: onnx.ModelProto, shapes: dict[str, list[int]]) -> onnx.Mod
     for name, shape in shapes.items():
         if name not in by_name:
             raise BadInputError(f"cannot fix the shape of '{name}': the model's inputs are {list(by_name)}")
+        if not all(isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in shape):
+            raise BadInputError(f"the shape given for '{name}', {list(shape)}, must be positive whole sizes")
         dims = by_name[name].type.tensor_type.shape.dim
         if len(dims) != len(shape):
             raise BadInputError(

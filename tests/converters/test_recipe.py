@@ -123,6 +123,7 @@ def test_python_recipe_maps_to_convert_keywords(project: Path) -> None:
         ({"targets": ["onnx:int9"]}, ["targets", "int9", "did you mean 'onnx:int8'"]),
         ({"targets": 3}, ["targets", "FORMAT:PRECISION"]),
         ({"input": {"shapes": {"x": [1, "a"]}}}, ["input.shapes", "integer dims"]),
+        ({"input": {"shapes": {"x": [-5, 16]}}}, ["input.shapes", "positive integer dims"]),
         ({"input": {"fix": {"sr": [1]}}}, ["input.fix", "number, string or boolean"]),
         ({"cache": "yes"}, ["cache", "true or false"]),
         ({"quantize": {"evaluate": "nocolon"}}, ["quantize.evaluate", "file.py:function"]),

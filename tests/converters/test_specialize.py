@@ -63,7 +63,14 @@ def test_fixed_shapes_let_the_simplifier_fold_shape_driven_ifs(tmp_path: Path) -
 
 @pytest.mark.parametrize(
     ("shapes", "match"),
-    [({"z": [1, 4]}, "inputs are"), ({"x": [1, 4, 1]}, "rank 2"), ({"x": [1]}, "rank 2")],
+    [
+        ({"z": [1, 4]}, "inputs are"),
+        ({"x": [1, 4, 1]}, "rank 2"),
+        ({"x": [1]}, "rank 2"),
+        ({"x": [-5, 4]}, "positive whole sizes"),
+        ({"x": [0, 4]}, "positive whole sizes"),
+        ({"x": [1.5, 4]}, "positive whole sizes"),
+    ],
 )
 def test_fix_shapes_refuses_what_does_not_fit(shapes: dict[str, Any], match: str) -> None:
     with pytest.raises(edge_sdk.BadInputError, match=match):
