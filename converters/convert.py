@@ -209,10 +209,10 @@ def _job(
         calibration_record=_calibration_record(request.calibration, samples),
         prune_record=prune_record,
     )
-    if request.cache and request.evaluate is not None:
+    if request.evaluate is not None:
         log.info("cache off for this call: evaluate is a function, which cannot be part of a cache key")
-    if not request.cache or request.evaluate is not None:
         return job
+    # keyed even with cache=False: nothing is reused then, but what is built refreshes the cache
     return dataclasses.replace(job, keys=cache_keys(job))
 
 

@@ -58,7 +58,7 @@ class Job:
     context: BuildContext  # what every target's build gets; ``context_for`` adds the target's own options
     calibration_record: dict[str, Any] | None
     prune_record: dict[str, Any] | None
-    keys: dict[str, Any] | None = None  # the cache keys' shared part; None: the cache is off for this call
+    keys: dict[str, Any] | None = None  # the cache keys' shared part; None: nothing of this call is cached
 
     @property
     def name(self) -> str:

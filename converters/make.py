@@ -107,14 +107,14 @@ def _make(job: Job, target: TargetFormat, precision: str, hub_path: Path, out: P
     if job.keys is not None:
         build_key = _build_key(job, target, precision, ctx)
         artifact_key = _cache.digest({**job.keys, "build": build_key, "name": art_name})
-        entry = _cache.lookup_artifact(artifact_key)
+        entry = _cache.lookup_artifact(artifact_key) if job.request.cache else None
         if entry is not None:
             log.info("%s: reused cached artifact %s", art_name, entry)
             ctx.report("cache", 1, 1)
             return _cache.reuse_artifact(entry, final)
     expected = job.reference()  # before anything is written: a source that does not run is the user's error
     with staging_dir(final) as stage:
-        result = _cache.reuse_build(build_key, stage) if build_key else None
+        result = _cache.reuse_build(build_key, stage) if build_key and job.request.cache else None
         if result is not None:
             log.info("%s: reused the cached build %s", art_name, build_key)
         else:

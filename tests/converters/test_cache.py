@@ -62,6 +62,14 @@ def test_cache_false_rebuilds(tiny_onnx: Path, tiny_calibration: list, tmp_path:
     assert calls["calibrate"] > 0 and not getattr(art, "reused_from", "")
 
 
+def test_cache_false_refreshes_the_cache(tiny_onnx: Path, tiny_calibration: list, tmp_path: Path) -> None:
+    """What a cache=False call builds is stored: the same request afterwards is taken from the cache."""
+    (built,), _ = _convert(tiny_onnx, "onnx:int8", tmp_path / "a", tiny_calibration, cache=False)
+    (again,), calls = _convert(tiny_onnx, "onnx:int8", tmp_path / "b", tiny_calibration)
+    assert getattr(again, "reused_from", "") and calls["calibrate"] == 0
+    assert (again.path / "model.onnx").read_bytes() == (built.path / "model.onnx").read_bytes()
+
+
 def test_changed_option_or_source_gets_a_new_key(
     tiny_onnx: Path, tiny_calibration: list, tmp_path: Path
 ) -> None:
