@@ -21,6 +21,7 @@ import numpy as np
 
 from edge_sdk.errors import BadInputError
 from edge_sdk.manifest import TensorSpec
+from edge_sdk.runtimes.arrays import MAX_ARRAY_BYTES, read_npy, read_npz
 from edge_sdk.runtimes.session import check_feeds
 
 Sample = dict[str, np.ndarray]
@@ -62,8 +63,7 @@ def _from_stacks(arrays: Mapping[str, Any], specs: list[TensorSpec], origin: str
 
 
 def _from_npz(path: Path, specs: list[TensorSpec]) -> list[Sample]:
-    with np.load(path) as z:
-        return _from_stacks({k: z[k] for k in z.files}, specs, str(path))
+    return _from_stacks(read_npz(path), specs, str(path))
 
 
 def _from_dir(path: Path, specs: list[TensorSpec]) -> list[Sample]:
@@ -79,7 +79,7 @@ def _from_dir(path: Path, specs: list[TensorSpec]) -> list[Sample]:
             f"{[s.name for s in specs]}: use .npz files keyed by input name"
         )
     spec = specs[0]
-    return [{spec.name: a} for f in npy for a in _split(spec.name, np.load(f), spec, str(f))]
+    return [{spec.name: a} for f in npy for a in _split(spec.name, read_npy(f), spec, str(f))]
 
 
 def load_samples(
@@ -88,6 +88,7 @@ def load_samples(
     """Turn ``data`` into a list of input dicts, each checked against the model's ``specs``."""
     if data is None:
         return None
+    samples: list[dict[str, Any]]
     if isinstance(data, (str, os.PathLike)):
         path = Path(data)
         if not path.exists():
@@ -97,7 +98,7 @@ def load_samples(
         elif path.suffix == ".npz":
             samples = _from_npz(path, specs)
         elif path.suffix == ".npy" and len(specs) == 1:
-            samples = [{specs[0].name: a} for a in _split(specs[0].name, np.load(path), specs[0], str(path))]
+            samples = [{specs[0].name: a} for a in _split(specs[0].name, read_npy(path), specs[0], str(path))]
         else:
             raise BadInputError(f"{what} data {path}: not a folder, .npz or .npy; {HOW_TO_GIVE}")
     elif isinstance(data, Mapping):
@@ -135,12 +136,14 @@ def random_samples(specs: list[TensorSpec], count: int, seed: int = 0) -> list[S
                 f"the parity check needs inputs, and input '{s.name}' is {s.dtype}, which cannot be "
                 f"made up; pass evaluation or calibration data (--parity-data / --calib)"
             )
-    return [
-        {
-            s.name: rng.standard_normal([d if isinstance(d, int) and d > 0 else 1 for d in s.shape]).astype(
-                s.dtype
+    shapes = {s.name: [d if isinstance(d, int) and d > 0 else 1 for d in s.shape] for s in specs}
+    for s in specs:
+        size = int(np.prod(shapes[s.name], dtype=np.float64)) * np.dtype(s.dtype).itemsize
+        if size > MAX_ARRAY_BYTES:
+            raise BadInputError(
+                f"input '{s.name}' declares shape {shapes[s.name]} ({size / 2**30:.3g} GiB), too large to "
+                "make parity inputs for; fix its shape (--shape) or pass parity data (--parity-data)"
             )
-            for s in specs
-        }
-        for _ in range(count)
+    return [
+        {s.name: rng.standard_normal(shapes[s.name]).astype(s.dtype) for s in specs} for _ in range(count)
     ]

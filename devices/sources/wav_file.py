@@ -18,6 +18,7 @@ from edge_sdk.devices.sources.resample import resample
 from edge_sdk.errors import BadInputError
 
 _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
+MIN_RATE, MAX_RATE = 1000, 768000  # sample rates a WAV file may declare
 # Writers that stream a WAV put 0 or 0xFFFFFFFF in sizes they cannot know; read to the end then.
 _UNKNOWN_SIZES = (0, 0xFFFFFFFF)
 
@@ -71,8 +72,9 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int, int]:
     if data is None:
         raise bad("it has no data chunk")
     tag, channels, rate, align, bits = fmt
-    if channels < 1 or rate < 1:
-        raise bad(f"its header says {channels} channels at {rate} Hz")
+    # Resampling a rate far outside what audio uses would allocate without bound (1 Hz to 16 kHz is x16000).
+    if channels < 1 or not MIN_RATE <= rate <= MAX_RATE:
+        raise bad(f"its header says {channels} channels at {rate} Hz ({MIN_RATE}-{MAX_RATE} Hz is audio)")
     if (tag, bits) not in {(_PCM, 8), (_PCM, 16), (_PCM, 24), (_PCM, 32), (_FLOAT, 32), (_FLOAT, 64)}:
         kind = {_PCM: "integer PCM", _FLOAT: "float"}.get(tag, f"format tag {tag:#x}")
         raise bad(f"{bits}-bit {kind} is not supported (8/16/24/32-bit integer PCM or 32/64-bit float)")

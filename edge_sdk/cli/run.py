@@ -12,6 +12,7 @@ import numpy as np
 
 from edge_sdk.cli import audio, console, video
 from edge_sdk.errors import BadInputError
+from edge_sdk.runtimes.arrays import read_npy, read_npz
 
 # The subcommands of ``run``, in the order ``edge-sdk run --help`` lists them; each module has
 # ``add_parser(subparsers, common)``.
@@ -112,8 +113,7 @@ def _read_inputs(specs: list[Any], given: list[str]) -> dict[str, np.ndarray]:
         if not p.is_file():
             raise BadInputError(f"--input {item}: {p} is not a file")
         if p.suffix == ".npz":
-            with np.load(p) as z:
-                feeds.update({k: z[k] for k in z.files})
+            feeds.update(read_npz(p))
         elif p.suffix == ".npy":
             if not name:
                 if len(specs) != 1:
@@ -121,7 +121,7 @@ def _read_inputs(specs: list[Any], given: list[str]) -> dict[str, np.ndarray]:
                         f"the model has inputs {[s.name for s in specs]}: use --input NAME=FILE.npy"
                     )
                 name = specs[0].name
-            feeds[name] = np.load(p)
+            feeds[name] = read_npy(p)
         else:
             raise BadInputError(f"--input {item}: give a .npy or .npz file")
     return feeds

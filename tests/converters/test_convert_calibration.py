@@ -11,7 +11,7 @@ import pytest
 from onnx import numpy_helper
 
 import edge_sdk
-from edge_sdk.converters.calibration import load_samples
+from edge_sdk.converters.calibration import load_samples, random_samples
 from edge_sdk.manifest import TensorSpec
 
 FIXED = [TensorSpec("x", [1, 3, 8, 8], "float32")]
@@ -250,3 +250,11 @@ def test_calibration_progress_is_reported(tiny_onnx: Path, tiny_calibration: lis
     parity = [c for c in calls if c[0] == "parity"]
     assert parity[-1] == ("parity", n, n)
     assert calls.index(parity[0]) > calls.index(("calibrate", n, n))
+
+
+def test_parity_inputs_are_not_made_up_for_a_shape_of_terabytes() -> None:
+    huge = [TensorSpec("x", [1 << 20, 1 << 20], "float32")]
+    with pytest.raises(edge_sdk.BadInputError, match=r"'x' declares shape \[1048576, 1048576\]"):
+        random_samples(huge, 1)
+    (sample,) = random_samples([TensorSpec("x", ["batch", 3], "float32")], 1)
+    assert sample["x"].shape == (1, 3)

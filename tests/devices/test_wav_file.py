@@ -246,6 +246,9 @@ def test_bad_files_say_which_file_and_what_is_wrong(tmp_path: Path) -> None:
         "alaw.wav": (riff(struct.pack("<HHIIHH", 6, 1, 8000, 8000, 1, 8), b"\0" * 10), "format tag 0x6"),
         "12bit.wav": (riff(struct.pack("<HHIIHH", 1, 1, 8000, 16000, 2, 12), b"\0" * 10), "12-bit"),
         "align.wav": (riff(struct.pack("<HHIIHH", 1, 2, 8000, 32000, 2, 16), b"\0" * 8), "block align"),
+        # resampled to 16 kHz, 1 Hz would be x16000 the samples: refused before anything is allocated
+        "1hz.wav": (riff(struct.pack("<HHIIHH", 1, 1, 1, 2, 2, 16), b"\0" * 10), "at 1 Hz"),
+        "9mhz.wav": (riff(struct.pack("<HHIIHH", 1, 1, 9000000, 18000000, 2, 16), b"\0" * 10), "9000000 Hz"),
     }
     for name, (content, words) in cases.items():
         path = tmp_path / name
