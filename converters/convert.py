@@ -105,6 +105,7 @@ def convert(
     cache; an ``evaluate`` function cannot be keyed, so it turns the cache off for that call.
     """
     parsed = _parse_targets(targets)
+    out_dir = _out_folder(out)
     request = Request(
         targets=parsed,
         options=resolve([t for t, _ in parsed], options or {}),
@@ -134,7 +135,18 @@ def convert(
     )
     hub, simplify_info, fixed = _prepare(src.model, fixed_inputs or {}, input_shapes or {})
     job = _job(request, src, hub, simplify_info, fixed, prune_record)
-    return make_all(job, Path(out))
+    return make_all(job, out_dir)
+
+
+def _out_folder(out: str | os.PathLike[str]) -> Path:
+    """Where the artifacts go: a folder, or a path where one can be made."""
+    path = Path(out)
+    if "\0" in str(path):
+        raise BadInputError(f"out: {str(path)!r} holds a NUL character, which no path can")
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise BadInputError(f"out: {existing} is a file; give a folder for the artifacts")
+    return path
 
 
 def _parse_targets(targets: str | Iterable[str]) -> list[tuple[TargetFormat, str]]:

@@ -391,7 +391,10 @@ def parse_profile(data: dict[str, Any], where: str, stem: str) -> Profile:
 
 
 def _profile_files(directory: Traversable) -> list[Traversable]:
-    return sorted((f for f in directory.iterdir() if f.name.endswith(".toml")), key=lambda f: f.name)
+    """The ``.toml`` files of a profile directory; a folder that happens to end in .toml is not one."""
+    return sorted(
+        (f for f in directory.iterdir() if f.name.endswith(".toml") and f.is_file()), key=lambda f: f.name
+    )
 
 
 def profile_named(device: str | Profile) -> Profile:
@@ -399,6 +402,10 @@ def profile_named(device: str | Profile) -> Profile:
     lists the known ones and suggests the nearest."""
     if isinstance(device, Profile):
         return device
+    if not isinstance(device, str):
+        raise BadInputError(
+            f"a device is a profile name or a Profile, not {type(device).__name__} {device!r:.60}"
+        )
     profiles = load_profiles()
     if device not in profiles:
         near = difflib.get_close_matches(str(device), list(profiles), n=1)

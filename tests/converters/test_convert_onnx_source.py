@@ -183,3 +183,15 @@ def test_int8_of_an_old_opset_model_is_upgraded_to_13(onnx_file: Any, tmp_path: 
     assert art.recipe["opset_upgraded"] == "11 → 13"
     assert art.recipe["onnx_checker"] == "passed"
     assert art.parity["cosine_similarity"] > 0.999
+
+
+def test_out_must_be_a_folder(tiny_onnx: Path, tmp_path: Path) -> None:
+    """A file where the artifacts' folder should be (or above it), or a NUL in the path, is refused before
+    any work, and the file is left as it was."""
+    (tmp_path / "afile").write_text("keep me")
+    for out in (tmp_path / "afile", tmp_path / "afile" / "sub"):
+        with pytest.raises(edge_sdk.BadInputError, match="afile is a file"):
+            edge_sdk.convert(tiny_onnx, "onnx:fp32", out=out)
+    assert (tmp_path / "afile").read_text() == "keep me"
+    with pytest.raises(edge_sdk.BadInputError, match="NUL"):
+        edge_sdk.convert(tiny_onnx, "onnx:fp32", out=str(tmp_path / "a\0b"))

@@ -114,6 +114,7 @@ def test_python_recipe_maps_to_convert_keywords(project: Path) -> None:
     ("doc", "needles"),
     [
         ({"quantize": {"max_drop": "lots"}}, ["quantize.max_drop", "percentage"]),
+        ({"device": [1]}, ["device = [1]", "a profile name or a Profile"]),
         ({"quantize": {"max_dorp": 0.01}}, ["quantize.max_dorp", "did you mean 'quantize.max_drop'"]),
         ({"calibraton": {"data": "x"}}, ["calibraton", "did you mean 'calibration'"]),
         ({"parity": {"max_error": -1}}, ["parity.max_error", ">= 0"]),

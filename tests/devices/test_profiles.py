@@ -118,6 +118,7 @@ def test_a_new_profile_is_a_new_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert detect(tree, probe_backends=False).profile.name == "aarch64"
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine/rock-5b.toml").write_text(NEW_BOARD)
+    (tmp_path / "mine/old.toml").mkdir()  # a folder named like a profile is not one
     monkeypatch.setenv(ENV_PROFILES, str(tmp_path / "mine"))
     d = detect(tree, probe_backends=False)
     assert d.profile.name == "rock-5b" and d.threads == 8
