@@ -126,9 +126,10 @@ def load_samples(
     return checked
 
 
-def random_samples(specs: list[TensorSpec], count: int, seed: int = 0) -> list[Sample]:
-    """Normal-distributed inputs for float-only models (symbolic dims as 1), for a parity check when
-    the user gave no data. Integer inputs cannot be guessed, so those need real data."""
+def random_samples(specs: list[TensorSpec], count: int, seed: int = 0, free: int = 1) -> list[Sample]:
+    """Normal-distributed inputs for float-only models, for a parity check when the user gave no data:
+    a symbolic first dim (the batch) is 1, other symbolic dims are ``free``. Integer inputs cannot be
+    guessed, so those need real data."""
     rng = np.random.default_rng(seed)
     for s in specs:
         if not np.issubdtype(np.dtype(s.dtype), np.floating):
@@ -136,7 +137,12 @@ def random_samples(specs: list[TensorSpec], count: int, seed: int = 0) -> list[S
                 f"the parity check needs inputs, and input '{s.name}' is {s.dtype}, which cannot be "
                 f"made up; pass evaluation or calibration data (--parity-data / --calib)"
             )
-    shapes = {s.name: [d if isinstance(d, int) and d > 0 else 1 for d in s.shape] for s in specs}
+    shapes = {
+        s.name: [
+            d if isinstance(d, int) and d > 0 else (1 if i == 0 else free) for i, d in enumerate(s.shape)
+        ]
+        for s in specs
+    }
     for s in specs:
         size = int(np.prod(shapes[s.name], dtype=np.float64)) * np.dtype(s.dtype).itemsize
         if size > MAX_ARRAY_BYTES:

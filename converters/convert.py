@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("edge_sdk.converters")
 
 RANDOM_PARITY_SAMPLES = 8
+FREE_DIM_SIZES = (1, 16, 64, 256, 1024)  # tried in turn for random parity inputs' symbolic dims
 
 
 def convert(
@@ -197,7 +198,7 @@ def _job(
     """Check the calibration data against the hub model, choose the parity inputs, and gather the job."""
     inputs, outputs = tensor_specs(hub)
     samples = load_samples(request.calibration, inputs, "calibration")
-    parity_inputs, origin = _parity_inputs(request, samples, src, inputs)
+    parity_inputs, origin = _parity_inputs(request, samples, src, inputs, fixed)
     job = Job(
         request=request,
         source=src,
@@ -229,7 +230,11 @@ def _job(
 
 
 def _parity_inputs(
-    request: Request, calibration_samples: Samples | None, src: Source, specs: list[TensorSpec]
+    request: Request,
+    calibration_samples: Samples | None,
+    src: Source,
+    specs: list[TensorSpec],
+    fixed: dict[str, np.ndarray],
 ) -> tuple[Samples, str]:
     """The inputs parity is measured on, and where they came from: the parity data, else the calibration
     samples, else the source's example inputs, else random normal inputs."""
@@ -242,7 +247,30 @@ def _parity_inputs(
     if src.examples:
         names = {s.name for s in specs}  # fixed inputs are constants now, not inputs
         return [{k: v for k, v in ex.items() if k in names} for ex in src.examples], "example"
-    return random_samples(specs, RANDOM_PARITY_SAMPLES), "random normal"
+    return _random_inputs(src, specs, fixed)
+
+
+def _random_inputs(src: Source, specs: list[TensorSpec], fixed: dict[str, np.ndarray]) -> tuple[Samples, str]:
+    """Random inputs the source accepts: at the shapes its catalog entry gives, else with its free dims
+    (symbolic, past the batch) tried at growing sizes until it runs on them, since a graph may need more
+    than one step or pixel (a reflect pad, a strided conv)."""
+    known = src.input_shapes  # a zoo model's catalog says what it runs at
+    specs = [dataclasses.replace(s, shape=known[s.name]) if s.name in known else s for s in specs]
+    failures = []
+    for free in FREE_DIM_SIZES:
+        samples = random_samples(specs, RANDOM_PARITY_SAMPLES, free=free)
+        try:
+            src.reference([{**samples[0], **fixed}])
+        except Exception as e:  # any runtime's own error: these sizes do not suit the graph
+            failures.append(f"{free}: {' '.join(str(e).split())[:200]}")
+            continue
+        free_dims = any(not (isinstance(d, int) and d > 0) for s in specs for d in s.shape[1:])
+        return samples, f"random normal, free dims {free}" if free_dims and free != 1 else "random normal"
+    raise BadInputError(
+        "the parity check needs inputs the model accepts, and random ones with free dims of "
+        f"{', '.join(map(str, FREE_DIM_SIZES))} all failed ({'; '.join(failures)}); pass parity data "
+        "(--parity-data) or calibration data (--calib), or fix the input shapes (--shape)"
+    )
 
 
 def _calibration_record(

@@ -28,6 +28,7 @@ from edge_sdk.errors import (
     DownloadError,
     EdgeSDKError,
     MissingExtraError,
+    RunFailed,
     StageFailed,
 )
 from edge_sdk.version import __version__
@@ -120,6 +121,7 @@ __all__ = [
     "DownloadError",
     "EdgeSDKError",
     "MissingExtraError",
+    "RunFailed",
     "Selection",
     "Session",
     "TensorSpec",

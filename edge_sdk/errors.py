@@ -33,6 +33,11 @@ class ConversionError(EdgeSDKError):
     """A conversion or a parity gate failed (CLI exit 1); the message carries the op, node or figures."""
 
 
+class RunFailed(EdgeSDKError):
+    """A model failed inside its runtime on the inputs it was given; the message names the model, the
+    backend, the node where the runtime says and the inputs' shapes."""
+
+
 class DeviceError(EdgeSDKError):
     """A microphone, camera or accelerator asked for is not usable here."""
 

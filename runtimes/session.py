@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 
 from edge_sdk.devices.backends import BACKENDS as REGISTERED
 from edge_sdk.devices.backends import BackendProbe
-from edge_sdk.errors import BadInputError
+from edge_sdk.errors import BadInputError, EdgeSDKError, RunFailed
 from edge_sdk.manifest import Artifact, TensorSpec
 from edge_sdk.registry import Registry
 from edge_sdk.runtimes.layout import from_stored, to_stored
@@ -65,6 +66,10 @@ class Selection:
         return "\n".join(lines)
 
 
+# How runtimes name the failing node: onnxruntime "Name:'conv1'", OpenVINO "node 'conv1'".
+_NODE = re.compile(r"(?:Name:\s*|node )'([^']+)'")
+
+
 class Session:
     """A loaded model, ready to run. ``run({"name": array})`` takes the same arrays on every backend.
 
@@ -111,8 +116,25 @@ class Session:
         q = self.artifact.quantization if self.artifact else {}
         stored = {_stored(s): to_stored(s, arrays[s.name], q.get(s.name)) for s in self.inputs}
         specs = {s.name: s for s in self.outputs}
-        results = self._run(stored, [_stored(specs[n]) for n in wanted])
+        try:
+            results = self._run(stored, [_stored(specs[n]) for n in wanted])
+        except EdgeSDKError:
+            raise
+        except Exception as e:  # each runtime raises its own types (pybind errors, RuntimeError, ...)
+            raise self._failed(e, arrays) from None
         return {n: from_stored(specs[n], results[_stored(specs[n])], q.get(n)) for n in wanted}
+
+    def _failed(self, error: Exception, feeds: Mapping[str, np.ndarray]) -> RunFailed:
+        """The runtime's own error as one that names the model, the backend, the node and the inputs."""
+        model = self.artifact.name if self.artifact else self.selection.artifact or "the model"
+        text = " ".join(str(error).split())
+        node = _NODE.search(text)
+        shapes = ", ".join(f"{name} {list(a.shape)} {a.dtype}" for name, a in feeds.items())
+        where = f" at node '{node.group(1)}'" if node else ""
+        return RunFailed(
+            f"{model} failed to run on {self.selection.backend}/{self.selection.accelerator}{where} with "
+            f"inputs {shapes}: {text}"
+        )
 
     def _run(self, feeds: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
         """Run on ``feeds`` as the model file takes them (its tensor names, layout and dtype) and return

@@ -32,6 +32,8 @@ class Source:
     # The framework's own object, for targets that convert it directly rather than from the hub model
     # (torch: ``(module, example_args)``); None for sources that are ONNX already.
     native: Any = None
+    # Input shapes the model runs at (a zoo entry's ``shapes``), for parity inputs when none are given.
+    input_shapes: dict[str, list[int]] = field(default_factory=dict)
 
     def provenance(self) -> dict[str, Any]:
         return {

@@ -6,11 +6,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 
 from edge_sdk.converters.graph.onnx_model import load_onnx, onnx_opset
 from edge_sdk.converters.sources import SOURCES, Sample, Source
-from edge_sdk.errors import BadInputError
+from edge_sdk.errors import BadInputError, RunFailed
 from edge_sdk.manifest import sha256_file
 
 
@@ -29,7 +30,17 @@ def reference_runner(model_path: Path):  # type: ignore[no-untyped-def]
 
             raise explain_load_error(model_path, e) from None
         names = [o.name for o in sess.get_outputs()]
-        return [dict(zip(names, sess.run(names, s), strict=True)) for s in samples]
+        results = []
+        for s in samples:
+            try:
+                results.append(dict(zip(names, sess.run(names, s), strict=True)))
+            except Exception as e:  # onnxruntime's own error types
+                shapes = ", ".join(f"{k} {list(np.shape(v))}" for k, v in s.items())
+                said = " ".join(str(e).split())
+                raise RunFailed(
+                    f"the source {model_path.name} failed to run on inputs {shapes}: {said}"
+                ) from None
+        return results
 
     return run
 
@@ -50,11 +61,14 @@ class OnnxFileSource:
                 f"it was exported with"
             )
         name = options.get("name")
+        shapes: dict[str, list[int]] = {}
         if isinstance(obj, str) and obj.startswith("zoo:"):
             from edge_sdk import zoo
 
             path = zoo.resolve(obj[4:])
             name = name or obj[4:]
+            entry = zoo.catalog().get(obj[4:])
+            shapes = entry.input_shapes() if entry else {}
         else:
             path = Path(obj)
             if not path.exists():
@@ -74,6 +88,7 @@ class OnnxFileSource:
             sha256=sha256_file(path),
             reference=reference_runner(path),
             export={"onnx_version": onnx.__version__},
+            input_shapes=shapes,
         )
 
 

@@ -42,6 +42,7 @@ class CatalogEntry:
     homepage: str = ""
     file_name: str = ""
     archive_sha256: str | None = field(default=None)
+    shapes: str = ""
 
     def __post_init__(self) -> None:
         where = f"zoo model '{self.name}'"
@@ -63,6 +64,20 @@ class CatalogEntry:
             object.__setattr__(self, "file_name", _default_file_name(self.url))
         if not _SAFE_NAME.match(self.file_name):
             raise BadInputError(f"{where}: file name {self.file_name!r} is not a plain file name")
+        self.input_shapes()  # a malformed one fails here, when the catalog is read
+
+    def input_shapes(self) -> dict[str, list[int]]:
+        """``shapes`` by input name; a malformed entry is a BadInputError."""
+        out = {}
+        for item in self.shapes.split():
+            name, _, dims = item.partition("=")
+            try:
+                out[name] = [int(d) for d in dims.split(",")]
+            except ValueError:
+                out[name] = []
+            if not name or not out[name] or min(out[name]) < 1:
+                raise BadInputError(f"zoo model '{self.name}': shapes entry {item!r} is not NAME=D1,D2,...")
+        return out
 
     @property
     def scheme(self) -> str:
@@ -84,6 +99,7 @@ _KEYS = {
     "homepage": False,
     "file": False,
     "archive_sha256": False,
+    "shapes": False,
 }
 
 

@@ -195,3 +195,12 @@ def test_out_must_be_a_folder(tiny_onnx: Path, tmp_path: Path) -> None:
     assert (tmp_path / "afile").read_text() == "keep me"
     with pytest.raises(edge_sdk.BadInputError, match="NUL"):
         edge_sdk.convert(tiny_onnx, "onnx:fp32", out=str(tmp_path / "a\0b"))
+
+
+def test_random_parity_inputs_grow_until_the_model_runs(tmp_path: Path) -> None:
+    """The bundled video denoiser takes any H x W, but not 1 x 1: with no data given, parity runs on random
+    inputs whose free dims were grown until the source ran, and says so."""
+    model = Path(edge_sdk.__file__).parent / "zoo" / "video" / "model.onnx"
+    (art,) = edge_sdk.convert(model, "onnx:fp32", out=tmp_path)
+    assert art.parity["inputs"] == "random normal, free dims 16"
+    assert art.parity["cosine_similarity"] > 0.9999

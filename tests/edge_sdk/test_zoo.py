@@ -97,6 +97,11 @@ def _entry(url: str, sha256: str = MODEL_SHA, name: str = "tiny", **kw: str) -> 
 # -- catalog ------------------------------------------------------------------------------------------
 
 
+def test_catalog_gives_silero_shapes_it_runs_at() -> None:
+    shapes = zoo.catalog()["silero-vad"].input_shapes()
+    assert shapes == {"input": [1, 576], "state": [2, 1, 128]}
+
+
 def test_catalog_pins_silero_models() -> None:
     cat = zoo.catalog()
     assert {"silero-vad", "silero-vad-op18"} <= set(cat)
@@ -122,6 +127,9 @@ def test_unknown_name_lists_catalog(cache: Path) -> None:
         {"name": "../escape", "url": "file:///x.onnx"},
         {"name": "ok", "url": "ftp://host/x.onnx"},
         {"name": "ok", "url": "file:///x.onnx", "sha256": "ABC"},
+        {"name": "ok", "url": "file:///x.onnx", "shapes": "input=1,x"},
+        {"name": "ok", "url": "file:///x.onnx", "shapes": "input=0,4"},
+        {"name": "ok", "url": "file:///x.onnx", "shapes": "=1,4"},
     ],
 )
 def test_entry_rejects_unsafe_or_malformed_fields(kwargs: dict[str, str]) -> None:

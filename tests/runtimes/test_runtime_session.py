@@ -246,3 +246,14 @@ def test_gpu_provider_options(tiny_artifacts: dict, tmp_path: Path) -> None:
         "trt_engine_cache_path": str(tmp_path),
     }
     assert provider_options_for("tensorrt", fp32, {})["trt_fp16_enable"] is False
+
+
+def test_a_runtime_failure_names_the_model_the_node_and_the_inputs() -> None:
+    """The bundled video denoiser cannot convolve a 1x1 image: onnxruntime's own error becomes a RunFailed
+    that says which model, where and on what."""
+    session = edge_sdk.load(Path(edge_sdk.__file__).parent / "zoo" / "video" / "model.onnx")
+    name = session.inputs[0].name
+    with pytest.raises(edge_sdk.RunFailed) as e:
+        session.run({name: np.zeros((1, 3, 1, 1), np.float32)})
+    text = str(e.value)
+    assert "onnxruntime/cpu" in text and "at node '" in text and f"{name} [1, 3, 1, 1] float32" in text
