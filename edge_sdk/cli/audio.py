@@ -22,7 +22,8 @@ def add_parser(
         parents=[common],
         help="the live audio loop on a microphone or WAV file: denoiser, VAD, keyword spotter, recorder",
         description="Run a live audio loop: source → denoiser → VAD → keyword spotter → recorder, events "
-        "printed as they happen and a per-stage latency summary at the end (also on Ctrl-C).",
+        "printed as they happen and a per-stage latency summary at the end (also on Ctrl-C, SIGTERM or "
+        "SIGHUP, which exit 0).",
     )
     p.add_argument(
         "--source",

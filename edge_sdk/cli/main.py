@@ -2,6 +2,8 @@
 the one place that maps errors to exit codes.
 
 Exit codes: 0 ok, 1 the job failed (a conversion, a parity gate, a download), 2 bad usage or input.
+A live loop (``run audio``, ``run video``) ended by Ctrl-C, SIGTERM or SIGHUP finishes cleanly and exits
+0; 130 is a Ctrl-C anywhere else.
 """
 
 from __future__ import annotations

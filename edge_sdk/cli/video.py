@@ -25,7 +25,7 @@ def add_parser(
         help="the live video loop on a camera or video file: denoiser, video file, MJPEG preview",
         description="Run a live video loop: camera or file → denoiser → file / MJPEG preview, with a "
         "per-stage latency summary, frames per second, drops and camera reconnects at the end (also on "
-        "Ctrl-C).",
+        "Ctrl-C, SIGTERM or SIGHUP, which exit 0).",
     )
     p.add_argument(
         "--source",

@@ -70,8 +70,8 @@ class AudioLoop(LoopBase):
     Each block's events go to ``on_event`` (one callable or a list) and, with ``events_path``, to a
     JSONL log. A stage with ``latency`` delays the audio after it, so the blocks the later stages see
     carry their start time moved back by it: event times stay aligned with the source. At the end of
-    the stream (or ``max_seconds`` of audio, ``stop()``, or Ctrl-C) every stage is flushed, then
-    stages and source are closed. ``notes`` are carried into every summary.
+    the stream (or ``max_seconds`` of audio, ``stop()``, or Ctrl-C, SIGTERM or SIGHUP) every stage is
+    flushed, then stages and source are closed. ``notes`` are carried into every summary.
     """
 
     _log = log

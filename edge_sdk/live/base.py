@@ -1,14 +1,20 @@
 """What the audio and the video loop do alike: the summary's ending and text, and the loop's skeleton
 (callbacks and the JSONL event log, stop, the run with Ctrl-C and flush, the stage guard that turns an
-error into :class:`StageFailed`, event delivery and closing everything)."""
+error into :class:`StageFailed`, event delivery and closing everything).
+
+SIGTERM (systemd, ``docker stop``) and SIGHUP end a loop exactly as Ctrl-C does: while a loop runs on the
+main thread they raise the same ``KeyboardInterrupt``, so the stages are flushed, files are finalised
+under their names and the summary says ``interrupted``; ``edge-sdk`` then exits 0, as after Ctrl-C."""
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
@@ -18,6 +24,33 @@ from edge_sdk.live.stats import format_table, unique_names
 from edge_sdk.stages.base import Event
 
 EventCallback = Callable[[Event], Any]
+
+# Signals a service manager or a closing terminal sends to end a process; SIGHUP does not exist on Windows.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """Raise what Ctrl-C raises, so a stop signal takes the loop's one clean-stop path."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextmanager
+def stop_signals_as_ctrl_c() -> Iterator[None]:
+    """While inside, SIGTERM and SIGHUP raise ``KeyboardInterrupt``; the previous handlers are put back
+    after. Only on the main thread (``signal.signal`` works nowhere else): elsewhere nothing changes. A
+    signal that is ignored (SIGHUP under ``nohup``) stays ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous: dict[int, Any] = {}
+    try:
+        for signum in STOP_SIGNALS:
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, _interrupt)
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class SummaryText:
@@ -120,9 +153,10 @@ class LoopBase:
         raise NotImplementedError
 
     def _run(self, feed: Callable[[list[EventCallback]], None], flush: Callable[[], Any]) -> None:
-        """Feed the source (``feed`` gets the callbacks, the event log among them), on Ctrl-C note the
-        interruption; then ``flush`` the stages (it returns the end block or frame, whose events are
-        delivered) and close everything whatever happens."""
+        """Feed the source (``feed`` gets the callbacks, the event log among them), on Ctrl-C (or SIGTERM or
+        SIGHUP, see :func:`stop_signals_as_ctrl_c`) note the interruption; then ``flush`` the stages (it
+        returns the end block or frame, whose events are delivered) and close everything whatever
+        happens."""
         self._stop.clear()
         callbacks = list(self._callbacks)
         event_log = EventLog(self._events_path) if self._events_path is not None else None
@@ -130,22 +164,25 @@ class LoopBase:
             callbacks.append(event_log)
         failure: BaseException | None = None
         self._t0, self._running = time.perf_counter(), True
-        try:
+        # The handlers stay until everything is closed: a stop signal while finishing ends it as a second
+        # Ctrl-C would, never by the default action that leaves no trace of the run.
+        with stop_signals_as_ctrl_c():
             try:
-                feed(callbacks)
-            except KeyboardInterrupt:
-                self._log.info("interrupted: flushing the stages")
-                self._interrupted = True
-            end = flush()
-            self._deliver(end.events, callbacks)
-        except BaseException as e:
-            failure = e
-            raise
-        finally:
-            with self._lock:
-                self._wall = time.perf_counter() - self._t0
-                self._running = False
-            close_all(self._closers(event_log), failure, self._log)
+                try:
+                    feed(callbacks)
+                except KeyboardInterrupt as e:
+                    self._log.info("interrupted%s: flushing the stages", f" ({e.args[0]})" if e.args else "")
+                    self._interrupted = True
+                end = flush()
+                self._deliver(end.events, callbacks)
+            except BaseException as e:
+                failure = e
+                raise
+            finally:
+                with self._lock:
+                    self._wall = time.perf_counter() - self._t0
+                    self._running = False
+                close_all(self._closers(event_log), failure, self._log)
 
     def _closers(self, event_log: EventLog | None) -> list[tuple[str, Callable[[], Any]]]:
         raise NotImplementedError

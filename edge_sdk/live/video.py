@@ -82,7 +82,8 @@ class VideoLoop(LoopBase):
     Before the stages run, ``frame.raw`` is set to the captured image (stages return new frames with
     ``with_image``; ``raw`` stays for side-by-side previews). Events go to ``on_event`` and, with
     ``events_path``, to a JSONL log. At the end (the source ends, ``max_frames``, ``max_seconds`` of
-    stream, ``stop()`` or Ctrl-C) every stage is flushed, then stages, sinks and source are closed.
+    stream, ``stop()``, Ctrl-C, SIGTERM or SIGHUP) every stage is flushed, then stages, sinks and source
+    are closed.
     """
 
     _log = log

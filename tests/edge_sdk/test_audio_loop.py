@@ -197,6 +197,58 @@ def test_ctrl_c_flushes_closes_and_returns_the_summary(clip: np.ndarray, tmp_pat
         assert w.getnframes() == 201 * 320
 
 
+class Watch(Stage):
+    """Notes the SIGTERM and SIGHUP handlers in force while the loop runs."""
+
+    name = "watch"
+
+    def __init__(self) -> None:
+        self.handlers: list[tuple[object, object]] = []
+
+    def process(self, block: Block) -> Block:
+        if block.index == 0:
+            self.handlers.append((signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)))
+        return block
+
+
+def test_sigterm_ends_the_loop_as_ctrl_c_does_and_the_handlers_are_put_back(
+    clip: np.ndarray, tmp_path: Path
+) -> None:
+    # In its own interpreter, as the Ctrl-C test above and for the same reason: a real signal.
+    if os.environ.get("EDGE_SDK_TEST_CHILD") != "1":
+        child = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+             f"{__file__}::test_sigterm_ends_the_loop_as_ctrl_c_does_and_the_handlers_are_put_back"],
+            env={**os.environ, "EDGE_SDK_TEST_CHILD": "1"}, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert child.returncode == 0, child.stdout[-3000:] + child.stderr[-3000:]
+        assert "1 passed" in child.stdout
+        return
+    caught: list[int] = []
+
+    def previous(signum: int, frame: object) -> None:
+        caught.append(signum)
+
+    signal.signal(signal.SIGTERM, previous)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as under nohup: it must stay ignored
+    watch = Watch()
+    source = Blocks(clip, then=(200, lambda: signal.raise_signal(signal.SIGTERM)))
+    rec = WavWriter(tmp_path / "rec.wav")
+    s = AudioLoop(source, [EnergyVAD(), watch, rec], events_path=tmp_path / "e.jsonl").run()
+    assert s.interrupted and s.blocks == 201 and source.closed and not caught
+    assert len(read_events(tmp_path / "e.jsonl")) == 2  # the segment closed by the flush
+    with wave.open(str(tmp_path / "rec.wav")) as w:
+        assert w.getnframes() == 201 * 320
+    during_term, during_hup = watch.handlers[0]
+    assert during_term is not previous and during_hup is signal.SIG_IGN
+    assert signal.getsignal(signal.SIGTERM) is previous and signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    # On another thread signal.signal cannot be called: the loop runs with the handlers as they are.
+    worker = threading.Thread(target=lambda: AudioLoop(Blocks(clip[: 10 * 320]), [watch]).run())
+    worker.start()
+    worker.join(30)
+    assert not worker.is_alive() and watch.handlers[1] == (previous, signal.SIG_IGN)
+
+
 def test_a_failing_stage_stops_the_loop_with_a_clear_error(clip: np.ndarray, tmp_path: Path) -> None:
     broken = Broken(at=10)
     source = Blocks(clip)

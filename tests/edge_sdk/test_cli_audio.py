@@ -150,6 +150,38 @@ def test_ctrl_c_prints_the_summary(speech_wav: Path, tmp_path: Path) -> None:
     assert logged[1]["end"] < 8.6
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_ends_the_run_as_ctrl_c_does(signum: int, speech_wav: Path, tmp_path: Path) -> None:
+    # systemd and `docker stop` send SIGTERM, a closing terminal SIGHUP: the recording must be whole.
+    rec, events = tmp_path / "rec.wav", tmp_path / "ev.jsonl"
+    # The command starts with the signal's default disposition (a suite run under nohup ignores SIGHUP).
+    with_default = (
+        f"import os, signal, sys; signal.signal({int(signum)}, signal.SIG_DFL); "
+        "os.execv(sys.argv[1], sys.argv[1:])"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", with_default, EXE, "run", "audio", "--source", str(speech_wav),
+         "--vad", "energy", "--realtime", "--record", str(rec), "--events", str(events), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (events.exists() and events.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the first speech_start comes ~1.5 s into the file, in real time
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err  # as after Ctrl-C
+    summary = json.loads(out)
+    assert summary["interrupted"] and 0 < summary["audio_seconds"] < 14
+    lines = events.read_text().splitlines()
+    assert [json.loads(line)["event"] for line in lines] == ["speech_start", "speech_segment"]
+    with wave.open(str(rec)) as w:
+        assert w.getnframes() == summary["blocks"] * 320 > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ev.jsonl", "rec.wav"]  # no .part left
+
+
 def test_bad_source_and_missing_microphone() -> None:
     r = cli("run", "audio", "--source", "no-such-file.wav")
     assert r.returncode == 2 and "no-such-file.wav" in r.stderr

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +24,7 @@ pytestmark = pytest.mark.camera
 EXE = shutil.which("edge-sdk", path=str(Path(sys.executable).parent)) or "edge-sdk"
 VTEST = "/usr/share/doc/opencv-doc/examples/data/vtest.avi"
 TREES = Path(__file__).resolve().parents[1] / "devices" / "fixtures" / "video"
+SAMPLE = Path(__file__).resolve().parents[2] / "edge_sdk" / "samples" / "chelsea-pan-3s.avi"
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -122,6 +126,42 @@ def test_run_video_serves_a_preview(clip) -> None:
         proc.kill()
     assert proc.returncode == 0, err
     assert "frames 64x48" in out
+
+
+def test_sigterm_ends_the_run_as_ctrl_c_does(
+    tmp_path: Path, read_video: Callable[[Path], list[np.ndarray]]
+) -> None:
+    # systemd and `docker stop` send SIGTERM: the file must be finished under its name, not left partial.
+    out, events = tmp_path / "out.mkv", tmp_path / "ev.jsonl"
+    with_default = (
+        "import os, signal, sys; signal.signal(signal.SIGTERM, signal.SIG_DFL); "
+        "os.execv(sys.argv[1], sys.argv[1:])"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", with_default, EXE, "run", "video", "--source", str(SAMPLE), "--realtime",
+         "--loop", "--out", str(out), "--events", str(events), "--preview", "127.0.0.1:0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        assert line.startswith("preview: http://127.0.0.1:"), line + proc.stderr.read()  # type: ignore[union-attr]
+        deadline, frames = time.monotonic() + 60, 0
+        while frames < 5 and time.monotonic() < deadline:  # the loop has written frames: it is running
+            with urllib.request.urlopen(line.split()[1] + "stats.json", timeout=10) as resp:
+                frames = json.loads(resp.read())["frames"]
+        proc.send_signal(signal.SIGTERM)
+        stdout, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err  # as after Ctrl-C
+    headline = re.search(r"chelsea-pan-3s\.avi: (\d+) frames .*, interrupted;", stdout)
+    assert headline and "per stage" in stdout, stdout
+    back = read_video(out)
+    # A signal between the writer's write and the count leaves the file one frame ahead of the summary.
+    assert 5 <= int(headline[1]) <= len(back) <= int(headline[1]) + 1
+    assert np.array_equal(back[0], read_video(SAMPLE)[0])  # lossless, from the first frame
+    assert events.read_text() == ""  # no stages, no events; the log was closed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ev.jsonl", "out.mkv"]  # no partial file left
 
 
 @pytest.mark.parametrize(
