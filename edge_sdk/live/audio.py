@@ -28,7 +28,8 @@ __all__ = ["AudioLoop", "LatencyHistogram", "LoopSummary", "StageFailed", "Stage
 class LoopSummary(SummaryText):
     """What a loop did: the stream, each stage's figures and their total, the source's overruns and
     overflows, blocks lost (``drops``: blocks the source had to discard because the loop fell
-    behind), events by kind, how it ended, and notes (such as a fallback that was taken)."""
+    behind), blocks that held NaN or infinite samples (``nonfinite``: those samples went on as
+    silence), events by kind, how it ended, and notes (such as a fallback that was taken)."""
 
     source: str
     sample_rate: int
@@ -40,6 +41,7 @@ class LoopSummary(SummaryText):
     overruns: int = 0
     overflows: int = 0
     drops: int = 0
+    nonfinite: int = 0
     events: dict[str, int] = field(default_factory=dict)
     interrupted: bool = False
     stopped: bool = False
@@ -59,7 +61,9 @@ class LoopSummary(SummaryText):
         return (
             f"{self.source}: {self.audio_seconds:.2f} s of audio in {self.blocks} blocks, "
             f"{self.wall_seconds:.2f} s wall (x{rtf:.3f}), {self.ending}; overruns {self.overruns}, "
-            f"overflows {self.overflows}, drops {self.drops}; events: {events}"
+            f"overflows {self.overflows}, drops {self.drops}"
+            + (f", non-finite blocks {self.nonfinite} (as silence)" if self.nonfinite else "")
+            + f"; events: {events}"
         )
 
 
@@ -96,6 +100,7 @@ class AudioLoop(LoopBase):
         self._samples = 0
         self._lost = 0
         self._blocks = 0
+        self._nonfinite = 0
         self._reset_common()
 
     def summary(self) -> LoopSummary:
@@ -115,6 +120,7 @@ class AudioLoop(LoopBase):
                 overruns=overruns,
                 overflows=int(getattr(self.source, "overflows", 0) or 0),
                 drops=overruns,
+                nonfinite=self._nonfinite,
                 events=dict(self._events),
                 interrupted=self._interrupted,
                 stopped=self._stop.is_set(),
@@ -154,6 +160,12 @@ class AudioLoop(LoopBase):
 
     def _step(self, samples: np.ndarray, offsets: list[float], sinks: list[EventCallback]) -> None:
         samples = np.asarray(samples, np.float32)
+        finite = bool(np.isfinite(samples).all())
+        if not finite:
+            # a NaN would poison every recurrent stage's state from here on; silence does not, and is counted
+            if not self._nonfinite:
+                log.warning("%s: a block holds NaN or infinite samples; they go on as silence", self.source)
+            samples = np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
         # Audio the source lost to overruns still passed on its clock: count it, so event times stay
         # true to the source over a days-long run instead of falling behind by every drop.
         self._lost = int(getattr(self.source, "dropped_samples", 0) or 0)
@@ -171,6 +183,7 @@ class AudioLoop(LoopBase):
             self._total.add(sum(spent))
             self._samples += len(samples)
             self._blocks += 1
+            self._nonfinite += not finite
         self._deliver(block.events, sinks)
 
     def _closers(self, event_log: EventLog | None) -> list[tuple[str, Callable[[], Any]]]:

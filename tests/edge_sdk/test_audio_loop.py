@@ -340,3 +340,29 @@ def test_blocks_a_paced_source_drops_keep_their_place_on_the_source_clock(clip: 
     for start, samples in slow.seen:
         at = int(round(start * RATE))
         np.testing.assert_array_equal(samples, clip[at : at + 320])
+
+
+class Seen(Stage):
+    """Passes blocks on, keeping a copy of each, to show what the stages after the source received."""
+
+    name = "seen"
+
+    def __init__(self) -> None:
+        self.blocks: list[np.ndarray] = []
+
+    def process(self, block: Block) -> Block:
+        self.blocks.append(block.samples.copy())
+        return block
+
+
+def test_nan_and_infinite_samples_go_on_as_silence_and_are_counted() -> None:
+    audio = np.full(320 * 5, 0.25, np.float32)
+    audio[320 + 7] = np.nan
+    audio[3 * 320 : 3 * 320 + 4] = [np.inf, -np.inf, np.nan, 1.0]
+    seen = Seen()
+    s = AudioLoop(Blocks(audio), [seen]).run()
+    assert s.blocks == 5 and s.nonfinite == 2 and "non-finite blocks 2" in s.headline()
+    assert all(np.isfinite(b).all() for b in seen.blocks)
+    assert seen.blocks[1][7] == 0.0 and seen.blocks[1][8] == 0.25 and list(seen.blocks[3][:4]) == [0, 0, 0, 1]
+    clean = AudioLoop(Blocks(np.zeros(640, np.float32)), [Seen()]).run()
+    assert clean.nonfinite == 0 and "non-finite" not in clean.headline()
