@@ -37,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from edge_sdk.manifest import Artifact, TensorSpec, load_artifact, staging_dir
+from edge_sdk.errors import BadInputError
+from edge_sdk.manifest import Artifact, TensorSpec, inside, load_artifact, staging_dir
 from edge_sdk.version import __version__
 
 log = logging.getLogger("edge_sdk.converters.cache")
@@ -153,7 +154,9 @@ def lookup_artifact(key: str) -> Path | None:
 def reuse_artifact(entry: Path, final: Path) -> ReusedArtifact:
     """Copy the cached artifact ``entry`` to ``final`` atomically (staging dir, then rename)."""
     with staging_dir(final) as stage:
-        shutil.copytree(entry, stage, dirs_exist_ok=True)
+        # Links are copied as links, so one pointing out of the entry is refused by load_artifact below
+        # rather than its target's bytes landing in the artifact.
+        shutil.copytree(entry, stage, symlinks=True, dirs_exist_ok=True)
     art = load_artifact(final)
     fields = {f.name: getattr(art, f.name) for f in dataclasses.fields(Artifact)}
     return ReusedArtifact(**fields, reused_from=str(entry))
@@ -192,7 +195,7 @@ def store_build(key: str, stage: Path, result: Any) -> None:
     def fill(tmp: Path) -> None:
         for name in result.files:
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(stage / name, tmp / name)
+            shutil.copy2(inside(stage, name), inside(tmp, name))
         record = {
             "files": result.files,
             "recipe": result.recipe,
@@ -217,9 +220,10 @@ def reuse_build(key: str, stage: Path) -> Any | None:
     try:
         record = json.loads(record_file.read_text())
         for name in record["files"]:
-            (stage / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(entry / name, stage / name)
-    except (OSError, ValueError, KeyError) as e:
+            source, target = inside(entry, name), inside(stage, name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    except (OSError, ValueError, KeyError, BadInputError) as e:
         log.warning("cached build %s is damaged (%s); building again", entry, e)
         return None
 

@@ -105,6 +105,7 @@ def convert(
     same inputs is not built (or calibrated) again. ``cache=False`` does all the work and refreshes the
     cache; an ``evaluate`` function cannot be keyed, so it turns the cache off for that call.
     """
+    _check_name(name)
     parsed = _parse_targets(targets)
     out_dir = _out_folder(out)
     request = Request(
@@ -148,6 +149,25 @@ def _out_folder(out: str | os.PathLike[str]) -> Path:
     if existing is not None and not existing.is_dir():
         raise BadInputError(f"out: {existing} is a file; give a folder for the artifacts")
     return path
+
+
+def _check_name(name: str | None) -> None:
+    """Refuse an artifact name that is not one plain path component: it becomes the folder
+    ``out/NAME-FORMAT-PRECISION``, so a separator or ``..`` would write outside ``out``."""
+    if name is None:
+        return
+    plain = (
+        isinstance(name, str)
+        and name != ""
+        and not name.startswith(".")  # hidden, and the staging folders are hidden names beside it
+        and not any(c in name for c in ("/", "\\", "\0"))
+        and ".." not in name
+    )
+    if not plain:
+        raise BadInputError(
+            f"name {name!r} must be a single plain file name (no '/', '\\', '..', NUL or leading '.'); "
+            f"it names the artifact folder inside out"
+        )
 
 
 def _parse_targets(targets: str | Iterable[str]) -> list[tuple[TargetFormat, str]]:

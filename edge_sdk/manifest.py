@@ -77,7 +77,7 @@ class Artifact:
         """The primary model file (the first one listed)."""
         if self.path is None:
             raise BadInputError(f"artifact '{self.name}' has no directory yet")
-        return self.path / self.files[0].path
+        return inside(self.path, self.files[0].path)
 
     @property
     def size(self) -> int:
@@ -162,6 +162,37 @@ def validate_manifest(data: Any, file: Path) -> None:
                     raise BadInputError(f"{file}: '{part}[{i}].shape' holds {d!r}; dims are int, str or null")
 
 
+def inside(directory: Path, entry: str) -> Path:
+    """``directory / entry``, refused with a BadInputError unless it resolves (symlinks followed) to a
+    file path strictly inside ``directory``.
+
+    Every file a manifest names goes through here before anything looks at it: the message is the same
+    whether the target exists or not, so a crafted manifest cannot probe the filesystem.
+    """
+    refused = BadInputError(f"{directory}: file entry '{entry}' must be a file inside the artifact folder")
+    try:
+        root = directory.resolve()
+        target = (directory / entry).resolve()
+    except (OSError, RuntimeError, ValueError):  # NUL bytes, symlink loops
+        raise refused from None
+    if Path(entry).is_absolute() or target == root or not target.is_relative_to(root):
+        raise refused
+    return directory / entry
+
+
+def _manifest_entries(data: dict[str, Any], file: Path) -> list[str]:
+    """Every file path the manifest names: its model files and, when recorded, the reference set."""
+    names = [entry["path"] for entry in data["files"]]
+    record = (data.get("parity") or {}).get("reference_set")
+    if isinstance(record, dict) and "path" in record:
+        if not isinstance(record["path"], str):
+            raise BadInputError(
+                f"{file}: field 'parity.reference_set.path' must be a string, got {record['path']!r:.60}"
+            )
+        names.append(record["path"])
+    return names
+
+
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file, read in chunks."""
     h = hashlib.sha256()
@@ -172,7 +203,7 @@ def sha256_file(path: Path) -> str:
 
 
 def file_entry(directory: Path, name: str) -> FileEntry:
-    p = directory / name
+    p = inside(directory, name)
     return FileEntry(path=name, sha256=sha256_file(p), size=p.stat().st_size)
 
 
@@ -196,9 +227,11 @@ def load_artifact(path: str | os.PathLike[str], *, verify: bool = True) -> Artif
         raise BadInputError(f"{manifest}: not valid JSON ({e})") from None
     validate_manifest(data, manifest)
     directory = manifest.parent
+    for name in _manifest_entries(data, manifest):
+        inside(directory, name)  # before any existence or hash check, which would reveal the target
     if verify:
         for entry in data["files"]:
-            f = directory / entry["path"]
+            f = inside(directory, entry["path"])
             if not f.is_file():
                 raise BadInputError(f"{manifest}: listed file '{entry['path']}' is missing")
             if f.stat().st_size != entry["size"] or sha256_file(f) != entry["sha256"]:

@@ -22,7 +22,7 @@ from typing import Any, TypeAlias
 from edge_sdk.devices.detect import Detection, detect
 from edge_sdk.devices.profile import Profile, profile_named
 from edge_sdk.errors import BadInputError, DeviceError
-from edge_sdk.manifest import Artifact, is_artifact, load_artifact
+from edge_sdk.manifest import Artifact, inside, is_artifact, load_artifact
 from edge_sdk.runtimes.numerics import warn_if_measured_elsewhere
 from edge_sdk.runtimes.session import BACKENDS, Candidate, Selection, Session
 
@@ -67,18 +67,26 @@ class _Option:
     present: bool = True  # the device has the hardware; passing it over is a fall-back
 
 
+def _artifact_model(art: Artifact) -> _Model:
+    """The artifact's model, with the files its backend reads beside it checked to be inside its folder
+    too: OpenVINO opens the ``.bin`` next to the ``.xml`` whether the manifest lists it or not."""
+    model = art.model_file
+    if art.format == "openvino" and art.path is not None:
+        inside(art.path, Path(art.files[0].path).with_suffix(".bin").as_posix())
+    return _Model(model, art.format, art)
+
+
 def _collect(ref: ModelRef | Sequence[ModelRef]) -> list[_Model]:
     """Every model ``ref`` names: an artifact, a model file, a folder of artifacts, or a list of those."""
     if isinstance(ref, (list, tuple)):
         return [m for r in ref for m in _collect(r)]
     if isinstance(ref, Artifact):
-        return [_Model(ref.model_file, ref.format, ref)]
+        return [_artifact_model(ref)]
     p = Path(ref)  # type: ignore[arg-type]
     if not p.exists():
         raise BadInputError(f"{p}: no such file or directory")
     if is_artifact(p):
-        art = load_artifact(p)
-        return [_Model(art.model_file, art.format, art)]
+        return [_artifact_model(load_artifact(p))]
     if p.is_file() and p.suffix in _SUFFIX_FORMATS:
         return [_Model(p, _SUFFIX_FORMATS[p.suffix], None)]
     if p.is_dir():

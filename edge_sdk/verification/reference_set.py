@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from edge_sdk.errors import BadInputError
-from edge_sdk.manifest import Artifact, sha256_file
+from edge_sdk.manifest import Artifact, inside, sha256_file
 
 FILE = "reference.npz"
 # A few samples are enough to see a kernel that computes differently; the set must stay small beside a
@@ -84,7 +84,8 @@ def read(artifact: Artifact) -> tuple[list[Sample], list[Sample], list[Sample]]:
     checking the file against its recorded sha256."""
     record = record_of(artifact)
     assert artifact.path is not None
-    path = artifact.path / FILE  # always this name inside the artifact: a manifest cannot point elsewhere
+    # Always this name inside the artifact, and a link to elsewhere is refused like any manifest entry.
+    path = inside(artifact.path, FILE)
     if record.get("path") != FILE or not path.is_file() or sha256_file(path) != record["sha256"]:
         raise BadInputError(
             f"{artifact.name}: reference set {record['path']} is missing or does not match its recorded "

@@ -217,3 +217,29 @@ def test_onnxruntime_calibration_ranges_are_shared_by_int8_variants(
         reads.append(reader.reads)
     assert reads == [len(tiny_calibration), 0, 0]  # calibrated once, for every variant
     assert (tmp_path / "q0.onnx").read_bytes() == (tmp_path / "q2.onnx").read_bytes()
+
+
+def test_a_cached_build_naming_a_file_outside_its_entry_is_not_copied(tmp_path: Path) -> None:
+    from edge_sdk.converters.cache import BUILD_RECORD, reuse_build
+
+    entry = builds_dir() / "crafted"
+    entry.mkdir(parents=True)
+    (builds_dir() / "secret.onnx").write_bytes(b"not this entry's")
+    record = {"files": ["../secret.onnx"], "recipe": {}, "quantization": {}, "versions": {}}
+    (entry / BUILD_RECORD).write_text(json.dumps({**record, "inputs": None, "outputs": None}))
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    assert reuse_build("crafted", stage) is None  # treated as damaged: built again
+    assert list(stage.iterdir()) == []
+    assert not (tmp_path / "secret.onnx").exists()
+
+
+def test_a_cached_artifact_linking_out_of_its_entry_is_not_reused(tiny_onnx: Path, tmp_path: Path) -> None:
+    (first,) = edge_sdk.convert(tiny_onnx, "onnx:fp32", out=tmp_path / "a")
+    (entry,) = list(conversions_dir().iterdir())
+    outside = Path(shutil.copy(entry / "model.onnx", tmp_path / "outside.onnx"))
+    (entry / "model.onnx").unlink()
+    (entry / "model.onnx").symlink_to(outside)  # same bytes, so only the confinement refuses it
+    (again,) = edge_sdk.convert(tiny_onnx, "onnx:fp32", out=tmp_path / "b")
+    assert not getattr(again, "reused_from", "")
+    assert not (again.path / "model.onnx").is_symlink()

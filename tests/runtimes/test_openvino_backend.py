@@ -252,3 +252,18 @@ except edge_sdk.BadInputError as e:
     assert done.returncode == 0, done.stderr
     assert "no installed backend runs format 'openvino'" in done.stdout
     assert "pip install 'edge-sdk[openvino]'" in done.stdout
+
+
+def test_unlisted_bin_linking_out_of_the_artifact_is_refused(
+    ov_tiny_fp32: edge_sdk.Artifact, copy_artifact: Any, tmp_path: Path
+) -> None:
+    # OpenVINO reads the .bin beside the .xml even when the manifest does not list it.
+    directory = copy_artifact(ov_tiny_fp32)
+    manifest = directory / "artifact.json"
+    data = json.loads(manifest.read_text())
+    data["files"] = [f for f in data["files"] if f["path"] != "model.bin"]
+    manifest.write_text(json.dumps(data))
+    outside = Path(shutil.move(directory / "model.bin", tmp_path / "elsewhere.bin"))
+    (directory / "model.bin").symlink_to(outside)
+    with pytest.raises(edge_sdk.BadInputError, match="'model.bin' must be a file inside the artifact folder"):
+        edge_sdk.load(directory)
