@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edge_sdk.errors import BadInputError
 
 SCHEMA_VERSION = 1
@@ -160,6 +162,49 @@ def validate_manifest(data: Any, file: Path) -> None:
             for d in spec["shape"]:
                 if not (d is None or isinstance(d, (int, str))) or isinstance(d, bool):
                     raise BadInputError(f"{file}: '{part}[{i}].shape' holds {d!r}; dims are int, str or null")
+            _check_tensor(spec, f"{part}[{i}]", file)
+    quantization = data.get("quantization") or {}
+    if not isinstance(quantization, dict):
+        raise BadInputError(f"{file}: 'quantization' must be a table of tensor name → scale and zero point")
+    for name, q in quantization.items():
+        _check_quantization(q, f"quantization.{name}", file)
+
+
+def _check_tensor(spec: dict[str, Any], where: str, file: Path) -> None:
+    """A tensor's dtype is one numpy knows, and its layouts name each of its dims once."""
+    try:
+        np.dtype(spec["dtype"])
+    except TypeError:
+        raise BadInputError(f"{file}: '{where}.dtype' is {spec['dtype']!r}, not a numpy dtype name") from None
+    for key in ("layout", "stored_layout"):
+        layout = spec.get(key)
+        if layout is None:
+            continue
+        rank = len(spec["shape"])
+        if not isinstance(layout, str) or len(set(layout)) != len(layout) or len(layout) != rank:
+            raise BadInputError(
+                f"{file}: '{where}.{key}' is {layout!r}; a layout names each of the "
+                f"{len(spec['shape'])} dims of shape {spec['shape']} once"
+            )
+
+
+def _check_quantization(q: Any, where: str, file: Path) -> None:
+    """An integer tensor's quantisation: a numeric scale, an integer zero point and an integer dtype."""
+    if not isinstance(q, dict):
+        raise BadInputError(f"{file}: '{where}' must be a table with scale, zero_point and dtype")
+    scale, zero, dtype = q.get("scale"), q.get("zero_point"), q.get("dtype")
+    numbers = scale if isinstance(scale, list) else [scale]
+    if not numbers or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
+        raise BadInputError(f"{file}: '{where}.scale' is {scale!r:.60}; it must be a number (or a list)")
+    zeros = zero if isinstance(zero, list) else [zero]
+    if not zeros or not all(isinstance(v, int) and not isinstance(v, bool) for v in zeros):
+        raise BadInputError(f"{file}: '{where}.zero_point' is {zero!r:.60}; it must be an integer or a list")
+    try:
+        ok = np.issubdtype(np.dtype(dtype), np.integer)
+    except TypeError:
+        ok = False
+    if not ok:
+        raise BadInputError(f"{file}: '{where}.dtype' is {dtype!r:.40}; it must name an integer dtype")
 
 
 def inside(directory: Path, entry: str) -> Path:
@@ -225,6 +270,8 @@ def load_artifact(path: str | os.PathLike[str], *, verify: bool = True) -> Artif
         data = json.loads(manifest.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BadInputError(f"{manifest}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise BadInputError(f"{manifest}: nested too deeply to be a manifest") from None
     validate_manifest(data, manifest)
     directory = manifest.parent
     for name in _manifest_entries(data, manifest):

@@ -179,6 +179,9 @@ def test_wrong_type(art: Artifact, field: str, value: Any, words: list[str]) -> 
         assert word in str(e.value), str(e.value)
 
 
+Q8 = {"scale": 0.1, "zero_point": 0, "dtype": "int8"}
+
+
 @pytest.mark.parametrize(
     ("change", "words"),
     [
@@ -188,8 +191,33 @@ def test_wrong_type(art: Artifact, field: str, value: Any, words: list[str]) -> 
         (lambda d: d["outputs"][0].__setitem__("shape", [True]), ["'outputs[0].shape'", "True"]),
         (lambda d: d["inputs"].__setitem__(0, "audio"), ["'inputs[0]'", "an object"]),
         (lambda d: d["inputs"][0].__setitem__("layout", 3), ["'inputs[0].layout'"]),
+        (lambda d: d["inputs"][0].__setitem__("dtype", "notadtype"), ["'inputs[0].dtype'", "numpy dtype"]),
+        (lambda d: d["inputs"][0].__setitem__("layout", "NCHW"), ["'inputs[0].layout'", "the 2 dims"]),
+        (lambda d: d["inputs"][0].__setitem__("stored_layout", "NN"), ["'inputs[0].stored_layout'"]),
+        (
+            lambda d: d.__setitem__("quantization", {"audio": {**Q8, "scale": "x"}}),
+            ["'quantization.audio.scale'", "a number"],
+        ),
+        (
+            lambda d: d.__setitem__("quantization", {"audio": {**Q8, "dtype": "float32"}}),
+            ["'quantization.audio.dtype'", "integer dtype"],
+        ),
+        (lambda d: d.__setitem__("quantization", {"audio": 3}), ["'quantization.audio'", "a table"]),
     ],
-    ids=["size", "shape-str", "dim-float", "dim-bool", "spec-str", "layout"],
+    ids=[
+        "size",
+        "shape-str",
+        "dim-float",
+        "dim-bool",
+        "spec-str",
+        "layout",
+        "dtype",
+        "layout-rank",
+        "layout-twice",
+        "scale",
+        "q-dtype",
+        "q-entry",
+    ],
 )
 def test_wrong_nested_type(art: Artifact, change: Any, words: list[str]) -> None:
     _edit(art, change)
@@ -197,6 +225,12 @@ def test_wrong_nested_type(art: Artifact, change: Any, words: list[str]) -> None
         load_artifact(art.path)
     for word in words:
         assert word in str(e.value), str(e.value)
+
+
+def test_a_manifest_nested_too_deeply_is_bad_input(art: Artifact) -> None:
+    (art.path / "artifact.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(edge_sdk.BadInputError, match="nested too deeply"):
+        load_artifact(art.path)
 
 
 def test_no_files_listed(art: Artifact) -> None:
