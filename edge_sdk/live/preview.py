@@ -172,6 +172,9 @@ def _quiet_close(sock: socket.socket) -> None:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # The listen backlog: the base class's 5 drops connections in a burst (a page opens several at once),
+    # and a dropped connection waits a second or more for the client to retry.
+    request_queue_size = 128
     preview: PreviewServer
 
     def __init__(self, address: tuple[str, int], max_connections: int, request_timeout: float) -> None:
