@@ -45,6 +45,12 @@ def add_parser(
         metavar="[HOST]:PORT",
         help="serve an MJPEG preview over HTTP (':8080' is 127.0.0.1:8080; '0.0.0.0:8080' for all)",
     )
+    p.add_argument(
+        "--preview-token",
+        metavar="TOKEN",
+        help="require this token of preview requests (?token= or Authorization: Bearer); beyond loopback "
+        "one is generated when not given, and the URL with it is printed to stderr",
+    )
     p.add_argument("--events", metavar="OUT.jsonl", help="write every event as a JSON line")
     limit = p.add_mutually_exclusive_group()
     limit.add_argument("--seconds", type=float, metavar="N", help="stop after N seconds of video")
@@ -91,7 +97,7 @@ def make_denoiser(model: str, threads: int) -> Any:
     return VideoDenoiser(model, threads=threads)
 
 
-def _make_preview(bind: str, stats: Any) -> Any:
+def _make_preview(bind: str, token: str | None, stats: Any) -> Any:
     host, port = parse_bind(bind)
     try:
         from edge_sdk.live.preview import PreviewServer
@@ -99,7 +105,7 @@ def _make_preview(bind: str, stats: Any) -> Any:
         raise BadInputError(
             f"--preview: this edge-sdk has no preview server (edge_sdk.live.preview did not import: {e})"
         ) from None
-    return PreviewServer(host, port, stats=stats)
+    return PreviewServer(host, port, stats=stats, token=token)
 
 
 def _event_line(e: Event) -> str:
@@ -121,6 +127,8 @@ def cmd_run_video(args: argparse.Namespace) -> int:
         raise BadInputError(f"--frames must be at least 1, got {args.frames}")
     if args.preview is not None:
         parse_bind(args.preview)  # a bad address fails before the camera is opened
+    if args.preview_token is not None and not args.preview_token:
+        raise BadInputError("--preview-token must not be empty")
     # The source first: a wrong path or camera fails before any model is loaded or file written.
     source = open_video_source(
         args.source, width=args.width, height=args.height, fps=args.fps, fourcc=args.fourcc,
@@ -137,7 +145,9 @@ def cmd_run_video(args: argparse.Namespace) -> int:
             notes += writer.notes
         preview = None
         if args.preview:
-            preview = _make_preview(args.preview, lambda: loop.live_stats() if loop else {})
+            preview = _make_preview(
+                args.preview, args.preview_token, lambda: loop.live_stats() if loop else {}
+            )
             sinks.append(preview)
         loop = VideoLoop(
             source, stages, sinks, on_event=show if live else None, events_path=args.events, notes=notes
@@ -145,7 +155,10 @@ def cmd_run_video(args: argparse.Namespace) -> int:
         if preview is not None:
             # Served once the loop exists, so the first request already sees its figures.
             preview.start()
-            if live:
+            if preview.token is not None:
+                # Even with --json or --quiet: without the token the preview cannot be opened.
+                console.err.print(f"preview: {preview.access_url}", markup=False, highlight=False)
+            elif live:
                 console.out.print(f"preview: {preview.url}", markup=False, highlight=False)
     except BaseException:
         for part in [*stages, *sinks, source]:

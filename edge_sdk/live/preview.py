@@ -9,6 +9,11 @@ with the loop's figures (fps, latency p50/p99, drops) drawn on it. Routes:
 - ``/snapshot.jpg`` the newest composite as one JPEG;
 - ``/stats.json``   what the ``stats`` callable returns.
 
+Each connection holds a thread, so the server bounds them: a request must arrive in full within
+``request_timeout`` seconds, and at most ``max_connections`` are served at once (when full, the oldest
+connection still sending its request makes room; with none, the newcomer gets a short 503). Bound beyond
+loopback, every request needs a token (query ``token=`` or ``Authorization: Bearer``).
+
 ``write`` never waits on the network: it keeps a reference to the newest composite and wakes the client
 threads; JPEG encoding happens lazily in those threads, once per frame however many clients watch, and a
 slow client simply skips to the newest frame (nothing queues up). With no client connected, a frame costs
@@ -18,11 +23,17 @@ one side-by-side copy.
 from __future__ import annotations
 
 import errno
+import hmac
 import html
+import ipaddress
 import json
 import logging
+import secrets
 import socket
+import sys
 import threading
+import time
+import urllib.parse
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType, TracebackType
@@ -40,6 +51,11 @@ BOUNDARY = "edgesdkframe"
 _POLL_S = 0.25
 # A client that takes longer than this to accept one part is dropped, so it cannot pin a thread forever.
 _SEND_TIMEOUT_S = 10.0
+# Sent, without reading the request, to a connection over the cap; small enough to never block the accept.
+_BUSY = (
+    b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: 17\r\nRetry-After: 1\r\nConnection: close\r\n\r\ntoo many viewers\n"
+)
 
 
 def _cv2() -> ModuleType:
@@ -117,11 +133,11 @@ img {{ display: block; max-width: 100%; image-rendering: pixelated; }}
 </style></head>
 <body>
 <header><h1>{title}</h1><div id="stats">waiting for stats…</div></header>
-<img id="stream" src="/stream.mjpg" alt="raw and denoised video side by side">
+<img id="stream" src="{stream}" alt="raw and denoised video side by side">
 <script>
 async function poll() {{
   try {{
-    const r = await fetch("/stats.json", {{cache: "no-store"}});
+    const r = await fetch({stats}, {{cache: "no-store"}});
     const s = await r.json();
     document.getElementById("stats").textContent =
       Object.entries(s).map(([k, v]) => k + " " + (typeof v === "number" ? +v.toFixed(2) : v)).join("  ");
@@ -136,9 +152,107 @@ setInterval(poll, 1000);
 """
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) can only be reached from this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a hostname other than localhost may resolve to anything
+
+
+def _quiet_close(sock: socket.socket) -> None:
+    """Shut ``sock`` down so a thread blocked reading or writing it returns at once."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed by its own thread
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # The listen backlog: the base class's 5 drops connections in a burst (a page opens several at once),
+    # and a dropped connection waits a second or more for the client to retry.
+    request_queue_size = 128
     preview: PreviewServer
+
+    def __init__(self, address: tuple[str, int], max_connections: int, request_timeout: float) -> None:
+        super().__init__(address, _Handler)
+        self.max_connections = max_connections
+        self.request_timeout = request_timeout
+        self._lock = threading.Lock()
+        # Every open connection, oldest first: the deadline for its request, or None once it was read.
+        self._connections: dict[socket.socket, float | None] = {}
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve ``request`` in a thread, or answer 503 in this one when the cap is reached."""
+        if not self._admit(request):
+            log.debug("preview: %d connections open, refused %s", self.max_connections, client_address)
+            try:
+                request.setblocking(False)  # the accept loop must never wait on this client
+                request.send(_BUSY)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def _admit(self, sock: socket.socket) -> bool:
+        victim = None
+        with self._lock:
+            if len(self._connections) >= self.max_connections:
+                # Idle half-sent requests must not lock real viewers out: the oldest one still sending
+                # gives way. Connections being answered or streamed are never dropped for a newcomer.
+                victim = next((s for s, due in self._connections.items() if due is not None), None)
+                if victim is None:
+                    return False
+                del self._connections[victim]
+            self._connections[sock] = time.monotonic() + self.request_timeout
+        if victim is not None:
+            log.debug("preview: connection cap reached, dropped a connection still sending its request")
+            _quiet_close(victim)
+        return True
+
+    def request_read(self, sock: socket.socket) -> bool:
+        """Mark ``sock``'s request as read; False when it was dropped meanwhile (late or made room)."""
+        with self._lock:
+            if sock not in self._connections:
+                return False
+            self._connections[sock] = None
+            return True
+
+    def service_actions(self) -> None:
+        """Drop connections whose request is overdue (runs in the serving thread every poll): a per-read
+        socket timeout alone would let a client dribble one byte at a time forever."""
+        now = time.monotonic()
+        with self._lock:
+            late = [s for s, due in self._connections.items() if due is not None and due < now]
+            for sock in late:
+                del self._connections[sock]
+        for sock in late:
+            log.debug("preview: request not received within %.1f s, connection dropped", self.request_timeout)
+            _quiet_close(sock)
+
+    def drop_all(self) -> None:
+        """Shut every open connection, so each thread ends (``server_close`` waits for them)."""
+        with self._lock:
+            socks = list(self._connections)
+        for sock in socks:
+            _quiet_close(sock)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._lock:
+            self._connections.pop(request, None)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that goes away mid-answer is routine; anything else is logged, never printed."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):  # BrokenPipe, ConnectionReset, timeouts: the client's doing
+            log.debug("preview: %s went away: %r", client_address, exc)
+        else:
+            log.error("preview: request from %s failed", client_address, exc_info=True)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -149,10 +263,26 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         log.debug("%s " + format, self.address_string(), *args)
 
+    def setup(self) -> None:
+        self.timeout = self.server.request_timeout  # per read while the request comes in
+        super().setup()
+
+    def parse_request(self) -> bool:
+        # A request line cut short (the client stopped sending, or was dropped) is not a request; the base
+        # class would serve it as HTTP/0.9.
+        if not self.raw_requestline.endswith(b"\n"):
+            self.close_connection = True
+            return False
+        return super().parse_request()
+
     def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
+        if not self.server.request_read(self.connection):
+            return  # dropped while its headers came in
         preview = self.server.preview
-        path = self.path.split("?", 1)[0]
-        if path in ("/", "/index.html"):
+        path, _, query = self.path.partition("?")
+        if not preview.authorized(query, self.headers.get("Authorization")):
+            self._send(403, "text/plain; charset=utf-8", b"a valid token is needed\n")
+        elif path in ("/", "/index.html"):
             self._send(200, "text/html; charset=utf-8", preview.page().encode())
         elif path == "/stats.json":
             self._send(
@@ -224,7 +354,10 @@ class PreviewServer:
     picks a free port, see ``url``). ``stats``: called on every overlay and ``/stats.json``; returns the
     loop's figures (``fps``, ``p50_ms``, ``p99_ms``, ``drops``, ``frames``). ``quality``: JPEG quality
     1-100. ``max_width``: composites wider than this are scaled down before encoding (saves bandwidth
-    and CPU on a Pi). Use as a context manager, or call ``start()`` and ``close()``.
+    and CPU on a Pi). ``request_timeout``: seconds a client has to send its request. ``max_connections``:
+    connections served at once. ``token``: required of every request when given; bound beyond loopback
+    without one, a token is generated (see ``access_url``). Use as a context manager, or call ``start()``
+    and ``close()``.
     """
 
     def __init__(
@@ -236,17 +369,31 @@ class PreviewServer:
         quality: int = 80,
         max_width: int | None = None,
         title: str = "edge-sdk preview",
+        request_timeout: float = 10.0,
+        max_connections: int = 32,
+        token: str | None = None,
     ) -> None:
         _cv2()  # fail at construction, naming the extra, rather than on the first frame
         if not 1 <= quality <= 100:
             raise BadInputError(f"preview JPEG quality must be in 1..100, got {quality}")
         if max_width is not None and max_width < 16:
             raise BadInputError(f"preview max_width must be at least 16 pixels, got {max_width}")
+        if not request_timeout > 0:
+            raise BadInputError(f"preview request_timeout must be positive, got {request_timeout}")
+        if max_connections < 1:
+            raise BadInputError(f"preview max_connections must be at least 1, got {max_connections}")
+        if token is not None and not token:
+            raise BadInputError("the preview token must not be empty")
+        if token is None and not is_loopback(host):
+            token = secrets.token_urlsafe(16)
         self.host = host
         self.port = port
         self.quality = quality
         self.max_width = max_width
         self.title = title
+        self.request_timeout = request_timeout
+        self.max_connections = max_connections
+        self.token = token
         self._stats = stats
         self._cond = threading.Condition()
         self._composite: np.ndarray | None = None
@@ -267,7 +414,7 @@ class PreviewServer:
         if self._httpd is not None:
             return self
         try:
-            httpd = _Server((self.host, self.port), _Handler)
+            httpd = _Server((self.host, self.port), self.max_connections, self.request_timeout)
         except OSError as e:
             if e.errno == errno.EADDRINUSE:
                 raise BadInputError(
@@ -286,6 +433,10 @@ class PreviewServer:
             daemon=True,
         )
         self._thread.start()
+        if not is_loopback(self.host):
+            log.warning(
+                "the preview listens on %s, reachable from other machines: requests need its token", self.host
+            )
         log.info("preview at %s", self.url)
         return self
 
@@ -294,6 +445,14 @@ class PreviewServer:
         """The page's address, e.g. ``http://127.0.0.1:8080/`` (the real port once started with 0)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/"
+
+    @property
+    def access_url(self) -> str:
+        """``url`` with ``?token=...`` when a token is required: the address to open in a browser."""
+        return self.url + self._query()
+
+    def _query(self) -> str:
+        return "" if self.token is None else "?" + urllib.parse.urlencode({"token": self.token})
 
     def close(self) -> None:
         """Disconnect every client, stop serving and release the port. Safe to call twice."""
@@ -304,12 +463,11 @@ class PreviewServer:
             clients = list(self._clients)
         # Stream threads wake on the notify; shutting their sockets also frees one blocked in a send.
         for sock in clients:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            _quiet_close(sock)
         if httpd is not None:
             httpd.shutdown()
+            # Idle connections too, or server_close would wait for their threads.
+            httpd.drop_all()
             httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -363,9 +521,25 @@ class PreviewServer:
             self._jpeg = (seq, jpeg)
             return self._jpeg
 
+    def authorized(self, query: str, authorization: str | None) -> bool:
+        """Whether a request with this query string and ``Authorization`` header may be served."""
+        if self.token is None:
+            return True
+        given = urllib.parse.parse_qs(query).get("token", [])
+        scheme, _, bearer = (authorization or "").partition(" ")
+        if scheme.lower() == "bearer":
+            given.append(bearer.strip())
+        # Constant time, so the token cannot be guessed a character at a time.
+        return any(hmac.compare_digest(g.encode(), self.token.encode()) for g in given)
+
     def page(self) -> str:
-        """The HTML page served at ``/``."""
-        return _PAGE.format(title=html.escape(self.title))
+        """The HTML page served at ``/`` (its stream and stats addresses carry the token, if any)."""
+        query = self._query()
+        return _PAGE.format(
+            title=html.escape(self.title),
+            stream=html.escape("/stream.mjpg" + query),
+            stats=json.dumps("/stats.json" + query),
+        )
 
     def _encode(self, composite: np.ndarray, split: int) -> bytes:
         cv2 = _cv2()

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -162,6 +163,49 @@ def test_sigterm_ends_the_run_as_ctrl_c_does(
     assert np.array_equal(back[0], read_video(SAMPLE)[0])  # lossless, from the first frame
     assert events.read_text() == ""  # no stages, no events; the log was closed
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ev.jsonl", "out.mkv"]  # no partial file left
+
+
+def _preview_url_on_stderr(proc: subprocess.Popen[str]) -> str:
+    """The address from the ``preview:`` line on stderr (other lines, such as the warning, are skipped)."""
+    while line := proc.stderr.readline():  # type: ignore[union-attr]
+        if line.startswith("preview: "):
+            return line.split()[1]
+    pytest.fail(f"no preview line on stderr; stdout: {proc.stdout.read()}")  # type: ignore[union-attr]
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+@pytest.mark.parametrize(
+    ("bind", "token"), [("0.0.0.0:0", None), ("127.0.0.1:0", "given-token")], ids=["generated", "given"]
+)
+def test_run_video_preview_token(clip, bind: str, token: str | None) -> None:
+    path, _ = clip
+    extra = [] if token is None else ["--preview-token", token]
+    proc = subprocess.Popen(
+        [EXE, "run", "video", "--source", str(path), "--preview", bind, *extra, "--realtime", "--loop",
+         "--seconds", "3", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        url = _preview_url_on_stderr(proc)  # printed with --json too: without it the preview is useless
+        base, _, query = url.partition("?")
+        if token is None:  # generated: long enough not to be guessed
+            assert query.startswith("token=") and len(query) > len("token=") + 15, url
+        else:
+            assert query == f"token={token}", url
+        local = "http://127.0.0.1:" + base.rsplit(":", 1)[1]
+        assert _status(local + "stats.json") == 403
+        assert _status(local + "stats.json?" + query) == 200
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
 
 
 @pytest.mark.parametrize(

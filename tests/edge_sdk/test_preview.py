@@ -467,3 +467,122 @@ def test_odd_or_failing_stats_never_break_the_stream(frames):
         s.write(Frame(denoised(frames[1]), 0.1, 1, raw=frames[1]))
         assert get(s.url + "snapshot.jpg")[0] == 200
         assert json.loads(get(s.url + "stats.json")[2]) == {}
+
+
+def half_sent(port: int) -> socket.socket:
+    """A connection that starts a request and never finishes it."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=GUARD_S)
+    sock.sendall(b"GET /stats.json HT")
+    return sock
+
+
+def assert_closed_by_server(sock: socket.socket) -> None:
+    """Blocks until the server ends ``sock`` (EOF), failing if that takes longer than the guard."""
+    sock.settimeout(GUARD_S)
+    while True:
+        try:
+            data = sock.recv(4096)
+        except ConnectionResetError:
+            break
+        if not data:
+            break
+    sock.close()
+
+
+def test_idle_half_sent_connections_beyond_the_cap_never_starve_stats():
+    # A long request timeout, so only the cap, not the timeout, can make room.
+    with PreviewServer(port=0, max_connections=4, request_timeout=GUARD_S) as s:
+        idle = [half_sent(s.port) for _ in range(4 + 5)]
+        status, kind, body = get(s.url + "stats.json")
+        assert (status, kind, json.loads(body)) == (200, "application/json", {"frames": 0})
+        # The oldest idle ones gave way (five newcomers, then the stats request); the newest are still held.
+        for sock in idle[:6]:
+            assert_closed_by_server(sock)
+        for sock in idle[6:]:
+            sock.close()
+
+
+def test_over_the_cap_with_busy_connections_a_newcomer_gets_503_at_once(frames):
+    with PreviewServer(port=0, max_connections=2, request_timeout=GUARD_S) as s:
+        s.write(Frame(denoised(frames[0]), 0.0, 0, raw=frames[0]))
+        readers = [MJPEGReader(s) for _ in range(2)]
+        for r in readers:
+            r.part()
+        # Answered without sending anything: the server refuses at accept, it does not read the request.
+        with socket.create_connection(("127.0.0.1", s.port), timeout=GUARD_S) as extra:
+            answer = b""
+            while chunk := extra.recv(4096):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.0 503 ") and answer.endswith(b"too many viewers\n")
+        readers[0].close()
+        s.write(Frame(denoised(frames[1]), 0.1, 1, raw=frames[1]))
+        assert readers[1].part().shape == (H, 2 * W, 3)  # the viewers kept streaming
+        readers[1].close()
+
+
+def test_a_half_sent_request_is_dropped_after_the_timeout_but_a_reading_stream_is_not(frames):
+    with PreviewServer(port=0, request_timeout=0.3) as s:
+        s.write(Frame(denoised(frames[0]), 0.0, 0, raw=frames[0]))
+        reader = MJPEGReader(s)
+        reader.part()
+        assert_closed_by_server(half_sent(s.port))  # opened after the stream, so its timeout has passed too
+        s.write(Frame(denoised(frames[1]), 0.1, 1, raw=frames[1]))
+        assert mad(reader.part()[:, :W], frames[1]) < 6
+        reader.close()
+        assert get(s.url + "stats.json")[0] == 200
+
+
+def test_close_with_held_and_vanished_connections_prints_no_traceback(capfd, caplog):
+    entered, release = threading.Event(), threading.Event()
+
+    def stats() -> dict:
+        entered.set()
+        release.wait(GUARD_S)
+        # Far more than the socket buffers hold, so writing it fails even if the reset is seen late.
+        return {"pad": "x" * 8_000_000}
+
+    caplog.set_level("DEBUG", logger="edge_sdk.live.preview")
+    # No frame is written: only the request below calls stats (an encode would too).
+    s = PreviewServer(port=0, stats=stats, request_timeout=GUARD_S).start()
+    idle = [half_sent(s.port) for _ in range(5)]
+    stalled = socket.create_connection(("127.0.0.1", s.port), timeout=GUARD_S)
+    stalled.sendall(b"GET /stream.mjpg HTTP/1.0\r\n\r\n")
+    # A client that asks for stats and resets the connection before the answer: writing it fails.
+    gone = socket.create_connection(("127.0.0.1", s.port), timeout=GUARD_S)
+    gone.sendall(b"GET /stats.json HTTP/1.0\r\n\r\n")
+    assert entered.wait(GUARD_S)
+    gone.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")  # linger 0: close sends RST
+    gone.close()
+    release.set()
+    s.close()  # returns once every connection's thread has ended
+    for sock in [*idle, stalled]:
+        assert_closed_by_server(sock)
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Error" not in err, err
+    assert not [r for r in caplog.records if r.levelname not in ("DEBUG", "INFO")]
+    assert any("went away" in r.getMessage() for r in caplog.records)  # the reset was seen, and logged
+
+
+def test_beyond_loopback_a_token_is_generated_and_required(caplog):
+    with PreviewServer(host="0.0.0.0", port=0) as s:
+        assert s.token and len(s.token) >= 16
+        assert any(r.levelname == "WARNING" and "0.0.0.0" in r.getMessage() for r in caplog.records)
+        local = f"http://127.0.0.1:{s.port}/"
+        assert get(local + "stats.json")[0] == 403
+        assert get(local + "stats.json?token=wrong")[0] == 403
+        assert s.access_url == f"{s.url}?token={s.token}"
+        assert get(local + f"stats.json?token={s.token}")[0] == 200
+        request = urllib.request.Request(local + "stats.json", headers={"Authorization": f"Bearer {s.token}"})
+        with urllib.request.urlopen(request, timeout=5) as r:
+            assert r.status == 200 and json.loads(r.read()) == {"frames": 0}
+        status, _, page = get(local + f"?token={s.token}")
+        assert status == 200 and img_sources(page.decode()) == [f"/stream.mjpg?token={s.token}"]
+        assert f'"/stats.json?token={s.token}"' in page.decode()  # the page's script sends it too
+
+
+def test_on_loopback_a_given_token_is_required_and_none_is_made_up():
+    with PreviewServer(port=0) as s:
+        assert s.token is None and s.access_url == s.url
+    with PreviewServer(port=0, token="s3cret/+") as s:
+        assert get(s.url + "stats.json")[0] == 403
+        assert get(s.access_url.replace("?", "stats.json?"))[0] == 200
