@@ -136,3 +136,59 @@ def test_a_worker_started_from_a_thread_outlives_the_thread(tmp_path: Path) -> N
         assert pids[0] is not None and pids[0] == pids[1]
     finally:
         worker.stop()
+
+
+_INTERRUPTED_RUN = """
+import sys, tempfile
+from pathlib import Path
+from edge_sdk.converters.targets.tflite.process import Worker, run_job
+
+fifo, scratch = sys.argv[1], Path(sys.argv[2])
+job = {"model": str(scratch / "missing.onnx"), "inputs": ["x"], "outputs": ["y"], "precision": "fp32"}
+worker = Worker(idle_s=600)
+run_job(job, scratch, worker)  # starts the worker
+print(worker.pid, flush=True)
+try:
+    with tempfile.TemporaryDirectory(prefix="edge-sdk-tflite-") as tmp:
+        print(tmp, flush=True)
+        run_job({**job, "calibration": fifo}, Path(tmp), worker)  # blocks reading the FIFO
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+@linux_only
+def test_ctrl_c_mid_job_ends_the_worker_and_removes_the_job_folder(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while the worker is inside a
+    job: by the time the caller sees the KeyboardInterrupt the worker is gone, the job's temp folder is
+    removed, and nothing is printed to stderr."""
+    fifo = tmp_path / "calibration.npz"
+    os.mkfifo(fifo)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    run = subprocess.Popen(
+        [sys.executable, "-c", _INTERRUPTED_RUN, str(fifo), str(scratch)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, like a terminal's foreground job
+    )
+    assert run.stdout is not None
+    worker_pid = int(run.stdout.readline())
+    job_dir = Path(run.stdout.readline().strip())
+    try:
+        # Opening the FIFO for writing returns once the worker has opened it: it is inside the job.
+        with open(fifo, "wb") as writer:
+            os.killpg(run.pid, signal.SIGINT)
+            assert run.stdout.readline().strip() == "interrupted"
+            assert _gone(worker_pid), "the worker still ran when the interrupt reached the caller"
+            assert not job_dir.exists()
+            writer.close()
+        _, err = run.communicate(timeout=GONE_WITHIN_S)
+        assert run.returncode == 0 and err == ""
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        if not _gone(worker_pid):
+            os.kill(worker_pid, signal.SIGKILL)

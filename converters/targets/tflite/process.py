@@ -120,6 +120,11 @@ class Worker:
                     answered = bool(proc.stdout.readline())
                 except (BrokenPipeError, OSError):
                     answered = False
+                except BaseException:
+                    # Interrupted (Ctrl-C) mid-job: the worker must stop writing into the job's
+                    # folder before the caller removes it.
+                    self._kill()
+                    raise
                 log_file = Path(job["log"])
                 log = log_file.read_text(errors="replace") if log_file.is_file() else ""
                 if answered:
