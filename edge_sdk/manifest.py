@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -310,15 +312,55 @@ def write_manifest(artifact: Artifact, directory: Path) -> None:
     os.replace(tmp, directory / MANIFEST_NAME)
 
 
+# A staging directory's name: ``.NAME.PID.XXXXXXXX.partial``, PID being its writer's process id and
+# XXXXXXXX mkdtemp's random part (8 characters of [a-z0-9_]).
+_PARTIAL = re.compile(r"\..+\.([0-9]+)\.[a-z0-9_]{8}\.partial")
+_log = logging.getLogger("edge_sdk.manifest")
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (one we may not signal exists too)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_partials(directory: Path) -> list[Path]:
+    """Remove the staging directories in ``directory`` whose writer process is gone; return them.
+
+    Only names that match the staging pattern exactly are considered, and one whose pid is alive (or
+    not a valid pid) is kept: it may be another conversion still writing.
+    """
+    removed = []
+    with contextlib.suppress(FileNotFoundError):
+        for entry in directory.iterdir():
+            match = _PARTIAL.fullmatch(entry.name)
+            if match is None or not entry.is_dir() or entry.is_symlink():
+                continue
+            pid = int(match.group(1))
+            if pid <= 0 or _alive(pid):  # 0 and negatives address process groups in os.kill
+                continue
+            shutil.rmtree(entry, ignore_errors=True)
+            _log.info("removed %s, left by an interrupted run (process %d is gone)", entry, pid)
+            removed.append(entry)
+    return removed
+
+
 @contextlib.contextmanager
 def staging_dir(final: Path) -> Iterator[Path]:
     """A temp directory beside ``final`` that becomes ``final`` only if the block completes.
 
     The rename is atomic on one filesystem, so an interrupted conversion leaves either the previous
-    artifact or a hidden ``.*.partial`` directory, never a half artifact under the final name.
+    artifact or a hidden ``.NAME.PID.XXXXXXXX.partial`` directory, never a half artifact under the final
+    name. Such leftovers of processes that are gone are removed here, before staging starts.
     """
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    remove_stale_partials(final.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.{os.getpid()}.", suffix=".partial", dir=final.parent))
     try:
         yield tmp
     except BaseException:

@@ -8,18 +8,22 @@ job; a crash ends only the job it was on, and the next job starts a fresh worker
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from edge_sdk.converters.targets.tflite.worker import IDLE_EXIT_S, STAGE_MARK
+from edge_sdk.converters.targets.tflite.worker import IDLE_EXIT_S, PARENT_ENV, STAGE_MARK
 
 WORKER = "edge_sdk.converters.targets.tflite.worker"
 
@@ -32,6 +36,40 @@ _STAGES = {
     "quantize": "ai-edge-quantizer's quantisation",
 }
 _LOG_NOISE = re.compile(r"^(?:[IW]\d{4} |WARNING: All log messages|INFO: )")
+
+
+class _Spawner:
+    """Starts processes from one daemon thread that lives as long as this process.
+
+    The worker's parent-death signal fires when the *thread* that forked it ends, and the thread that
+    first asks for a worker (a pool thread, say) may end long before this process does.
+    """
+
+    def __init__(self) -> None:
+        self._calls: queue.Queue[tuple[Callable[[], Any], Future[Any]]] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on the spawning thread and return its result (or raise its exception)."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="edge-sdk-spawner", daemon=True)
+                self._thread.start()
+        done: Future[Any] = Future()
+        self._calls.put((fn, done))
+        return done.result()
+
+    def _serve(self) -> None:
+        while True:
+            fn, done = self._calls.get()
+            try:
+                done.set_result(fn())
+            except BaseException as e:  # noqa: B036 - the caller's thread re-raises it
+                done.set_exception(e)
+
+
+_SPAWNER = _Spawner()
 
 
 class Worker:
@@ -50,15 +88,18 @@ class Worker:
             "TF_CPP_MIN_LOG_LEVEL": "2",
             # Converting needs no GPU; TensorFlow would otherwise reserve all of its memory.
             "CUDA_VISIBLE_DEVICES": "",
+            PARENT_ENV: str(os.getpid()),  # the worker dies with this process (see worker.die_with_parent)
         }
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", WORKER, "--serve", str(self.idle_s)],
-            cwd=tempfile.gettempdir(),
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,  # each job's output goes to its own log file
-            text=True,
+        self._proc = _SPAWNER.call(
+            lambda: subprocess.Popen(
+                [sys.executable, "-m", WORKER, "--serve", str(self.idle_s)],
+                cwd=tempfile.gettempdir(),
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,  # each job's output goes to its own log file
+                text=True,
+            )
         )
         return self._proc
 
@@ -79,6 +120,11 @@ class Worker:
                     answered = bool(proc.stdout.readline())
                 except (BrokenPipeError, OSError):
                     answered = False
+                except BaseException:
+                    # Interrupted (Ctrl-C) mid-job: the worker must stop writing into the job's
+                    # folder before the caller removes it.
+                    self._kill()
+                    raise
                 log_file = Path(job["log"])
                 log = log_file.read_text(errors="replace") if log_file.is_file() else ""
                 if answered:
@@ -89,6 +135,17 @@ class Worker:
                     continue  # it had just ended for being idle; the job never started
                 return {"error": crash(code, log)}, log
         raise AssertionError("unreachable")
+
+    def _kill(self) -> None:
+        """End the worker at once and wait for it, so nothing of it runs on."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+            for pipe in (proc.stdin, proc.stdout):
+                if pipe is not None:
+                    with contextlib.suppress(OSError):
+                        pipe.close()
 
     def stop(self) -> None:
         """End the worker: closing its stdin makes it exit."""

@@ -19,9 +19,11 @@ leaves no report, and the stage markers in the log say where it happened.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import select
+import signal
 import sys
 import traceback
 from collections.abc import Iterator
@@ -35,6 +37,8 @@ from edge_sdk.converters.targets.tflite import onnx2tflite as steps
 
 STAGE_MARK = "[edge-sdk tflite worker] stage: "
 IDLE_EXIT_S = 60.0
+PARENT_ENV = "EDGE_SDK_TFLITE_WORKER_PARENT"  # the pid of the process that started the worker
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def stage(name: str) -> None:
@@ -164,9 +168,26 @@ def serve(idle_s: float = IDLE_EXIT_S) -> int:
         answers.write(f"{status}\n")
 
 
+def die_with_parent(expected: int | None) -> None:
+    """On Linux, have the kernel SIGKILL this process when its parent dies; exit now if it already has.
+
+    A parent killed mid-job closes our stdin, but nothing reads it until the job ends. The signal
+    follows the parent *thread* that forked us, which is why the parent forks from a thread that lives
+    as long as it does. Elsewhere the worker ends when its stdin reaches EOF.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    # The parent may have died before the signal was armed; then we are already someone else's child.
+    if expected is not None and os.getppid() != expected:
+        os._exit(1)
+
+
 def main(argv: list[str]) -> int:
     """Entry point: ``--serve [IDLE_SECONDS]``, or the path of one job file."""
     if argv[:1] == ["--serve"]:
+        parent = os.environ.get(PARENT_ENV)
+        die_with_parent(int(parent) if parent else None)
         return serve(float(argv[1]) if len(argv) > 1 else IDLE_EXIT_S)
     return run_job(json.loads(Path(argv[0]).read_text()))
 
