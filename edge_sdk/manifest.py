@@ -259,6 +259,28 @@ def _known(cls: Any, fields: dict[str, Any]) -> Any:
     return cls(**{k: v for k, v in fields.items() if k in cls.__dataclass_fields__})
 
 
+# A manifest nests a few levels; JSON nested far deeper is refused before parsing, since the parser's
+# recursion can overrun the C stack where a library has raised Python's recursion limit.
+MAX_NESTING = 64
+
+
+def _nesting(text: str) -> int:
+    """How deeply ``text``'s JSON arrays and objects nest (brackets inside strings do not count)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for c in text:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (c == "\\", c != '"')
+        elif c == '"':
+            in_string = True
+        elif c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth -= 1
+    return deepest
+
+
 def load_artifact(path: str | os.PathLike[str], *, verify: bool = True) -> Artifact:
     """Read and validate an artifact directory (or its ``artifact.json``).
 
@@ -269,11 +291,12 @@ def load_artifact(path: str | os.PathLike[str], *, verify: bool = True) -> Artif
     if not manifest.is_file():
         raise BadInputError(f"{p}: not an artifact (no {MANIFEST_NAME})")
     try:
-        data = json.loads(manifest.read_text())
+        text = manifest.read_text()
+        if _nesting(text) > MAX_NESTING:
+            raise BadInputError(f"{manifest}: nested too deeply to be a manifest")
+        data = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BadInputError(f"{manifest}: not valid JSON ({e})") from None
-    except RecursionError:
-        raise BadInputError(f"{manifest}: nested too deeply to be a manifest") from None
     validate_manifest(data, manifest)
     directory = manifest.parent
     for name in _manifest_entries(data, manifest):
