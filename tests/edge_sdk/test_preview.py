@@ -7,6 +7,7 @@ import base64
 import fcntl
 import http.client
 import json
+import logging
 import os
 import queue
 import shutil
@@ -559,11 +560,14 @@ def test_close_with_held_and_vanished_connections_prints_no_traceback(capfd, cap
         assert_closed_by_server(sock)
     err = capfd.readouterr().err
     assert "Traceback" not in err and "Error" not in err, err
+    # Whether the server's write meets the reset or completes into the socket buffer first is a race, so
+    # what is checked is that nothing of it reaches the user: no traceback, no record above INFO.
     assert not [r for r in caplog.records if r.levelname not in ("DEBUG", "INFO")]
-    assert any("went away" in r.getMessage() for r in caplog.records)  # the reset was seen, and logged
 
 
 def test_beyond_loopback_a_token_is_generated_and_required(caplog):
+    # the level an in-process CLI run of an earlier test may have left on edge_sdk's logger does not apply
+    caplog.set_level(logging.WARNING, logger="edge_sdk")
     with PreviewServer(host="0.0.0.0", port=0) as s:
         assert s.token and len(s.token) >= 16
         assert any(r.levelname == "WARNING" and "0.0.0.0" in r.getMessage() for r in caplog.records)
