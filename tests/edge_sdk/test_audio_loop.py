@@ -167,18 +167,23 @@ def test_stop_and_summary_from_another_thread(clip: np.ndarray) -> None:
     assert result[0].blocks < len(source.blocks) and source.closed
 
 
+def ran_in_own_interpreter(test: str) -> bool:
+    """Run ``test`` in a child interpreter and check it passed there; False inside that child, which runs
+    the test itself. A real signal in the full suite's process, which by then holds every backend's native
+    objects, crashed the interpreter on CI; these tests are about the loop alone."""
+    if os.environ.get("EDGE_SDK_TEST_CHILD") == "1":
+        return False
+    child = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"{__file__}::{test}"],
+        env={**os.environ, "EDGE_SDK_TEST_CHILD": "1"}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert child.returncode == 0, child.stdout[-3000:] + child.stderr[-3000:]
+    assert "1 passed" in child.stdout
+    return True
+
+
 def test_ctrl_c_flushes_closes_and_returns_the_summary(clip: np.ndarray, tmp_path: Path) -> None:
-    # In its own interpreter: in the full suite's process, which by then holds every backend's native
-    # objects from earlier tests, a real SIGINT crashed the interpreter (no Python traceback) on CI; this
-    # test is about the loop, so it runs where only the loop is loaded, as in `edge-sdk run audio`.
-    if os.environ.get("EDGE_SDK_TEST_CHILD") != "1":
-        child = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-             f"{__file__}::test_ctrl_c_flushes_closes_and_returns_the_summary"],
-            env={**os.environ, "EDGE_SDK_TEST_CHILD": "1"}, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        assert child.returncode == 0, child.stdout[-3000:] + child.stderr[-3000:]
-        assert "1 passed" in child.stdout
+    if ran_in_own_interpreter("test_ctrl_c_flushes_closes_and_returns_the_summary"):
         return
     # A shell starts background jobs with SIGINT ignored, and Python keeps an ignored SIGINT: give it the
     # handler an interactive terminal gives it, or a suite run from a script could not test Ctrl-C.
@@ -214,15 +219,7 @@ class Watch(Stage):
 def test_sigterm_ends_the_loop_as_ctrl_c_does_and_the_handlers_are_put_back(
     clip: np.ndarray, tmp_path: Path
 ) -> None:
-    # In its own interpreter, as the Ctrl-C test above and for the same reason: a real signal.
-    if os.environ.get("EDGE_SDK_TEST_CHILD") != "1":
-        child = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-             f"{__file__}::test_sigterm_ends_the_loop_as_ctrl_c_does_and_the_handlers_are_put_back"],
-            env={**os.environ, "EDGE_SDK_TEST_CHILD": "1"}, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        assert child.returncode == 0, child.stdout[-3000:] + child.stderr[-3000:]
-        assert "1 passed" in child.stdout
+    if ran_in_own_interpreter("test_sigterm_ends_the_loop_as_ctrl_c_does_and_the_handlers_are_put_back"):
         return
     caught: list[int] = []
 
