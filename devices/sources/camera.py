@@ -155,12 +155,12 @@ def _backend(device: int | str, settings: dict[str, Any], root: str | Path) -> t
     if isinstance(device, str) and device.startswith("gst:"):
         cv2 = import_cv2("Capturing from a GStreamer pipeline")
         if not re.search(r"^\s*GStreamer:\s*YES", cv2.getBuildInformation(), re.M):
-            raise MissingExtraError(
-                "opencv with GStreamer",
-                "camera",
-                "A GStreamer pipeline source (this OpenCV build has no GStreamer support: on a Jetson "
-                "use the system OpenCV from JetPack, 'sudo apt install python3-opencv', in a venv "
-                "made with --system-site-packages, instead of opencv-python-headless from pip)",
+            # Not a missing extra: the camera extra brings opencv-python-headless, which is built without
+            # GStreamer, so the pip hint MissingExtraError prints would not help.
+            raise BadInputError(
+                "a gst: source needs an OpenCV built with GStreamer, and this one (from pip) is not. On a "
+                "Jetson or a Pi use the system OpenCV ('sudo apt install python3-opencv'; on a Jetson the "
+                "one from JetPack) in a venv made with --system-site-packages, without opencv-python-headless"
             )
         return _OpenCVBackend(device[4:], cv2.CAP_GSTREAMER, settings), "gst"
     if isinstance(device, str) and device.startswith("camera:"):
