@@ -46,6 +46,12 @@ class DownloadError(EdgeSDKError):
     """A model could not be fetched, or what arrived does not match its pinned sha256."""
 
 
+class InputLost(EdgeSDKError):
+    """A live loop ran to its end but lost input on the way: frames of a video file that could not be
+    decoded (a corrupt region, a truncated file). Raised by the CLI after the summary is printed, so that
+    the exit status (1) says what the summary says."""
+
+
 class StageFailed(EdgeSDKError):
     """A stage of a live loop raised: the loop stopped (stages closed, recordings finalised) and says which
     stage, on which block or frame, and why. ``summary`` holds the figures up to the failure; the exit code

@@ -495,3 +495,55 @@ def alsa_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     conf = d / "edgesdk.conf"
     conf.write_text((ALSA_DIR / "edgesdk.conf").read_text().replace("@DIR@", str(d)))
     return dict(os.environ, ALSA_CONFIG_PATH=f"{SYSTEM_ALSA_CONF}:{conf}")
+
+
+VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+
+
+class MjpegClip:
+    """A short MJPEG AVI of real footage (vtest.avi's first frames, scaled down): ``data`` its bytes,
+    ``frames`` the frames as OpenCV decodes the intact file, ``chunks`` each frame's (offset, size) of JPEG
+    data in ``data``, so that a test can damage chosen frames and leave the container intact."""
+
+    def __init__(self, path: Path, count: int = 24, size: tuple[int, int] = (192, 144)) -> None:
+        import cv2
+
+        cap = cv2.VideoCapture(str(VTEST))
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, size)
+        assert cap.isOpened() and writer.isOpened()
+        for _ in range(count):
+            ok, image = cap.read()
+            assert ok
+            writer.write(cv2.resize(image, size))
+        writer.release()
+        cap.release()
+        self.data = path.read_bytes()
+        self.frames = _read_video(path)
+        self.chunks: list[tuple[int, int]] = []
+        at = self.data.find(b"movi")
+        while (at := self.data.find(b"00dc", at)) >= 0:
+            size_ = int.from_bytes(self.data[at + 4 : at + 8], "little")
+            if self.data[at + 8 : at + 10] == b"\xff\xd8":  # a JPEG's start, not an index entry
+                self.chunks.append((at + 8, size_))
+            at += 8
+        assert len(self.frames) == len(self.chunks) == count
+
+    def damaged(self, path: Path, zero: range = range(0), cut_before: int | None = None) -> Path:
+        """A copy at ``path`` whose frames ``zero`` hold zeros instead of JPEG data, cut off (truncated)
+        where frame ``cut_before``'s chunk starts when given."""
+        data = bytearray(self.data)
+        for k in zero:
+            start, size = self.chunks[k]
+            data[start : start + size] = bytes(size)
+        if cut_before is not None:
+            del data[self.chunks[cut_before][0] - 8 :]
+        path.write_bytes(bytes(data))
+        return path
+
+
+@pytest.fixture(scope="session")
+def mjpeg_clip(tmp_path_factory: pytest.TempPathFactory) -> MjpegClip:
+    """24 frames of vtest.avi as MJPEG in AVI, with the offsets of each frame's data (see
+    :class:`MjpegClip`)."""
+    pytest.importorskip("cv2", reason="needs the camera extra")
+    return MjpegClip(tmp_path_factory.mktemp("mjpeg") / "clip.avi")

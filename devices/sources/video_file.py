@@ -16,6 +16,21 @@ from edge_sdk.stages.base import Frame
 log = logging.getLogger(__name__)
 
 DEFAULT_FPS = 30.0  # for files whose container does not say (some raw streams)
+# Failed reads tried past a corrupt region when the container does not say how many frames are left; a
+# failed read at the true end of a file costs about a microsecond, one in a corrupt region a decode try.
+RESYNC_READS = 250
+
+
+def _lists_frames(path: Path) -> bool:
+    """Whether the container indexes its frames one by one (AVI), so that OpenCV's frame count is the number
+    of frames stored. Elsewhere it may be an estimate from the duration, which a longer audio track, an edit
+    list or gaps in the timeline make larger than the frames there are in a sound file."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    return head[:4] == b"RIFF" and head[8:12] == b"AVI "
 
 
 class VideoFile(ClosingSource):
@@ -26,6 +41,13 @@ class VideoFile(ClosingSource):
     loses the oldest frames, as with a camera: they are skipped undecoded where possible, counted in
     ``drops``, and leave gaps in ``Frame.index``. ``loop=True`` replays the file forever (``time``
     keeps growing). A missing or unreadable file is a ``BadInputError``.
+
+    A frame that fails to decode mid-file (a corrupt region) does not end the pass: reading goes on past
+    it, up to the frames the container says are left (or ``RESYNC_READS`` tries), and each failed read is
+    counted in ``decode_errors`` and ``frames_skipped`` and leaves a gap in ``Frame.index``. A pass that
+    ends short of the frames an AVI lists (a truncated file, packets lost to corruption) adds the
+    shortfall to ``frames_skipped``; other containers' counts may be estimates, so a shortfall there is
+    only logged, when it exceeds a second of video. A clean file leaves both at 0.
     """
 
     def __init__(
@@ -38,6 +60,8 @@ class VideoFile(ClosingSource):
         self.realtime, self.loop, self.buffer_frames = realtime, loop, buffer_frames
         self.reconnects = 0  # a file never disconnects; kept for the VideoSource protocol
         self.drops = 0
+        self.decode_errors = 0  # failed reads that decoding went on past
+        self.frames_skipped = 0  # frames of the file never delivered: those, and any shortfall at the end
         self._cv2 = import_cv2("Reading a video file")
         if not self.path.exists():
             raise BadInputError(f"video file {self.path} does not exist")
@@ -58,7 +82,10 @@ class VideoFile(ClosingSource):
         self.fps = fps
         count = int(self._cap.get(self._cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.frame_count: int | None = count if count > 0 else None
-        self._cap.set(self._cv2.CAP_PROP_POS_FRAMES, 0)
+        self._count_is_exact = self.frame_count is not None and _lists_frames(self.path)
+        # Reopened rather than seeked back: a seek to frame 0 lands on a keyframe after it in some streams
+        # (12 of 37 frames of an MPEG-2 transport stream were never delivered).
+        self._rewind()
         self._closed = False
 
     def _open(self) -> Any:
@@ -85,30 +112,80 @@ class VideoFile(ClosingSource):
         """Yield the frames, paced if ``realtime``; each pass over a non-looping file starts at frame 0."""
         period = 1.0 / self.fps
         t0 = time.monotonic()
-        i = 0  # frames of the stream so far, delivered or dropped
+        i = 0  # frames of the stream so far, delivered, dropped or lost to a decode error
+        start = 0  # ``i`` at the start of this pass
         while not self._closed:
+            failed = False
             if self.realtime:
                 behind = int((time.monotonic() - t0) / period) - i
                 if behind > self.buffer_frames:
                     # Frames "captured" while the consumer was busy: skip them without decoding.
                     skipped = 0
-                    while skipped < behind - self.buffer_frames and self._cap.grab():
+                    while skipped < behind - self.buffer_frames:
+                        if not self._cap.grab():
+                            failed = True
+                            break
                         skipped += 1
                     self.drops += skipped
                     i += skipped
-                    if skipped:
+                    if skipped and not failed:
                         continue
                 elif behind < 0:
                     time.sleep(max(0.0, t0 + i * period - time.monotonic()))
-            ok, image = self._cap.read()
+            ok, image = (False, None) if failed else self._cap.read()
             if not ok or image is None:
-                if self.loop and i > 0 and self._rewind():
-                    continue
-                break
+                lost, image = self._read_past_failure(i - start)
+                if image is None:
+                    self._end_pass(i - start, first_pass=start == 0)
+                    if self.loop and i > start and self._rewind():
+                        start = i
+                        continue
+                    break
+                self._count_lost(i, lost, first_pass=start == 0)
+                i += lost
             yield Frame(image, i * period, i, raw=image)
             i += 1
         if not self.loop and not self._closed:
             self._rewind()
+
+    def _read_past_failure(self, seen: int) -> tuple[int, Any]:
+        """After a failed read at frame ``seen`` of the pass, read on: a corrupt region ends where the
+        decoder delivers again. Returns the failed reads (the first included) and the next image, or None
+        at the end of the stream (or when no frame came within the bound)."""
+        tries = RESYNC_READS if self.frame_count is None else self.frame_count - seen - 1
+        for lost in range(1, tries + 1):
+            ok, image = self._cap.read()
+            if ok and image is not None:
+                return lost, image
+        return 0, None
+
+    def _count_lost(self, i: int, lost: int, first_pass: bool) -> None:
+        self.decode_errors += lost
+        self.frames_skipped += lost
+        if first_pass:  # a looping file repeats its errors every pass: the counters carry them
+            log.warning(
+                "%s: frame%s %s could not be decoded; going on from frame %d",
+                self.path, "s" if lost > 1 else "", f"{i} to {i + lost - 1}" if lost > 1 else i, i + lost,
+            )  # fmt: skip
+
+    def _end_pass(self, seen: int, first_pass: bool) -> None:
+        """Count the frames the container lists that the pass never reached."""
+        short = (self.frame_count or 0) - seen
+        if short <= 0:
+            return
+        if self._count_is_exact:
+            self.frames_skipped += short
+            if first_pass:
+                log.warning(
+                    "%s ended after %d of the %d frames it lists: %d not decodable (truncated or corrupt)",
+                    self.path, seen, self.frame_count, short,
+                )  # fmt: skip
+        elif short >= self.fps and first_pass:
+            log.warning(
+                "%s ended %.2f s before the duration its container gives (truncated, or another stream runs "
+                "longer); not counted as lost, as this container's frame count is an estimate",
+                self.path, short / self.fps,
+            )  # fmt: skip
 
     def close(self) -> None:
         """End any iteration in progress and release the file; idempotent."""

@@ -1,9 +1,10 @@
 """The ``edge-sdk`` command line, built on the public API: the parser, made of one module per command, and
 the one place that maps errors to exit codes.
 
-Exit codes: 0 ok, 1 the job failed (a conversion, a parity gate, a download), 2 bad usage or input.
-A live loop (``run audio``, ``run video``) ended by Ctrl-C, SIGTERM or SIGHUP finishes cleanly and exits
-0; 130 is a Ctrl-C anywhere else.
+Exit codes: 0 ok, 1 the job failed (a conversion, a parity gate, a download) or a live loop finished but
+lost input (``run video`` on a file with frames it could not decode: the summary is printed first), 2 bad
+usage or input. A live loop (``run audio``, ``run video``) ended by Ctrl-C, SIGTERM or SIGHUP finishes
+cleanly and exits 0 (1 if it had lost input); 130 is a Ctrl-C anywhere else.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import Any
 
 from edge_sdk.cli import console
 from edge_sdk.cli.summary import print_summary
-from edge_sdk.errors import BadInputError
+from edge_sdk.errors import BadInputError, InputLost
 from edge_sdk.stages import Event
 
 
@@ -25,7 +25,8 @@ def add_parser(
         help="the live video loop on a camera or video file: denoiser, video file, MJPEG preview",
         description="Run a live video loop: camera or file → denoiser → file / MJPEG preview, with a "
         "per-stage latency summary, frames per second, drops and camera reconnects at the end (also on "
-        "Ctrl-C, SIGTERM or SIGHUP, which exit 0).",
+        "Ctrl-C, SIGTERM or SIGHUP, which exit 0). Frames of a file that cannot be decoded are skipped and "
+        "counted (frames_skipped, decode_errors); the run goes on past them and then exits 1.",
     )
     p.add_argument(
         "--source",
@@ -166,4 +167,10 @@ def cmd_run_video(args: argparse.Namespace) -> int:
         raise
     summary = loop.run(max_frames=args.frames, max_seconds=args.seconds)
     print_summary(summary, "frame", args.json)
+    if summary.input_lost:
+        raise InputLost(
+            f"{summary.source}: input lost: {summary.frames_skipped} frames of the file could not be decoded "
+            f"and were skipped ({summary.decode_errors} decode errors mid-file); the other "
+            f"{summary.frames} frames ran"
+        )
     return 0

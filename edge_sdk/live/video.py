@@ -1,6 +1,7 @@
 """The live video loop: frames from a source through the stages in order, then to the sinks (a file
 writer, the MJPEG preview), events out to callbacks and a JSONL log, and the same per-stage latency
-figures as the audio loop, plus frames per second, drops and camera reconnects."""
+figures as the audio loop, plus frames per second, drops, camera reconnects and a video file's frames lost
+to decode errors."""
 
 from __future__ import annotations
 
@@ -36,7 +37,9 @@ class Sink(Protocol):
 class VideoSummary(SummaryText):
     """What a video loop did: the stream, each stage's and sink's figures (latency per frame) and the
     total per frame, frames per second over the run, frames the source dropped because the loop fell
-    behind, camera reconnects, events by kind, how it ended, and notes (such as a codec fallback)."""
+    behind, camera reconnects, input lost (a video file's frames that could not be decoded:
+    ``decode_errors`` failed reads mid-file, ``frames_skipped`` frames never delivered, see
+    :attr:`input_lost`), events by kind, how it ended, and notes (such as a codec fallback)."""
 
     source: str
     width: int
@@ -51,6 +54,8 @@ class VideoSummary(SummaryText):
     total: StageStats
     drops: int = 0
     reconnects: int = 0
+    decode_errors: int = 0
+    frames_skipped: int = 0
     events: dict[str, int] = field(default_factory=dict)
     interrupted: bool = False
     stopped: bool = False
@@ -63,14 +68,25 @@ class VideoSummary(SummaryText):
         """Rows of the per-stage table (``COLUMNS``): stages, then sinks, the total last."""
         return [s.cells() for s in [*self.stages, *self.sinks, self.total]]
 
+    @property
+    def input_lost(self) -> bool:
+        """Whether frames of the input were lost to decode errors, a corrupt region or a truncated file (not
+        drops: those were decoded, or skipped by choice, when the loop fell behind)."""
+        return self.decode_errors > 0 or self.frames_skipped > 0
+
     def headline(self) -> str:
-        """One line: the stream, the rate, how it ended, drops, reconnects and events."""
+        """One line: the stream, the rate, how it ended, drops, reconnects, any input lost, and events."""
         events = ", ".join(f"{k} {v}" for k, v in sorted(self.events.items())) or "none"
+        lost = (
+            f"; input lost: frames skipped {self.frames_skipped}, decode errors {self.decode_errors}"
+            if self.input_lost
+            else ""
+        )
         return (
             f"{self.source}: {self.frames} frames {self.width}x{self.height} "
             f"({self.stream_seconds:.2f} s of video at {self.source_fps:g} fps) in {self.wall_seconds:.2f} s "
-            f"wall, {self.fps:.1f} fps, {self.ending}; drops {self.drops}, reconnects {self.reconnects}; "
-            f"events: {events}"
+            f"wall, {self.fps:.1f} fps, {self.ending}; drops {self.drops}, reconnects {self.reconnects}"
+            f"{lost}; events: {events}"
         )
 
 
@@ -144,6 +160,8 @@ class VideoLoop(LoopBase):
                 total=StageStats.of("total", self._total, stream),
                 drops=int(self._source_attr("drops")),
                 reconnects=int(self._source_attr("reconnects")),
+                decode_errors=int(self._source_attr("decode_errors")),
+                frames_skipped=int(self._source_attr("frames_skipped")),
                 events=dict(self._events),
                 interrupted=self._interrupted,
                 stopped=self._stop.is_set(),

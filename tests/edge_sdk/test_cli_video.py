@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -51,6 +52,7 @@ def test_run_video_writes_a_lossless_copy_and_the_summary(
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert summary["frames"] == 12 and summary["drops"] == 0 and summary["source"] == "clip.avi"
+    assert summary["decode_errors"] == summary["frames_skipped"] == 0
     assert [s["name"] for s in summary["sinks"]] == ["→ writer out.avi"] and summary["total"]["blocks"] == 12
     back = read_video(out)
     assert len(back) == 12 and all(np.array_equal(a, b) for a, b in zip(back, frames, strict=True))
@@ -63,6 +65,36 @@ def test_run_video_table_and_frame_limit() -> None:
     assert "vtest.avi: 5 frames 768x576" in r.stdout and "per stage (latency per frame)" in r.stdout
     r = cli("run", "video", "--source", VTEST, "--seconds", "0.3", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["frames"] == 4
+
+
+def test_run_video_on_a_corrupt_file_runs_past_the_damage_and_exits_1(
+    tmp_path: Path, mjpeg_clip: Any
+) -> None:
+    bad = mjpeg_clip.damaged(tmp_path / "bad.avi", zero=range(10, 13))
+    r = cli("run", "video", "--source", str(bad))
+    assert r.returncode == 1, r.stderr
+    headline = r.stdout.splitlines()[0]
+    assert headline.startswith("bad.avi: 21 frames 192x144") and ", done;" in headline
+    assert "input lost: frames skipped 3, decode errors 3" in headline
+    assert "per stage (latency per frame)" in r.stdout
+    assert "error:" in r.stderr and "3 frames of the file could not be decoded and were skipped" in r.stderr
+    r = cli("run", "video", "--source", str(bad), "--json")
+    assert r.returncode == 1
+    summary = json.loads(r.stdout)
+    assert (summary["frames"], summary["decode_errors"], summary["frames_skipped"]) == (21, 3, 3)
+    # Stopped before the damage: nothing was lost.
+    r = cli("run", "video", "--source", str(bad), "--frames", "8")
+    assert r.returncode == 0, r.stderr
+    assert "input lost" not in r.stdout
+
+
+def test_run_video_on_a_truncated_file_exits_1(tmp_path: Path, mjpeg_clip: Any) -> None:
+    cut = mjpeg_clip.damaged(tmp_path / "cut.avi", cut_before=15)
+    r = cli("run", "video", "--source", str(cut), "--json")
+    assert r.returncode == 1, r.stderr
+    summary = json.loads(r.stdout)
+    assert (summary["frames"], summary["decode_errors"], summary["frames_skipped"]) == (15, 0, 9)
+    assert "ended after 15 of the 24 frames it lists" in r.stderr
 
 
 def test_run_video_with_an_image_model(

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -84,9 +85,26 @@ def test_vtest_through_no_stages() -> None:
     assert (summary.frames, summary.width, summary.height, summary.source_fps) == (795, 768, 576, 10.0)
     assert summary.stream_seconds == pytest.approx(79.5)
     assert summary.fps > 0 and summary.ending == "done" and summary.drops == 0
+    assert summary.decode_errors == summary.frames_skipped == 0 and not summary.input_lost
     text = summary.text()
     assert text.startswith("vtest.avi: 795 frames 768x576") and "total" in text
+    assert "input lost" not in text
     json.dumps(summary.to_dict())
+
+
+def test_a_corrupt_file_runs_past_its_bad_frames_and_the_summary_says_input_was_lost(
+    tmp_path: Path, mjpeg_clip: Any
+) -> None:
+    sink = Collect()
+    summary = VideoLoop(
+        VideoFile(mjpeg_clip.damaged(tmp_path / "bad.avi", zero=range(10, 13))), [], [sink]
+    ).run()
+    assert summary.frames == 21 and [f.index for f in sink.frames][9:11] == [9, 13]
+    assert (summary.decode_errors, summary.frames_skipped, summary.input_lost) == (3, 3, True)
+    assert "; input lost: frames skipped 3, decode errors 3;" in summary.headline()
+    assert summary.stream_seconds == pytest.approx(2.4)  # frame 0 to the end of frame 23
+    figures = summary.to_dict()
+    assert (figures["decode_errors"], figures["frames_skipped"]) == (3, 3)
 
 
 def test_stages_sinks_events_and_raw(tmp_path: Path, write_video: Callable[..., list[np.ndarray]]) -> None:
