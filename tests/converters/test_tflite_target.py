@@ -378,3 +378,35 @@ def test_a_relative_out_directory(tiny_onnx: Path, tmp_path: Path, monkeypatch: 
     (art,) = edge_sdk.convert(tiny_onnx, ["tflite:fp32"], out="rel")
     assert (tmp_path / "rel" / "tiny-tflite-fp32" / "model.tflite").is_file()
     assert art.parity["cosine_similarity"] > 0.9999
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_strided_depthwise_conv_named_like_a_torch_export_converts(
+    onnx_file: Any, make_samples: Any, tmp_path: Path, precision: str
+) -> None:
+    # DeepFilterNet3's encoder in small: a depthwise 1x3 conv with stride 2, its node named as torch's
+    # exporter names nodes. onnx2tf builds it with a tf.Variable its Keras model does not track (named
+    # "/enc/0/Conv/kernel", not a valid SavedModel name), and TensorFlow's converter then fell back, without
+    # a word, to a model with no signature: "the TFLite model has 0 signatures".
+    rng = np.random.default_rng(5)
+    w = numpy_helper.from_array(rng.standard_normal((4, 1, 1, 3)).astype(np.float32), "w")
+    conv = helper.make_node(
+        "Conv", ["x", "w"], ["y"], name="/enc/0/Conv", group=4, kernel_shape=[1, 3], pads=[0, 1, 0, 1],
+        strides=[1, 2],
+    )  # fmt: skip
+    path = onnx_file(
+        "dw.onnx",
+        [conv],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 1, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 1, 8])],
+        [w],
+    )
+    samples = make_samples((1, 4, 1, 16), 8, seed=6)
+    (art,) = edge_sdk.convert(path, f"tflite:{precision}", calibration=samples, out=tmp_path / "out")
+    assert art.parity["passed"] is not False, art.parity
+    session = edge_sdk.load(art.path)
+    ref = edge_sdk.load(path).run(samples[0])["y"]
+    got = session.run(samples[0])["y"]
+    assert got.shape == ref.shape == (1, 4, 1, 8)
+    scale = float(np.abs(ref).max())
+    assert float(np.abs(got - ref).max()) <= (1e-4 if precision == "fp32" else 0.05) * scale

@@ -234,22 +234,67 @@ def to_tflite(
     calibration: list[dict[str, np.ndarray]],
     in_perms: dict[str, list[int]],
     onnx_model: Any,
+    workdir: Path,
 ) -> tuple[bytes, dict[str, Any]]:
     """Convert the Keras model to TFLite at ``precision``; returns the flatbuffer and the settings used."""
-    import tensorflow as tf
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(keras_model)
     names = [t.name for t in keras_model.inputs]
+    conv, by_name = _tflite_converter(keras_model, workdir)
 
-    def representative() -> Iterator[list[np.ndarray]]:
+    def representative() -> Iterator[Any]:
         for sample in calibration:
-            yield [np.ascontiguousarray(sample[n].transpose(in_perms[n])) for n in names]
+            stored = {n: np.ascontiguousarray(sample[n].transpose(in_perms[n])) for n in names}
+            yield stored if by_name else [stored[n] for n in names]
 
     used = converter_settings(conv, precision, io_type, representative, len(calibration))
     try:
         return conv.convert(), used
     except Exception as e:
         raise _converter_error(str(e), onnx_model) from None
+
+
+def _tflite_converter(keras_model: Any, workdir: Path) -> tuple[Any, bool]:
+    """TensorFlow's TFLite converter for onnx2tf's Keras model, and whether its representative dataset is
+    keyed by input name.
+
+    Usually that is ``from_keras_model``. But onnx2tf builds some layers (grouped or 1×k convolutions
+    among them, e.g. DeepFilterNet3's) with ``tf.Variable``s that the Keras model does not track, named
+    after their ONNX nodes ("/erb_conv1/0/Conv/kernel", and a leading "/" is no valid SavedModel name).
+    The Keras model then cannot be saved, and TensorFlow's converter falls back, without a word, to a
+    route that writes a model with no signature. For such a model the variables are frozen into
+    constants and the model is saved here with one named signature, which is what the converter reads.
+    """
+    import tensorflow as tf
+
+    outputs = list(keras_model.output_names)
+    specs = [tf.TensorSpec(t.shape, t.dtype, name=t.name) for t in keras_model.inputs]
+
+    @tf.function(input_signature=specs)
+    def serve(*args: Any) -> tuple[Any, ...]:
+        outs = keras_model(list(args) if len(args) > 1 else args[0], training=False)
+        return tuple(outs) if isinstance(outs, (list, tuple)) else (outs,)
+
+    traced = serve.get_concrete_function()
+    tracked = {id(v) for v in keras_model.variables}
+    untracked = [v.name for v in traced.graph.variables if id(v) not in tracked]
+    if not untracked:
+        return tf.lite.TFLiteConverter.from_keras_model(keras_model), False
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    print(
+        f"onnx2tf's model holds {len(untracked)} variable(s) Keras does not track ({', '.join(untracked[:3])}"
+        f"{', ...' if len(untracked) > 3 else ''}): converting from a frozen SavedModel instead",
+        flush=True,
+    )
+    frozen = convert_variables_to_constants_v2(traced)
+
+    @tf.function(input_signature=specs)
+    def named(*args: Any) -> dict[str, Any]:
+        return dict(zip(outputs, frozen(*args), strict=True))
+
+    saved = workdir / "frozen_saved_model"
+    signature = named.get_concrete_function()
+    tf.saved_model.save(tf.Module(), str(saved), signatures={"serving_default": signature})
+    return tf.lite.TFLiteConverter.from_saved_model(str(saved)), True
 
 
 def converter_settings(

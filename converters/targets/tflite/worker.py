@@ -102,6 +102,7 @@ def run(job: dict[str, Any], workdir: Path) -> dict[str, Any]:
         calibration,
         in_perms,
         onnx.load(str(model_path)),
+        workdir,
     )
     Path(job["output"]).write_bytes(content)
     stage("describe")
