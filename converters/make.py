@@ -7,7 +7,6 @@ import copy
 import datetime as _dt
 import hashlib
 import logging
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from edge_sdk.converters.job import Job, Samples
 from edge_sdk.converters.parity import compare, gate, limits_for
 from edge_sdk.converters.targets import BuildContext, BuildResult, TargetFormat
 from edge_sdk.errors import ConversionError, EdgeSDKError
-from edge_sdk.manifest import Artifact, file_entry, staging_dir, write_manifest
+from edge_sdk.manifest import Artifact, file_entry, owned_tempdir, staging_dir, write_manifest
 from edge_sdk.version import __version__
 
 log = logging.getLogger("edge_sdk.converters")
@@ -78,8 +77,8 @@ def make_all(job: Job, out: Path) -> list[Artifact]:
     targets = job.request.targets
     made: list[Artifact] = []
     errors: dict[str, ConversionError] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        hub_path = Path(tmp) / "hub.onnx"
+    with owned_tempdir("convert") as tmp:
+        hub_path = tmp / "hub.onnx"
         onnx.save(job.hub, str(hub_path))
         for i, (target, precision) in enumerate(targets):
             job.context.report("targets", i, len(targets))

@@ -358,10 +358,16 @@ def remove_stale_partials(directory: Path) -> list[Path]:
     Only names that match the staging pattern exactly are considered, and one whose pid is alive (or
     not a valid pid) is kept: it may be another conversion still writing.
     """
+    return _remove_orphans(directory, _PARTIAL)
+
+
+def _remove_orphans(directory: Path, pattern: re.Pattern[str]) -> list[Path]:
+    """Remove the directories in ``directory`` named by ``pattern`` (its group 1 the owner's pid) whose
+    owner process is gone; return them."""
     removed = []
     with contextlib.suppress(FileNotFoundError):
         for entry in directory.iterdir():
-            match = _PARTIAL.fullmatch(entry.name)
+            match = pattern.fullmatch(entry.name)
             if match is None or not entry.is_dir() or entry.is_symlink():
                 continue
             pid = int(match.group(1))
@@ -371,6 +377,17 @@ def remove_stale_partials(directory: Path) -> list[Path]:
             _log.info("removed %s, left by an interrupted run (process %d is gone)", entry, pid)
             removed.append(entry)
     return removed
+
+
+@contextlib.contextmanager
+def owned_tempdir(kind: str) -> Iterator[Path]:
+    """A working directory ``edge-sdk-KIND-PID-XXXXXXXX`` in the system's temp folder, removed when the
+    block ends. A process killed with SIGKILL runs no cleanup, so the ones such processes left (their pid
+    gone) are removed here first."""
+    root = Path(tempfile.gettempdir())
+    _remove_orphans(root, re.compile(rf"edge-sdk-{re.escape(kind)}-([0-9]+)-[a-z0-9_]{{8}}"))
+    with tempfile.TemporaryDirectory(prefix=f"edge-sdk-{kind}-{os.getpid()}-", dir=root) as tmp:
+        yield Path(tmp)
 
 
 @contextlib.contextmanager

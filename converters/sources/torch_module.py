@@ -8,10 +8,8 @@ import inspect
 import io
 import logging
 import sys
-import tempfile
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +17,7 @@ import numpy as np
 from edge_sdk.converters.graph.onnx_model import load_onnx, onnx_opset
 from edge_sdk.converters.sources import SOURCES, Sample, Source
 from edge_sdk.errors import BadInputError, ConversionError, MissingExtraError
+from edge_sdk.manifest import owned_tempdir
 
 log = logging.getLogger("edge_sdk.converters.torch")
 
@@ -100,8 +99,8 @@ class TorchModuleSource:
             # torch.export specialises a size-1 dim to the constant 1 on some modules (nn.GRU), so the
             # graph is traced with the example repeated to batch 2.
             export_args = tuple(torch.cat([a, a]) if a.ndim and a.shape[0] == 1 else a for a in args)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "model.onnx"
+        with owned_tempdir("export") as tmp:
+            path = tmp / "model.onnx"
             # The exporter prints progress and raises many warnings; keep both out of the user's output.
             noise = io.StringIO()
             torch_log = logging.getLogger("torch.onnx")

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from edge_sdk.manifest import staging_dir
+from edge_sdk.manifest import owned_tempdir, staging_dir
 
 
 def _dead_pid() -> int:
@@ -65,3 +67,39 @@ def test_a_staging_directory_is_named_for_its_writer(tmp_path: Path) -> None:
         with staging_dir(tmp_path / "vad-onnx-fp32") as other:
             (other / "model.onnx").write_bytes(b"model")
         assert stage.is_dir()
+
+
+def test_a_working_directory_left_by_a_killed_run_is_removed_by_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SIGKILL runs no cleanup at all: the killed conversion's folder stays in the temp folder until the
+    # next conversion, which removes it, and only it.
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys\nfrom edge_sdk.manifest import owned_tempdir\n"
+            "with owned_tempdir('tflite') as d:\n    (d / 'model.onnx').write_bytes(b'x')\n"
+            "    print(d, flush=True)\n    sys.stdin.read()",
+        ],
+        env=dict(os.environ, TMPDIR=str(tmp_path)),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    left = Path(holder.stdout.readline().strip())
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    assert left.parent == tmp_path and (left / "model.onnx").exists()
+    live = _partial(tmp_path, f"edge-sdk-tflite-{os.getpid()}-abcd1234")
+    others = [
+        _partial(tmp_path, f"edge-sdk-tflite-q-{holder.pid}-abcd1234"),  # another kind's
+        _partial(tmp_path, f"edge-sdk-tflite-{holder.pid}-abcd12345"),  # random part too long
+        _partial(tmp_path, "edge-sdk-tflite-abcd1234"),  # no pid
+    ]
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with owned_tempdir("tflite") as mine:
+        assert mine.is_dir() and mine.name.startswith(f"edge-sdk-tflite-{os.getpid()}-")
+    assert not left.exists() and not mine.exists()
+    assert live.exists() and all(p.exists() for p in others)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from edge_sdk.converters.quantize.int4 import GROUP_SIZE, INT4_MODE, onnx_int4, 
 from edge_sdk.converters.quantize.int8_weights import INT8_WEIGHTS
 from edge_sdk.converters.targets import TARGETS, BuildContext, BuildResult
 from edge_sdk.errors import BadInputError, ConversionError
+from edge_sdk.manifest import owned_tempdir
 
 log = logging.getLogger("edge_sdk.converters.onnx")
 
@@ -216,13 +216,13 @@ def static_int8(hub: Path, out: Path, ctx: BuildContext) -> dict[str, Any]:
         "calibration_samples": len(ctx.calibration_samples or []),
         "int8_weights": ctx.int8_weights.record(),
     }
-    with tempfile.TemporaryDirectory() as tmp:
+    with owned_tempdir("onnx") as tmp:
         if wanted(ctx, "int8"):
-            pre = _preprocess(hub, Path(tmp), recipe)
-            recipe["accuracy_aware"] = _accuracy_aware(hub, pre, out, ctx, opts, Path(tmp))
+            pre = _preprocess(hub, tmp, recipe)
+            recipe["accuracy_aware"] = _accuracy_aware(hub, pre, out, ctx, opts, tmp)
             recipe["exclude_nodes"] = opts["exclude_nodes"] + recipe["accuracy_aware"]["kept_float"]
         else:
-            _quantize_static(_preprocess(hub, Path(tmp), recipe), out, ctx, opts, quiet=False)
+            _quantize_static(_preprocess(hub, tmp, recipe), out, ctx, opts, quiet=False)
     return recipe
 
 
@@ -290,9 +290,9 @@ def _int8_dynamic(hub: Path, out: Path, ctx: BuildContext) -> dict[str, Any]:
         "activations": "dynamic",
         "int8_weights": ctx.int8_weights.record(),
     }
-    with tempfile.TemporaryDirectory() as tmp:
+    with owned_tempdir("onnx") as tmp:
         q.quantize_dynamic(
-            str(_preprocess(hub, Path(tmp), recipe)),
+            str(_preprocess(hub, tmp, recipe)),
             str(out),
             per_channel=opts["per_channel"],
             weight_type=getattr(q.QuantType, _QTYPES[opts["weight_type"]]),

@@ -17,7 +17,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ from edge_sdk.converters.targets.onnx.target import CALIBRATE_METHOD
 from edge_sdk.converters.targets.tflite import process
 from edge_sdk.converters.targets.tflite.onnx2tflite import StepError
 from edge_sdk.errors import BadInputError, ConversionError
-from edge_sdk.manifest import TensorSpec
+from edge_sdk.manifest import TensorSpec, owned_tempdir
 
 log = logging.getLogger("edge_sdk.converters.tflite")
 
@@ -397,8 +396,7 @@ class TfliteTarget:
         in_specs, out_specs = tensor_specs(hub_model)
         # TensorFlow's int8 quantiser crashes on the While loop of a rolled GRU/LSTM; unrolled it is fine.
         rnn_unroll = precision == "int8" and any(n.op_type in _RNN_OPS for n in hub_model.graph.node)
-        with tempfile.TemporaryDirectory(prefix="edge-sdk-tflite-") as tmp_name:
-            tmp = Path(tmp_name)
+        with owned_tempdir("tflite") as tmp:
             try:
                 model_path, prepared = _prepare(hub, tmp, in_specs)
             except ConversionError as e:
@@ -457,8 +455,7 @@ class TfliteTarget:
         )
 
         plain_ctx = dataclasses.replace(ctx, evaluate=None, accuracy_goal=None)
-        with tempfile.TemporaryDirectory(prefix="edge-sdk-tflite-q-") as tmp_name:
-            tmp = Path(tmp_name)
+        with owned_tempdir("tflite-q") as tmp:
             fp32_dir = tmp / "fp32"
             fp32_dir.mkdir()
             fp32 = self._build(hub, "fp32", fp32_dir, plain_ctx)
@@ -508,8 +505,7 @@ def _build_litert_torch(hub: Path, precision: str, out_dir: Path, ctx: BuildCont
 
     label = f"tflite:{precision}"
     in_specs, out_specs = tensor_specs(onnx.load(str(hub), load_external_data=False))
-    with tempfile.TemporaryDirectory(prefix="edge-sdk-tflite-") as tmp_name:
-        tmp = Path(tmp_name)
+    with owned_tempdir("tflite") as tmp:
         try:
             job, fixed = litert_torch.prepare(
                 ctx.source, in_specs, precision, tmp, (out_dir / MODEL_FILE).resolve()
