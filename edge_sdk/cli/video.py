@@ -130,6 +130,8 @@ def cmd_run_video(args: argparse.Namespace) -> int:
         parse_bind(args.preview)  # a bad address fails before the camera is opened
     if args.preview_token is not None and not args.preview_token:
         raise BadInputError("--preview-token must not be empty")
+    if args.preview_token is not None and args.preview is None:
+        raise BadInputError("--preview-token protects the preview: give --preview ADDRESS with it")
     # The source first: a wrong path or camera fails before any model is loaded or file written.
     source = open_video_source(
         args.source, width=args.width, height=args.height, fps=args.fps, fourcc=args.fourcc,

@@ -265,3 +265,9 @@ def test_devices_video_lists_cameras() -> None:
     assert r.returncode == 0 and "imx708" in r.stdout and "picamera2" in r.stdout
     r = cli("devices", "--video", "--root", str(TREES / "no-camera"))
     assert r.returncode == 0 and "no cameras found" in r.stdout
+
+
+def test_a_preview_token_without_a_preview_is_refused(clip) -> None:
+    path, _ = clip
+    r = cli("run", "video", "--source", str(path), "--preview-token", "secret", "--frames", "1")
+    assert r.returncode == 2 and "--preview-token" in r.stderr and "--preview ADDRESS" in r.stderr
