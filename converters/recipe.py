@@ -181,9 +181,11 @@ def check_value(key: Key, value: Any, where: str = "") -> Any:
         _profile(value, where)
         ok = True
     elif kind in ("source", "path", "str", "function"):
+        if isinstance(value, str) and "\0" in value:  # no file or name can hold one; the OS refuses it
+            raise _fail(where, key, value, "; it holds a NUL character")
         ok = isinstance(value, str) and value != ""
-        if ok and kind == "function" and ":" not in value:
-            ok = False
+        if ok and kind == "function":
+            ok = _is_function_spec(value)
     elif kind in ("float", "nonneg", "ratio"):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         ok = ok and (kind == "float" or value >= 0) and (kind != "ratio" or 0 < value < 1)
@@ -250,6 +252,15 @@ def _target_options(key: Key, table: Mapping[str, Any], where: str) -> dict[str,
     except BadInputError as e:
         raise BadInputError(f"{where}{key.path}: {e}") from None
     return flat
+
+
+def _is_function_spec(spec: str) -> bool:
+    """``file.py:function`` or ``package.module:function``: an importable module name, as importlib would
+    otherwise refuse an empty or relative one with errors of its own."""
+    module, _, func = spec.rpartition(":")
+    return func.isidentifier() and (
+        module.endswith(".py") or all(p.isidentifier() for p in module.split("."))
+    )
 
 
 def _is_number(text: str) -> bool:
@@ -402,6 +413,8 @@ def load_recipe(path: str | Path) -> Recipe:
         data = tomllib.loads(p.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise BadInputError(f"recipe {p}: not valid TOML ({e})") from None
+    except RecursionError:  # the parser recurses once per level of nested arrays and inline tables
+        raise BadInputError(f"recipe {p}: nested too deeply to be a recipe") from None
     return recipe_from_dict(data, f"{p}: ", p.resolve().parent)
 
 

@@ -301,9 +301,26 @@ class _Reader:
                         raise self.fail(
                             f"{here}.{rule}", f"expected lowercase hex 'vvvv:dddd' ids, got {bad}"
                         )
+                if rule == "dev":
+                    bad = [v for v in values if not _is_dev_glob(v)]
+                    if bad:
+                        raise self.fail(
+                            f"{here}.{rule}", f"expected globs of nodes like '/dev/apex_*', got {bad}"
+                        )
                 pairs.append((rule, tuple(values)))
             out.append(tuple(pairs))
         return tuple(out)
+
+
+def _is_dev_glob(pattern: str) -> bool:
+    """A glob that names nodes under /dev and nothing above or beneath it: a recursive ``**`` would walk
+    the whole tree, and pathlib refuses an empty pattern or ``**`` inside a name with errors of its own."""
+    parts = pattern.split("/")
+    return (
+        pattern.startswith("/dev/")
+        and "\0" not in pattern
+        and all(p and p != ".." and "**" not in p for p in parts[2:])
+    )
 
 
 def _cpu_features(r: _Reader) -> tuple[str, ...]:
@@ -434,6 +451,8 @@ def load_profiles(directory: Path | None = None) -> dict[str, Profile]:
                 data = tomllib.loads(f.read_text(encoding="utf-8"))
             except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
                 raise BadInputError(f"{where}: not valid TOML: {e}") from None
+            except RecursionError:  # the parser recurses once per level of nested arrays and tables
+                raise BadInputError(f"{where}: nested too deeply to be a device profile") from None
             profile = parse_profile(data, where, f.name.removesuffix(".toml"))
             # Later directories override earlier ones by name, so a user can replace a shipped profile.
             profiles[profile.name] = profile

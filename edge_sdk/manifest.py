@@ -122,6 +122,20 @@ _SCHEMA: dict[str, tuple[Any, bool]] = {
     "parity": ((dict, type(None)), False),
 }
 
+# Records inside the descriptive tables that loading reads back: the int8 kernel choice reads
+# recipe.int8_weights, the warning about parity measured on another class of CPU reads parity.measured_on.
+# Where present, each is an object whose fields have these types.
+_RECORDS: dict[tuple[str, ...], dict[str, tuple[Any, bool]]] = {
+    ("recipe", "int8_weights"): {"bits": (int, False)},
+    ("parity", "measured_on"): {"cpu": (dict, False)},
+    ("parity", "measured_on", "cpu"): {
+        "arch": (str, False),
+        "model": (str, False),
+        "vendor": (str, False),
+        "features": (list, False),
+    },
+}
+
 
 def _type_name(t: Any) -> str:
     names = {str: "a string", int: "an integer", list: "a list", dict: "an object", type(None): "null"}
@@ -170,6 +184,21 @@ def validate_manifest(data: Any, file: Path) -> None:
         raise BadInputError(f"{file}: 'quantization' must be a table of tensor name → scale and zero point")
     for name, q in quantization.items():
         _check_quantization(q, f"quantization.{name}", file)
+    _check_records(data, file)
+
+
+def _check_records(data: dict[str, Any], file: Path) -> None:
+    """The records of ``_RECORDS`` that are present have their fields' types; a CPU's features are names."""
+    for path, schema in _RECORDS.items():
+        node: Any = data
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        if node is not None:
+            _check_fields(node, schema, ".".join(path), file)
+    cpu = ((data.get("parity") or {}).get("measured_on") or {}).get("cpu") or {}
+    features = cpu.get("features", [])
+    if not all(isinstance(f, str) for f in features):
+        raise BadInputError(f"{file}: 'parity.measured_on.cpu.features' is {features!r:.60}; it lists names")
 
 
 def _check_tensor(spec: dict[str, Any], where: str, file: Path) -> None:

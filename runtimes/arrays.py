@@ -4,7 +4,9 @@ exhaust memory. Pickled (object) arrays are never loaded."""
 
 from __future__ import annotations
 
+import tokenize
 import zipfile
+import zlib
 from pathlib import Path
 from typing import IO
 
@@ -25,8 +27,11 @@ def _check_header(f: IO[bytes], what: str) -> None:
             np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
         )
         shape, _, dtype = read(f)
-    except (ValueError, OSError, EOFError) as e:
+    # numpy parses the header as a Python literal, tokenizing it first when it looks like Python 2's
+    except (ValueError, OSError, EOFError, SyntaxError, tokenize.TokenError) as e:
         raise BadInputError(f"{what} is not a readable .npy array: {e}") from None
+    if any(d < 0 or d >= 2**63 for d in shape):
+        raise BadInputError(f"{what} declares the shape {list(shape)}, which no array has")
     if dtype.hasobject:
         raise BadInputError(
             f"{what} holds Python objects (a pickle), which are never loaded; save a numeric array"
@@ -60,7 +65,8 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
                     _check_header(f, f"{path}:{member}")
         with np.load(path, allow_pickle=False) as arrays:
             return {k: arrays[k] for k in arrays.files}
-    except (zipfile.BadZipFile, ValueError, EOFError) as e:
+    # a damaged deflate stream, a compression method or encryption zipfile does not handle
+    except (zipfile.BadZipFile, ValueError, EOFError, zlib.error, NotImplementedError, RuntimeError) as e:
         raise BadInputError(f"{path} is not a readable .npz file: {e}") from None
     except OSError as e:
         raise BadInputError(f"cannot read {path}: {e.strerror or e}") from None

@@ -161,7 +161,11 @@ class OnnxRuntimeSession(Session):
         selection: Selection,
         artifact: Artifact | None,
     ) -> None:
-        super().__init__(inputs, outputs, selection, artifact)
+        file_tensors = (
+            [{a.name} for a in ort_session.get_inputs()],
+            [{a.name} for a in ort_session.get_outputs()],
+        )
+        super().__init__(inputs, outputs, selection, artifact, file_tensors=file_tensors)
         self._ort = ort_session
 
     def _run(self, feeds: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -83,11 +83,20 @@ class Session:
         outputs: list[TensorSpec],
         selection: Selection,
         artifact: Artifact | None = None,
+        *,
+        file_tensors: tuple[Sequence[Collection[str]], Sequence[Collection[str]]] | None = None,
     ) -> None:
+        """``file_tensors`` is what the model file itself has, (inputs, outputs), each tensor as the names
+        it answers to; a backend gives it so that a manifest which does not match its model file is
+        refused here, once for every backend, instead of failing inside the runtime on every run."""
         self.inputs = inputs
         self.outputs = outputs
         self.selection = selection
         self.artifact = artifact
+        if artifact is not None and file_tensors is not None:
+            where = artifact.model_file
+            check_file_tensors(where, "input", inputs, file_tensors[0], all_required=True)
+            check_file_tensors(where, "output", outputs, file_tensors[1], all_required=False)
         # How the backend computes where that changes the answers (int8 kernels, inference precision),
         # recorded with parity so a later check knows what was measured.
         self.numerics: dict[str, str] = {}
@@ -109,6 +118,11 @@ class Session:
     def run(self, feeds: Mapping[str, Any], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Run the model on ``feeds`` (input name → array) and return output name → array."""
         arrays = check_feeds(self.inputs, feeds)
+        if outputs is not None and (isinstance(outputs, str) or not isinstance(outputs, Sequence)):
+            raise BadInputError(
+                f"outputs= takes a list of output names, got {type(outputs).__name__} {outputs!r:.40}; "
+                f"the model has {self.output_names}"
+            )
         wanted = list(outputs) if outputs is not None else self.output_names
         unknown = [n for n in wanted if n not in self.output_names]
         if unknown:
@@ -150,6 +164,29 @@ def _stored(spec: TensorSpec) -> str:
     return spec.stored_name or spec.name
 
 
+def check_file_tensors(
+    where: Path, kind: str, specs: list[TensorSpec], tensors: Sequence[Collection[str]], *, all_required: bool
+) -> None:
+    """Every tensor the manifest declares is one the model file has, and (``all_required``) every one the
+    file has is declared: a BadInputError names the odd one and lists the file's."""
+    have = ", ".join(sorted(n for names in tensors for n in names)) or "none"
+    declared = {_stored(s) for s in specs}
+    for name in sorted(declared):
+        if not any(name in names for names in tensors):
+            raise BadInputError(
+                f"{where}: the manifest names {kind} '{name}', which the model file does not have (its "
+                f"{kind}s: {have}); the artifact does not match its model file"
+            )
+    if all_required:
+        for names in tensors:
+            if not declared & set(names):
+                raise BadInputError(
+                    f"{where}: the model file takes {kind} '{sorted(names)[0]}', which the manifest does not "
+                    f"declare (its {kind}s: {', '.join(sorted(declared)) or 'none'}); the artifact does not "
+                    f"match its model file"
+                )
+
+
 def check_feeds(specs: list[TensorSpec], feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """Validate ``feeds`` against ``specs``: every name present and known, exact dtype, matching rank and
     fixed dims, and one size per symbolic dim across inputs. Returns contiguous numpy arrays."""
@@ -171,7 +208,10 @@ def check_feeds(specs: list[TensorSpec], feeds: Mapping[str, Any]) -> dict[str, 
     bound: dict[str, tuple[int, str]] = {}
     out: dict[str, np.ndarray] = {}
     for spec in specs:
-        a = np.asarray(feeds[spec.name])
+        try:
+            a = np.asarray(feeds[spec.name])
+        except (ValueError, TypeError) as e:  # ragged nested lists, objects numpy cannot take
+            raise BadInputError(f"input '{spec.name}' is not an array: {e}") from None
         if a.dtype != np.dtype(spec.dtype):
             raise BadInputError(
                 f"input '{spec.name}' has dtype {a.dtype}, expected {spec.dtype} "

@@ -223,13 +223,20 @@ class TfliteSession(Session):
         selection: Selection,
         artifact: Artifact | None,
     ) -> None:
-        super().__init__(inputs, outputs, selection, artifact)
-        self._interp = interp
-        self._lock = threading.Lock()
         signatures = interp.get_signature_list()
         self._runner = interp.get_signature_runner() if len(signatures) == 1 else None
         self._in = {d["name"]: d["index"] for d in interp.get_input_details()}
         self._out = {d["name"]: d["index"] for d in interp.get_output_details()}
+        # _run feeds a signature by its own names, else the tensors by theirs
+        ins, outs = (
+            (self._runner.get_input_details(), self._runner.get_output_details())
+            if self._runner is not None
+            else (self._in, self._out)
+        )
+        file_tensors = ([{n} for n in ins], [{n} for n in outs])
+        super().__init__(inputs, outputs, selection, artifact, file_tensors=file_tensors)
+        self._interp = interp
+        self._lock = threading.Lock()
 
     def _run(self, feeds: dict[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
         with self._lock:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import atexit
 import importlib
+import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -93,6 +95,22 @@ def _tiny_classifier() -> onnx.ModelProto:
     )
 
 
+# Property-based tests (hypothesis, the dev extra): a fixed example count and derandomised generation, so a
+# CI run is reproducible; no deadline, since a loaded machine makes timings meaningless. Explore more with
+# `pytest --hypothesis-profile=deep` (2000 examples per test, still derandomised) or `=explore` (random).
+try:
+    from hypothesis import settings as _hypothesis_settings
+except ImportError:  # pragma: no cover - hypothesis comes with the dev extra; fuzz tests importorskip it
+    pass
+else:
+    _hypothesis_settings.register_profile(
+        "ci", max_examples=100, derandomize=True, deadline=None, database=None
+    )
+    _hypothesis_settings.register_profile("deep", _hypothesis_settings.get_profile("ci"), max_examples=2000)
+    _hypothesis_settings.register_profile("explore", max_examples=2000, deadline=None, database=None)
+    _hypothesis_settings.load_profile("ci")
+
+
 # Conversions are cached (converters/cache.py). Session fixtures convert into one cache for the run, each
 # test into its own empty one, so no test reuses another's work and none writes into the user's cache.
 _SESSION_CACHE = tempfile.mkdtemp(prefix="edge-sdk-test-conversions-")
@@ -148,6 +166,40 @@ def bench_module() -> Callable[..., ModuleType]:
             sys.path.remove(str(BENCH))
 
     return load
+
+
+def _toml_value(value: Any) -> str:
+    """``value`` as TOML: JSON's string escapes are TOML's, None (which TOML lacks) becomes an empty table."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value != value:
+        return "nan"
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return "inf" if value > 0 else "-inf"
+    if isinstance(value, (int, float, str)):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    return "{}"
+
+
+def _toml_text(entries: list[tuple[str, Any]]) -> str:
+    """TOML text of ``KEY = VALUE`` lines; a key is written bare (a dotted path such as
+    ``quantize.max_drop`` then names a nested key) when TOML allows, else quoted."""
+    lines = []
+    for key, value in entries:
+        bare = key and all(part and re.fullmatch(r"[A-Za-z0-9_-]+", part) for part in key.split("."))
+        lines.append(f"{key if bare else json.dumps(key)} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="session")
+def toml_text() -> Callable[[list[tuple[str, Any]]], str]:
+    """``toml_text([(key, value), ...])``: TOML text of those lines (see ``_toml_text``), for tests that
+    generate recipes and profiles."""
+    return _toml_text
 
 
 @pytest.fixture(scope="session")

@@ -128,6 +128,13 @@ def test_python_recipe_maps_to_convert_keywords(project: Path) -> None:
         ({"input": {"fix": {"sr": [1]}}}, ["input.fix", "number, string or boolean"]),
         ({"cache": "yes"}, ["cache", "true or false"]),
         ({"quantize": {"evaluate": "nocolon"}}, ["quantize.evaluate", "file.py:function"]),
+        # importlib's own ValueError (empty module name) and TypeError (relative import) before
+        ({"quantize": {"evaluate": ":f"}}, ["quantize.evaluate", "file.py:function"]),
+        ({"quantize": {"evaluate": ".x:f"}}, ["quantize.evaluate", "file.py:function"]),
+        ({"quantize": {"evaluate": "x.py:"}}, ["quantize.evaluate", "file.py:function"]),
+        # a ValueError out of Path.resolve() before
+        ({"out": "a\x00b"}, ["out", "NUL character"]),
+        ({"quantize": {"evaluate": "a\x00.py:f"}}, ["quantize.evaluate", "NUL character"]),
         ({"quantize": 0.01}, ["quantize", "must be a table", "quantize.max_drop"]),
         ({"sorce": "m.onnx"}, ["sorce", "did you mean 'source'"]),
     ],
@@ -137,6 +144,21 @@ def test_invalid_recipe_names_the_key(doc: dict, needles: list[str]) -> None:
         recipe_from_dict(doc, "edge.toml: ")
     for needle in needles:
         assert needle in str(e.value)
+
+
+def test_paths_resolve_against_the_recipe_folder_and_a_module_spec_stays(tmp_path: Path) -> None:
+    recipe = recipe_from_dict({"out": "arts", "quantize": {"evaluate": "pkg.metrics:score"}}, base=tmp_path)
+    assert recipe.values == {
+        "out": str(tmp_path.resolve() / "arts"),
+        "quantize.evaluate": "pkg.metrics:score",
+    }
+
+
+def test_a_recipe_nested_too_deeply_is_bad_input(tmp_path: Path) -> None:
+    """The TOML parser recursed into a RecursionError."""
+    (tmp_path / "edge.toml").write_text("source = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(edge_sdk.BadInputError, match="nested too deeply"):
+        load_recipe(tmp_path / "edge.toml")
 
 
 def test_invalid_recipe_file_on_the_cli_exits_2(project: Path) -> None:

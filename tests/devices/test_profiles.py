@@ -74,6 +74,12 @@ BAD = [
     (H + "addon = true", "an add-on needs at least one [[match]]"),
     (H + 'arch = "aarch64"', "key 'arch': expected list"),
     ('name = "board"\ndescription = [', "not valid TOML"),
+    # pathlib's ValueError on an empty or a '***' pattern before; '**' would walk the whole tree
+    (H + '[[match]]\ndev = ["/"]', "key 'match[0].dev': expected globs of nodes like '/dev/apex_*'"),
+    (H + '[[match]]\ndev = ["/dev/***"]', "key 'match[0].dev': expected globs"),
+    (H + '[[match]]\ndev = ["/dev/**/x"]', "key 'match[0].dev': expected globs"),
+    (H + '[[match]]\ndev = ["/dev/../etc/*"]', "key 'match[0].dev': expected globs"),
+    (H + "telemetry = " + "[" * 100_000 + "]" * 100_000, "nested too deeply"),  # a RecursionError before
 ]
 
 

@@ -227,6 +227,33 @@ def test_wrong_nested_type(art: Artifact, change: Any, words: list[str]) -> None
         assert word in str(e.value), str(e.value)
 
 
+@pytest.mark.parametrize(
+    ("where", "value", "words"),
+    [
+        (("recipe", "int8_weights"), {"bits": None}, ["'recipe.int8_weights.bits'", "an integer"]),
+        (("recipe", "int8_weights"), "8bit", ["'recipe.int8_weights'", "an object"]),
+        (("parity", "measured_on"), "here", ["'parity.measured_on'", "an object"]),
+        (
+            ("parity", "measured_on"),
+            {"cpu": {"features": 5}},
+            ["'parity.measured_on.cpu.features'", "a list"],
+        ),
+        (("parity", "measured_on"), {"cpu": {"features": [["avx2"]]}}, ["'parity.measured_on.cpu.features'"]),
+    ],
+    ids=["bits-null", "int8-weights-str", "measured-on-str", "features-int", "features-nested"],
+)
+def test_a_record_loading_reads_back_is_checked(
+    art: Artifact, where: tuple[str, str], value: Any, words: list[str]
+) -> None:
+    """Choosing int8 kernels reads recipe.int8_weights and the CPU-class warning reads parity.measured_on:
+    malformed, they were a TypeError or AttributeError out of load() on some CPUs."""
+    _edit(art, lambda d: d.setdefault(where[0], {}).__setitem__(where[1], value))
+    with pytest.raises(edge_sdk.BadInputError) as e:
+        load_artifact(art.path)
+    for word in words:
+        assert word in str(e.value), str(e.value)
+
+
 def test_a_manifest_nested_too_deeply_is_bad_input(art: Artifact) -> None:
     (art.path / "artifact.json").write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(edge_sdk.BadInputError, match="nested too deeply"):

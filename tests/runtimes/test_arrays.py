@@ -62,3 +62,55 @@ def test_data_shorter_than_its_header_is_bad_input(tmp_path: Path) -> None:
     (tmp_path / "t.npy").write_bytes((tmp_path / "t.npy").read_bytes()[:500])
     with pytest.raises(BadInputError, match="not a readable"):
         read_npy(tmp_path / "t.npy")
+
+
+def _header(text: str) -> bytes:
+    """A .npy 1.0 header holding ``text`` as its dict, padded as numpy pads it."""
+    text += " " * ((-(10 + len(text) + 1)) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text.encode()
+
+
+@pytest.mark.parametrize(
+    ("header", "words"),
+    [
+        # a negative dim passed the size check and numpy then tried to allocate exabytes
+        ("{'descr': '<f4', 'fortran_order': True, 'shape': (211, 611, -8996509751200255), }", "no array has"),
+        # a dim of 2**64 with a zero beside it: numpy's OverflowError
+        ("{'descr': '<f4', 'fortran_order': False, 'shape': (18446744073709551616, 0), }", "no array has"),
+        # numpy's SyntaxError from the descr, and tokenize's TokenError from a Python 2 style header
+        ("{'descr': ',', 'fortran_order': True, 'shape': (), }", "not a readable"),
+        ("{'descr': '<f4', 'fortran_order': False, 'shape': ((3, 4), }", "not a readable"),
+    ],
+    ids=["negative-dim", "dim-2**64", "descr-syntax", "unbalanced"],
+)
+def test_a_header_no_array_can_have_is_bad_input(tmp_path: Path, header: str, words: str) -> None:
+    (tmp_path / "h.npy").write_bytes(_header(header) + bytes(16))
+    with zipfile.ZipFile(tmp_path / "h.npz", "w") as z:
+        z.write(tmp_path / "h.npy", "h.npy")
+    with pytest.raises(BadInputError, match=words):
+        read_npy(tmp_path / "h.npy")
+    with pytest.raises(BadInputError, match=words):
+        read_npz(tmp_path / "h.npz")
+
+
+def test_a_damaged_compressed_npz_is_bad_input(tmp_path: Path) -> None:
+    """zlib's error, and zipfile's NotImplementedError for an unknown compression method, escaped before."""
+    np.savez_compressed(tmp_path / "c.npz", x=np.arange(1000, dtype=np.float32))
+    raw = bytearray((tmp_path / "c.npz").read_bytes())
+    with zipfile.ZipFile(tmp_path / "c.npz") as z:
+        info = z.infolist()[0]
+    # the compressed stream begins after the local header: 30 bytes, then its name and extra field
+    local = info.header_offset
+    name, extra = (int.from_bytes(raw[local + i : local + i + 2], "little") for i in (26, 28))
+    start = local + 30 + name + extra
+    damaged = raw[: start + 8] + bytes([0x07, 0x06, 0x00, 0x00, 0x03]) + raw[start + 13 :]
+    (tmp_path / "deflate.npz").write_bytes(damaged)
+    with pytest.raises(BadInputError, match="not a readable .npz"):
+        read_npz(tmp_path / "deflate.npz")
+    method = bytearray(raw)
+    method[info.header_offset + 8 : info.header_offset + 10] = (99).to_bytes(2, "little")  # local header
+    central = raw.rfind(b"PK\x01\x02")
+    method[central + 10 : central + 12] = (99).to_bytes(2, "little")  # central directory
+    (tmp_path / "method.npz").write_bytes(bytes(method))
+    with pytest.raises(BadInputError, match="not a readable .npz"):
+        read_npz(tmp_path / "method.npz")

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import edge_sdk
@@ -88,3 +89,65 @@ def test_standard_op_without_a_kernel_for_its_type(erf_double_onnx: Path) -> Non
 def test_no_backend_for_the_format(tiny_artifacts: dict[str, Any]) -> None:
     with pytest.raises(edge_sdk.BadInputError, match="unknown backend 'no-such-backend'"):
         edge_sdk.load(tiny_artifacts["fp32"].path, backend="no-such-backend")
+
+
+# -- a manifest that does not match its model file -------------------------------------------------
+
+
+def _renamed(copy_artifact: Any, artifact: Any, change: Any) -> Path:
+    directory = copy_artifact(artifact)
+    manifest = json.loads((directory / "artifact.json").read_text())
+    change(manifest)
+    (directory / "artifact.json").write_text(json.dumps(manifest))
+    return directory
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (
+            lambda m: m["inputs"][0].update(name="image"),
+            ["the manifest names input 'image'", "its inputs: x", "does not match its model file"],
+        ),
+        (
+            lambda m: m["inputs"][0].update(stored_name="input_1"),
+            ["the manifest names input 'input_1'", "its inputs: x"],
+        ),
+        (lambda m: m["inputs"].clear(), ["the model file takes input 'x'", "does not declare"]),
+        (
+            lambda m: m["outputs"][0].update(name="probs"),
+            ["the manifest names output 'probs'", "its outputs: logits"],
+        ),
+    ],
+    ids=["input-renamed", "stored-name", "input-missing", "output-renamed"],
+)
+def test_a_manifest_naming_tensors_its_model_lacks_is_refused_at_load(
+    tiny_artifacts: dict[str, Any], copy_artifact: Any, change: Any, words: list[str]
+) -> None:
+    """Before, load() took it and every run failed inside onnxruntime (RunFailed, exit 1)."""
+    directory = _renamed(copy_artifact, tiny_artifacts["fp32"], change)
+    with pytest.raises(edge_sdk.BadInputError) as e:
+        edge_sdk.load(directory)
+    for word in words:
+        assert word in str(e.value), str(e.value)
+    assert str(directory / "model.onnx") in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("feeds", "outputs", "words"),
+    [
+        ({"x": [[1.0, 2.0], [3.0]]}, None, ["input 'x' is not an array", "inhomogeneous"]),
+        ({"x": "X"}, 5, ["outputs= takes a list of output names", "int 5"]),
+        ({"x": "X"}, "logits", ["outputs= takes a list of output names", "str 'logits'"]),
+    ],
+    ids=["ragged", "outputs-int", "outputs-str"],
+)
+def test_run_refuses_what_is_not_an_array_or_a_list_of_names(
+    tiny_artifacts: dict[str, Any], tiny_x: np.ndarray, feeds: dict, outputs: Any, words: list[str]
+) -> None:
+    """A ragged list was numpy's ValueError and a non-list outputs= a TypeError out of run()."""
+    session = edge_sdk.load(tiny_artifacts["fp32"].path)
+    with pytest.raises(edge_sdk.BadInputError) as e:
+        session.run({k: tiny_x if v == "X" else v for k, v in feeds.items()}, outputs)
+    for word in words:
+        assert word in str(e.value), str(e.value)
