@@ -259,8 +259,8 @@ def load(
     asked = [c for c in record if not c.reason.startswith("not asked for")]
     lines = "\n".join(f"  {c.backend}/{c.accelerator}: {c.reason}" for c in asked)
     what = ", ".join(m.label for m in models)
-    if refused and all(refused):  # every backend that could run it said the name means nothing to it
-        raise BadInputError(f"no backend knows accelerator '{accelerator}' for {what}:\n{lines}")
+    if refused and all(refused):  # every backend that could run it refused: the name, or the model itself
+        raise BadInputError(f"no backend could open {what} on accelerator '{accelerator}':\n{lines}")
     raise DeviceError(
         f"nothing here can run {what} on device '{device_name}' ({_asked(wanted) or 'auto'}):\n{lines}"
     )

@@ -126,11 +126,14 @@ def test_a_manifest_naming_tensors_its_model_lacks_is_refused_at_load(
 ) -> None:
     """Before, load() took it and every run failed inside onnxruntime (RunFailed, exit 1)."""
     directory = _renamed(copy_artifact, tiny_artifacts["fp32"], change)
-    with pytest.raises(edge_sdk.BadInputError) as e:
-        edge_sdk.load(directory)
-    for word in words:
-        assert word in str(e.value), str(e.value)
-    assert str(directory / "model.onnx") in str(e.value)
+    for accelerator in ("auto", "cpu"):
+        with pytest.raises(edge_sdk.BadInputError) as e:
+            edge_sdk.load(directory, accelerator=accelerator)
+        for word in words:
+            assert word in str(e.value), str(e.value)
+        assert str(directory / "model.onnx") in str(e.value)
+        # with an accelerator named, the model is still what is blamed, not the accelerator's name
+        assert "no backend knows" not in str(e.value)
 
 
 @pytest.mark.parametrize(
