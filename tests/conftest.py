@@ -599,3 +599,10 @@ def mjpeg_clip(tmp_path_factory: pytest.TempPathFactory) -> MjpegClip:
     :class:`MjpegClip`)."""
     pytest.importorskip("cv2", reason="needs the camera extra")
     return MjpegClip(tmp_path_factory.mktemp("mjpeg") / "clip.avi")
+
+
+@pytest.fixture(scope="session")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder for property-based tests to make their own per-example folders in: hypothesis runs many
+    examples inside one test call, so the function-scoped ``tmp_path`` would be shared by all of them."""
+    return tmp_path_factory.mktemp("scratch")

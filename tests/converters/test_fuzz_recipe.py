@@ -64,11 +64,6 @@ def _exercise(path: Path) -> None:
         pass
 
 
-@pytest.fixture(scope="module")
-def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("fuzz-recipe")
-
-
 def _write(scratch: Path, text: str | bytes) -> Path:
     directory = Path(tempfile.mkdtemp(dir=scratch))
     path = directory / "edge.toml"

@@ -75,11 +75,6 @@ PROFILE = st.fixed_dictionaries(
 )
 
 
-@pytest.fixture(scope="module")
-def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("fuzz-profiles")
-
-
 def _exercise(scratch: Path, text: bytes) -> None:
     """Load a directory holding the one file ``board.toml`` and detect the recorded board with it."""
     directory = Path(tempfile.mkdtemp(dir=scratch))

@@ -49,11 +49,6 @@ def _extensible(channels: int, rate: int, bits: int, tag: int, frames: bytes) ->
     return b"RIFF" + struct.pack("<I", len(body) + len(frames)) + body + frames
 
 
-@pytest.fixture(scope="module")
-def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("fuzz-wav")
-
-
 def _exercise(scratch: Path, raw: bytes) -> None:
     """Read the bytes as a WAV file, and replay them as a source at 16 kHz (resampling from any rate)."""
     path = Path(tempfile.mkdtemp(dir=scratch)) / "clip.wav"

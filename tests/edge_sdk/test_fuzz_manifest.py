@@ -122,11 +122,6 @@ def session(artifacts: dict[str, Path]) -> edge_sdk.Session:
     return edge_sdk.load(artifacts["fp32"])
 
 
-@pytest.fixture(scope="module")
-def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("fuzz-scratch")
-
-
 @contextlib.contextmanager
 def _copy(artifact: Path, scratch: Path) -> Iterator[Path]:
     """A copy of ``artifact`` to mutate, removed afterwards."""

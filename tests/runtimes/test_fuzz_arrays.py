@@ -46,11 +46,6 @@ def _header(descr: Any, shape: Any, fortran: Any) -> bytes:
     return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text.encode("latin1", "replace")
 
 
-@pytest.fixture(scope="module")
-def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("fuzz-arrays")
-
-
 def _exercise(scratch: Path, member: bytes) -> None:
     """Read the bytes as an .npy file, and as the one member of an .npz file."""
     directory = Path(tempfile.mkdtemp(dir=scratch))
