@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_sdk import integrity
 from edge_sdk.errors import BadInputError
 from edge_sdk.manifest import Artifact, TensorSpec, inside, load_artifact, staging_dir
 from edge_sdk.version import __version__
@@ -146,7 +147,8 @@ def lookup_artifact(key: str) -> Path | None:
     try:
         load_artifact(entry, verify=True)
     except Exception as e:  # a damaged entry is rebuilt, never used
-        log.warning("cache entry %s is damaged (%s); converting again", entry, e)
+        log.warning("cache entry %s is damaged (%s); removing it and converting again", entry, e)
+        _drop(entry)  # else the entry stays, and the conversion made instead is never stored
         return None
     return entry
 
@@ -198,6 +200,8 @@ def store_build(key: str, stage: Path, result: Any) -> None:
             shutil.copy2(inside(stage, name), inside(tmp, name))
         record = {
             "files": result.files,
+            # checked on reuse: a build whose bytes changed is built again, never run
+            "sha256": integrity.hashes(tmp, result.files),
             "recipe": result.recipe,
             "quantization": result.quantization,
             "versions": result.versions,
@@ -210,21 +214,35 @@ def store_build(key: str, stage: Path, result: Any) -> None:
 
 
 def reuse_build(key: str, stage: Path) -> Any | None:
-    """Copy a cached build into ``stage`` and return its ``BuildResult``; None if not cached."""
+    """Copy a cached build into ``stage`` and return its ``BuildResult``; None if not cached, or if the
+    entry is damaged (a file missing or changed since it was stored, or a record without the files'
+    sha256): that entry is then removed, with a warning, so the build made instead replaces it."""
     from edge_sdk.converters.targets import BuildResult
 
     entry = builds_dir() / key
     record_file = entry / BUILD_RECORD
     if not record_file.is_file():
         return None
+    copied: list[Path] = []
     try:
         record = json.loads(record_file.read_text())
+        recorded = record.get("sha256")
+        if not isinstance(recorded, dict) or set(recorded) != set(record["files"]):
+            raise ValueError("it records no sha256 of its files (an older edge-sdk stored it)")
         for name in record["files"]:
             source, target = inside(entry, name), inside(stage, name)
             target.parent.mkdir(parents=True, exist_ok=True)
+            copied.append(target)
             shutil.copy2(source, target)
-    except (OSError, ValueError, KeyError, BadInputError) as e:
-        log.warning("cached build %s is damaged (%s); building again", entry, e)
+        # the copies are what the artifact is made of, so they are what is checked
+        why = integrity.mismatch(stage, recorded)
+        if why is not None:
+            raise ValueError(why)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, BadInputError) as e:
+        log.warning("cached build %s is damaged (%s); removing it and building again", entry, e)
+        for target in copied:
+            target.unlink(missing_ok=True)
+        drop_build(key)
         return None
 
     def specs(items: list[dict[str, Any]] | None) -> list[TensorSpec] | None:
@@ -238,6 +256,23 @@ def reuse_build(key: str, stage: Path) -> Any | None:
         inputs=specs(record["inputs"]),
         outputs=specs(record["outputs"]),
     )
+
+
+def drop_build(key: str) -> None:
+    """Remove the cached build ``key`` (damaged, or its model collapsed), so the next build replaces it."""
+    _drop(builds_dir() / key)
+
+
+def _drop(entry: Path) -> None:
+    # Renamed aside first: a reader never sees half an entry, and a writer can store a new one at once.
+    if not entry.exists():
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{entry.name[:16]}.", suffix=".dropped", dir=entry.parent))
+    try:
+        os.replace(entry, aside / "entry")
+    except OSError as e:  # a racing reader removed it first
+        log.debug("cache entry %s not removed: %s", entry, e)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def calibration_ranges_file(model: Path, samples: list[dict[str, np.ndarray]], method: str) -> Path:

@@ -7,6 +7,7 @@ import copy
 import datetime as _dt
 import hashlib
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import onnx
 
 from edge_sdk.converters import cache as _cache
 from edge_sdk.converters.job import Job, Samples
-from edge_sdk.converters.parity import compare, gate, limits_for
+from edge_sdk.converters.parity import ParityCollapsed, compare, gate, limits_for
 from edge_sdk.converters.targets import BuildContext, BuildResult, TargetFormat
 from edge_sdk.errors import ConversionError, EdgeSDKError
 from edge_sdk.manifest import Artifact, file_entry, owned_tempdir, staging_dir, write_manifest
@@ -113,21 +114,81 @@ def _make(job: Job, target: TargetFormat, precision: str, hub_path: Path, out: P
             return _cache.reuse_artifact(entry, final)
     expected = job.reference()  # before anything is written: a source that does not run is the user's error
     with staging_dir(final) as stage:
-        result = _cache.reuse_build(build_key, stage) if build_key and job.request.cache else None
-        if result is not None:
-            log.info("%s: reused the cached build %s", art_name, build_key)
-        else:
-            result = target.build(hub_path, precision, stage, ctx)
-            if build_key:
-                _cache.store_build(build_key, stage, result)
-        artifact = _manifest(job, target, precision, art_name, stage, result)
-        write_manifest(artifact, stage)
-        _check_parity(job, artifact, stage, expected, ctx)
-        write_manifest(artifact, stage)
+        artifact = _staged(job, target, precision, art_name, hub_path, stage, ctx, build_key, expected)
     artifact.path = final
     if artifact_key:
         _cache.store_artifact(artifact_key, final)
     return artifact
+
+
+def _staged(
+    job: Job,
+    target: TargetFormat,
+    precision: str,
+    art_name: str,
+    hub_path: Path,
+    stage: Path,
+    ctx: BuildContext,
+    build_key: str | None,
+    expected: Samples,
+) -> Artifact:
+    """The artifact made in ``stage`` from the cached build (``cache.reuse_build`` checks its files) or a
+    new one, checked against the source. A cached build whose outputs collapse is built again once, with
+    a warning; a new one that collapses fails. Either way it leaves the cache."""
+    result = _cache.reuse_build(build_key, stage) if build_key and job.request.cache else None
+    reused = result is not None
+    if result is not None:
+        log.info("%s: reused the cached build %s", art_name, build_key)
+    else:
+        result = _build(target, precision, hub_path, stage, ctx, build_key)
+    while True:
+        try:
+            return _checked(job, target, precision, art_name, stage, result, expected, ctx)
+        except ParityCollapsed as e:
+            if build_key:
+                _cache.drop_build(build_key)
+            if not reused:
+                raise
+            log.warning("%s: the cached build %s collapsed (%s); building it again", art_name, build_key, e)
+            _empty(stage)
+            result, reused = _build(target, precision, hub_path, stage, ctx, build_key), False
+
+
+def _build(
+    target: TargetFormat, precision: str, hub_path: Path, stage: Path, ctx: BuildContext, key: str | None
+) -> BuildResult:
+    """Build ``target`` at ``precision`` into ``stage``, and keep the build in the cache under ``key``."""
+    result = target.build(hub_path, precision, stage, ctx)
+    if key:
+        _cache.store_build(key, stage, result)
+    return result
+
+
+def _checked(
+    job: Job,
+    target: TargetFormat,
+    precision: str,
+    art_name: str,
+    stage: Path,
+    result: BuildResult,
+    expected: Samples,
+    ctx: BuildContext,
+) -> Artifact:
+    """The staged build described in a manifest, its parity measured and gated (``parity.gate``)."""
+    artifact = _manifest(job, target, precision, art_name, stage, result)
+    write_manifest(artifact, stage)
+    _check_parity(job, artifact, stage, expected, ctx)
+    write_manifest(artifact, stage)
+    return artifact
+
+
+def _empty(folder: Path) -> None:
+    """Remove everything in ``folder``, leaving it in place."""
+    for p in folder.iterdir():
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
 
 
 def _manifest(

@@ -27,6 +27,43 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.multiply(a, b).sum() / (na * nb))
 
 
+# When a converted output no longer follows the source at all, whatever the user's gates: its values are
+# not finite; or it points away from the source's (cosine under COLLAPSED_COSINE); or its scale (root mean
+# square) is off by more than SCALE_FACTOR either way; or it is one constant where the source's values
+# spread over more than CONSTANT_SPREAD of their scale. Legitimate conversions stay far from all of them
+# (bench/parity_floor.py measures it): the lowest cosine of any format and precision is 0.86 (silero-vad
+# onnx:int8-dynamic, docs/conversion-matrix.md), a cosine of 0.86 bounds the error's scale to 0.6 of the
+# source's, and an 8-bit output cannot round a spread of 5% of its range (13 of its steps) to one value.
+# Damaged weights land far outside (seen: cosine 0.000; flipped float weights: values 300× too large).
+COLLAPSED_COSINE = 0.3
+SCALE_FACTOR = 4.0
+CONSTANT_SPREAD = 0.05
+
+
+def _rms(a: np.ndarray) -> float:
+    return float(np.sqrt(np.square(a).mean())) if a.size else 0.0
+
+
+def _collapse(ref: np.ndarray, got: np.ndarray, cosine: float) -> str | None:
+    """Why the candidate output ``got`` (flattened, float64) has collapsed against ``ref``; None if not."""
+    bad = ~np.isfinite(got) & np.isfinite(ref)
+    if bad.any():
+        return f"{int(bad.sum())} of {got.size} values are NaN or infinite"
+    finite = np.isfinite(ref)
+    ref, got = ref[finite], got[finite]
+    scale = float(np.abs(ref).max()) if ref.size else 0.0
+    if scale == 0.0:  # an all-zero reference has no direction or scale to follow
+        return None
+    if cosine < COLLAPSED_COSINE:
+        return f"cosine similarity {cosine:.3f} with the source's values (below {COLLAPSED_COSINE})"
+    ratio = _rms(got) / _rms(ref)
+    if not 1 / SCALE_FACTOR <= ratio <= SCALE_FACTOR:
+        return f"its values are {ratio:.3g}× the size of the source's (root mean square)"
+    if np.ptp(got) == 0.0 and np.ptp(ref) > CONSTANT_SPREAD * scale:
+        return f"every value is {got[0]:.4g} where the source's range from {ref.min():.4g} to {ref.max():.4g}"
+    return None
+
+
 def compare(reference: list[Outputs], candidate: list[Outputs], inputs: str) -> dict[str, Any]:
     """Per-output and overall max/mean absolute error, cosine similarity and (for class-score outputs)
     top-1 agreement, over all samples. ``inputs`` says where the samples came from."""
@@ -43,12 +80,14 @@ def compare(reference: list[Outputs], candidate: list[Outputs], inputs: str) -> 
         flat_r = np.concatenate([r.astype(np.float64).ravel() for r in ref])
         flat_g = np.concatenate([g.astype(np.float64).ravel() for g in got])
         err = np.abs(flat_r - flat_g)
+        cosine = _cosine(flat_r, flat_g)
         entry: dict[str, Any] = {
             "max_abs_error": float(err.max()) if err.size else 0.0,
             "mean_abs_error": float(err.mean()) if err.size else 0.0,
-            "cosine_similarity": _cosine(flat_r, flat_g),
+            "cosine_similarity": cosine,
             "reference_max_abs": float(np.abs(flat_r).max()) if flat_r.size else 0.0,
             "top1_agreement": None,
+            "collapsed": _collapse(flat_r, flat_g, cosine),
         }
         if all(_is_class_scores(r) for r in ref):
             top_r = np.concatenate([r.argmax(axis=1) for r in ref])
@@ -67,9 +106,30 @@ def compare(reference: list[Outputs], candidate: list[Outputs], inputs: str) -> 
     }
 
 
+class ParityCollapsed(ConversionError):
+    """The converted model's outputs no longer follow the source at all (see ``COLLAPSED_COSINE``): a
+    failure whatever the gates, since no precision explains it; a damaged build or a broken converter
+    does."""
+
+
+def collapsed(report: dict[str, Any]) -> list[str]:
+    """One line per output of ``report`` that collapsed, saying how (empty when none did)."""
+    return [f"output '{n}': {e['collapsed']}" for n, e in report["outputs"].items() if e.get("collapsed")]
+
+
 def gate(report: dict[str, Any], max_error: float | None, what: str) -> None:
-    """Record the limit in ``report`` and raise ConversionError, with the figures, when it is missed."""
+    """Record the limit in ``report`` and raise ConversionError, with the figures, when it is missed;
+    ``ParityCollapsed`` when an output collapsed, with or without a limit."""
     report["max_error_limit"] = max_error
+    broken = collapsed(report)
+    if broken:
+        report["passed"] = False
+        raise ParityCollapsed(
+            f"{what}: parity check failed: the converted model's outputs no longer follow the source "
+            f"({'; '.join(broken)}; over {report['samples']} samples of {report['inputs']} inputs). "
+            f"No precision explains this: the model files are damaged or the converter broke it; "
+            f"convert again with --no-cache, or report the model"
+        )
     report["passed"] = max_error is None or report["max_abs_error"] <= max_error
     if not report["passed"]:
         worst = max(report["outputs"].items(), key=lambda kv: kv[1]["max_abs_error"])
@@ -104,8 +164,9 @@ def limits_for(report: dict[str, Any], max_error: float | None) -> dict[str, dic
 
 
 def outside(report: dict[str, Any], limits: dict[str, dict[str, float]]) -> list[str]:
-    """What in ``report`` misses ``limits``, one line per figure (empty when everything holds)."""
-    missed = []
+    """What in ``report`` misses ``limits``, one line per figure (empty when everything holds); an output
+    that collapsed misses them whatever they are."""
+    missed = collapsed(report)
     for name, limit in limits.items():
         e = report["outputs"][name]
         if e["max_abs_error"] > limit["max_abs_error"]:

@@ -14,7 +14,6 @@ import logging
 import math
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnx
 
+from edge_sdk import integrity
 from edge_sdk.audio.features import HOP, N_FFT, StreamingSTFT, istft, log_power, stft
 from edge_sdk.errors import BadInputError
 from edge_sdk.manifest import sha256_file
@@ -204,7 +204,8 @@ def denoise_array(stage: Stage, audio: np.ndarray, *, block_size: int | None = N
 
 def streaming_model(path: str | os.PathLike[str], cache: str | os.PathLike[str]) -> Path:
     """``path`` itself when it is not an ONNX file or already carries its state; else its streaming form
-    (make_streaming), written once into ``cache`` under a name keyed by the source's sha256."""
+    (make_streaming), written once into ``cache`` under a name keyed by the source's sha256, with its own
+    sha256 beside it: a copy that no longer matches is made again, with a warning, instead of run."""
     from edge_sdk.converters.graph.onnx_model import load_onnx
     from edge_sdk.converters.graph.streaming import make_streaming
 
@@ -212,22 +213,13 @@ def streaming_model(path: str | os.PathLike[str], cache: str | os.PathLike[str])
     if src.suffix != ".onnx":  # an artifact or another format: taken as made, states found by name
         return src
     dest = Path(cache) / f"{src.stem}.streaming-v{_STREAMING_VERSION}-{sha256_file(src)[:16]}.onnx"
-    if dest.is_file():
+    if integrity.reusable(dest, "streaming model"):
         return dest
     model = load_onnx(src)
     if any(_STATE_IN.match(i.name) for i in model.graph.input):
         return src
     streaming = make_streaming(model)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    # a temp file beside it, then a rename: a reader never sees half a model, and two writers don't mix
-    fd, tmp = tempfile.mkstemp(prefix=".streaming-", suffix=".onnx", dir=dest.parent)
-    os.close(fd)
-    try:
-        onnx.save(streaming, tmp)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    integrity.write_checked(dest, lambda tmp: onnx.save(streaming, str(tmp)))
     log.info("streaming form of %s written to %s", src, dest)
     return dest
 

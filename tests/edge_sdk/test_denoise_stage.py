@@ -4,6 +4,7 @@ works as soon as its file exists."""
 
 from __future__ import annotations
 
+import logging
 from importlib import resources
 from pathlib import Path
 
@@ -252,6 +253,31 @@ def test_a_model_without_state_io_is_made_streaming_once(tmp_path: Path) -> None
     before = made.stat().st_mtime_ns
     make("denoise", "tiny", model=path, cache_dir=tmp_path / "cache")
     assert made.stat().st_mtime_ns == before
+
+
+def test_a_scrambled_streaming_model_is_made_again_with_a_warning(
+    tmp_path: Path, noisy_speech: tuple[np.ndarray, np.ndarray], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The streaming copy is kept by name; one whose weights changed since it was written would run with
+    no error and other audio, so its sha256 is checked at every load and a mismatch makes it again."""
+    path = _tiny_standin(tmp_path / "plain.onnx", streaming=False)
+    cache = tmp_path / "cache"
+    x = noisy_speech[0][16000:24000]
+    clean = denoise_array(make("denoise", "tiny", model=path, cache_dir=cache), x)
+    (made,) = (cache / "streaming").glob("plain.streaming-*.onnx")
+    good = made.read_bytes()
+    model = onnx.load(str(made))
+    head = next(t for t in model.graph.initializer if t.name == "head")
+    head.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(head)[::-1], "head"))
+    onnx.save(model, str(made))
+    scrambled = denoise_array(Denoiser(edge_sdk.load(made, threads=1)), x)
+    assert not np.allclose(scrambled, clean, atol=1e-3)  # what ran, unwarned, before the check
+    with caplog.at_level(logging.WARNING, logger="edge_sdk"):
+        again = denoise_array(make("denoise", "tiny", model=path, cache_dir=cache), x)
+    (warned,) = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
+    assert str(made) in warned and "making it again" in warned
+    assert made.read_bytes() == good
+    assert np.array_equal(again, clean)
 
 
 def test_tiny_runs_its_shipped_model_or_says_the_file_is_missing() -> None:

@@ -4,13 +4,13 @@ made with onnxruntime's own quantisation tools so the result runs well on onnxru
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edge_sdk import integrity
 from edge_sdk.converters.options import Conflict, Option, declare
 from edge_sdk.converters.quantize.accuracy_aware import wanted
 from edge_sdk.converters.quantize.int4 import GROUP_SIZE, INT4_MODE, onnx_int4, size_ratio
@@ -167,20 +167,17 @@ def _quantize_static(
     if ranges is None:
         run(None)
         return
-    if ranges.is_file():
+    if integrity.reusable(ranges, "int8: calibration cache"):
         try:
             run(ranges)
             log.info("int8: activation ranges read from the calibration cache %s", ranges)
             return
-        except (ValueError, KeyError, OSError) as e:  # a damaged or foreign file: calibrate again
+        except (ValueError, KeyError, OSError) as e:  # a foreign file: calibrate again
             log.warning("int8: calibration cache %s unusable (%s); calibrating again", ranges, e)
             ranges.unlink(missing_ok=True)
     # onnxruntime writes the ranges in place: calibrate into a temporary name and move it over when whole,
     # so a crash never leaves a half file that a later run would load.
-    partial = ranges.with_suffix(f".{os.getpid()}.partial")
-    run(partial)
-    if partial.is_file():
-        os.replace(partial, ranges)
+    integrity.write_checked(ranges, run)
 
 
 def activation_ranges(hub: Path, ctx: BuildContext, tmp: Path) -> tuple[Path, dict[str, tuple[float, float]]]:
@@ -199,7 +196,7 @@ def activation_ranges(hub: Path, ctx: BuildContext, tmp: Path) -> tuple[Path, di
     # with the cache off the ranges still go through a file: it is how onnxruntime hands them out
     samples = ctx.calibration_samples or []
     ranges = calibration_ranges_file(pre, samples, method) if ctx.cache else tmp / "ranges.json"
-    if not ranges.is_file():
+    if not integrity.reusable(ranges, "int8: calibration cache"):
         _quantize_static(pre, tmp / "calibrated.onnx", ctx, opts, quiet=False, ranges=ranges)
     data = load_tensors_data(ranges).data
     return pre, {k: (float(np.min(v.lowest)), float(np.max(v.highest))) for k, v in data.items()}
