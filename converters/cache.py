@@ -164,12 +164,15 @@ def reuse_artifact(entry: Path, final: Path) -> ReusedArtifact:
     return ReusedArtifact(**fields, reused_from=str(entry))
 
 
-def _store(directory: Path, key: str, fill: Any) -> None:
-    """Write a cache entry: ``fill(tmp)`` fills a temp dir that is then renamed to ``directory/key``."""
+def _store(directory: Path, key: str, fill: Any, replace: bool) -> None:
+    """Write a cache entry: ``fill(tmp)`` fills a temp dir that is then renamed to ``directory/key``. An
+    entry already there is kept, unless ``replace`` (a ``cache=False`` run refreshes what it built)."""
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / key
     if final.exists():
-        return
+        if not replace:
+            return
+        _drop(final)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key[:16]}.", suffix=".partial", dir=directory))
     try:
         fill(tmp)
@@ -182,17 +185,20 @@ def _store(directory: Path, key: str, fill: Any) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def store_artifact(key: str, artifact_dir: Path) -> None:
-    """Keep a copy of a finished artifact under ``key``."""
-    _store(conversions_dir(), key, lambda tmp: shutil.copytree(artifact_dir, tmp, dirs_exist_ok=True))
+def store_artifact(key: str, artifact_dir: Path, replace: bool = False) -> None:
+    """Keep a copy of a finished artifact under ``key`` (``replace``: in place of one already there)."""
+    _store(
+        conversions_dir(), key, lambda tmp: shutil.copytree(artifact_dir, tmp, dirs_exist_ok=True), replace
+    )
 
 
 def _spec_dicts(specs: list[TensorSpec] | None) -> list[dict[str, Any]] | None:
     return None if specs is None else [dataclasses.asdict(s) for s in specs]
 
 
-def store_build(key: str, stage: Path, result: Any) -> None:
-    """Keep what ``target.build`` wrote into ``stage`` and its ``BuildResult`` under ``key``."""
+def store_build(key: str, stage: Path, result: Any, replace: bool = False) -> None:
+    """Keep what ``target.build`` wrote into ``stage`` and its ``BuildResult`` under ``key``
+    (``replace``: in place of one already there)."""
 
     def fill(tmp: Path) -> None:
         for name in result.files:
@@ -210,7 +216,7 @@ def store_build(key: str, stage: Path, result: Any) -> None:
         }
         (tmp / BUILD_RECORD).write_text(json.dumps(record, indent=1, default=str))
 
-    _store(builds_dir(), key, fill)
+    _store(builds_dir(), key, fill, replace)
 
 
 def reuse_build(key: str, stage: Path) -> Any | None:

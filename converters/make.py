@@ -117,7 +117,7 @@ def _make(job: Job, target: TargetFormat, precision: str, hub_path: Path, out: P
         artifact = _staged(job, target, precision, art_name, hub_path, stage, ctx, build_key, expected)
     artifact.path = final
     if artifact_key:
-        _cache.store_artifact(artifact_key, final)
+        _cache.store_artifact(artifact_key, final, replace=not job.request.cache)
     return artifact
 
 
@@ -140,7 +140,7 @@ def _staged(
     if result is not None:
         log.info("%s: reused the cached build %s", art_name, build_key)
     else:
-        result = _build(target, precision, hub_path, stage, ctx, build_key)
+        result = _build(target, precision, hub_path, stage, ctx, build_key, refresh=not job.request.cache)
     while True:
         try:
             return _checked(job, target, precision, art_name, stage, result, expected, ctx)
@@ -155,12 +155,19 @@ def _staged(
 
 
 def _build(
-    target: TargetFormat, precision: str, hub_path: Path, stage: Path, ctx: BuildContext, key: str | None
+    target: TargetFormat,
+    precision: str,
+    hub_path: Path,
+    stage: Path,
+    ctx: BuildContext,
+    key: str | None,
+    refresh: bool = False,
 ) -> BuildResult:
-    """Build ``target`` at ``precision`` into ``stage``, and keep the build in the cache under ``key``."""
+    """Build ``target`` at ``precision`` into ``stage``, and keep the build in the cache under ``key``
+    (``refresh``: replacing the one there)."""
     result = target.build(hub_path, precision, stage, ctx)
     if key:
-        _cache.store_build(key, stage, result)
+        _cache.store_build(key, stage, result, replace=refresh)
     return result
 
 

@@ -55,15 +55,20 @@ def _recorded(path: Path) -> str | None:
 
 
 def reusable(path: Path, what: str) -> bool:
-    """Whether ``path`` is there and matches the sha256 recorded beside it. One that is there but has no
-    record or another sha256 is removed, with a warning that ``what`` is made again."""
+    """Whether ``path`` is there and matches the sha256 recorded beside it. One with another sha256 is
+    removed with a warning that ``what`` is made again; one with no record is removed with a note."""
     if not path.is_file():
         return False
     expected = _recorded(path)
-    why = mismatch(path.parent, {path.name: expected}) if expected else "no sha256 is recorded beside it"
-    if why is None:
-        return True
-    log.warning("%s %s is damaged (%s); making it again", what, path, why)
+    if expected is None:
+        # An edge-sdk before these records made it (or the record was lost): not known to be damaged,
+        # only unproven, so it is made again without alarming anyone.
+        log.info("%s %s has no sha256 recorded beside it; making it again", what, path)
+    else:
+        why = mismatch(path.parent, {path.name: expected})
+        if why is None:
+            return True
+        log.warning("%s %s is damaged (%s); making it again", what, path, why)
     for p in (path, sidecar(path)):
         p.unlink(missing_ok=True)
     return False

@@ -70,6 +70,22 @@ def test_cache_false_refreshes_the_cache(tiny_onnx: Path, tiny_calibration: list
     assert (again.path / "model.onnx").read_bytes() == (built.path / "model.onnx").read_bytes()
 
 
+def test_cache_false_replaces_the_entries_already_there(
+    tiny_onnx: Path, tiny_calibration: list, tmp_path: Path
+) -> None:
+    """A cache=False run stores what it built in place of what the cache held, artifact and build."""
+    _convert(tiny_onnx, "onnx:int8", tmp_path / "a", tiny_calibration)
+    entries = [*conversions_dir().iterdir(), *builds_dir().iterdir()]
+    assert len(entries) == 2
+    for entry in entries:
+        (entry / "left-by-the-old-entry").write_text("x")
+    _convert(tiny_onnx, "onnx:int8", tmp_path / "b", tiny_calibration, cache=False)
+    assert sorted(p.name for p in [*conversions_dir().iterdir(), *builds_dir().iterdir()]) == sorted(
+        e.name for e in entries
+    )
+    assert not any((e / "left-by-the-old-entry").exists() for e in entries)
+
+
 def test_changed_option_or_source_gets_a_new_key(
     tiny_onnx: Path, tiny_calibration: list, tmp_path: Path
 ) -> None:
