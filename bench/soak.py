@@ -46,8 +46,8 @@ if str(ROOT) not in sys.path:
 from edge_sdk import zoo  # noqa: E402
 from edge_sdk.cli import console  # noqa: E402
 from edge_sdk.errors import BadInputError  # noqa: E402
+from edge_sdk.integrity import atomic_write  # noqa: E402
 from edge_sdk.stages.base import Block, Frame, Stage  # noqa: E402
-from edge_sdk.train.kws import atomic_write  # noqa: E402
 
 PROC = Path("/proc/self")
 AUDIO_CLIP = "commands-demo.wav"

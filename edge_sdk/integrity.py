@@ -1,6 +1,7 @@
-"""Files edge-sdk derives once and reuses by name (a cached build, a model's streaming form, calibrated
-activation ranges): their sha256 is recorded when they are written and checked whenever they are reused,
-so a damaged copy is made again, with a warning, instead of being run.
+"""Files written whole or not at all (``atomic_write``), and files edge-sdk derives once and reuses by
+name (a cached build, a model's streaming form, calibrated activation ranges): their sha256 is recorded
+when they are written and checked whenever they are reused, so a damaged copy is made again, with a
+warning, instead of being run.
 
 A lone file's sha256 is kept beside it in ``NAME.sha256`` (``sha256sum`` format, so ``sha256sum -c``
 reads it too); a cache entry of several files records them in its own record (``hashes`` and
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -21,6 +23,15 @@ from edge_sdk.manifest import inside, sha256_file
 log = logging.getLogger("edge_sdk.integrity")
 
 SIDECAR_SUFFIX = ".sha256"
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+    os.replace(tmp, path)
 
 
 def hashes(directory: Path, names: Iterable[str]) -> dict[str, str]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 
 from edge_sdk.audio.features import KwsFeatureConfig, kws_features
 from edge_sdk.errors import BadInputError, MissingExtraError
+from edge_sdk.integrity import atomic_write
 from edge_sdk.stages import make as make_stage
 from edge_sdk.stages.kws import softmax
 from edge_sdk.train import kws_data
@@ -197,15 +197,6 @@ def suggest_thresholds(
             "false_accept": float((neg >= chosen).mean()) if len(neg) else float("nan"),
         }
     return out
-
-
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
 
 
 def export_onnx(

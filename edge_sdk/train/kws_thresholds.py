@@ -110,7 +110,7 @@ def write_thresholds(
     atomically."""
     import onnx
 
-    from edge_sdk.train.kws import atomic_write
+    from edge_sdk.integrity import atomic_write
 
     m = onnx.load(str(model))
     kept = [(p.key, p.value) for p in m.metadata_props if p.key != META_THRESHOLDS]

@@ -39,7 +39,7 @@ def product_modules() -> dict[str, Path]:
 
 def test_the_package_root_holds_only_the_ground_floor_and_the_public_face() -> None:
     root = sorted(p.stem for p in (REPO / "edge_sdk").glob("*.py"))
-    assert root == ["__init__", "errors", "manifest", "moved", "registry", "version"]
+    assert root == ["__init__", "errors", "integrity", "manifest", "moved", "registry", "version"]
 
 
 @pytest.mark.parametrize("old", sorted(MOVED))
