@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_sdk.errors import BadInputError
+from edge_sdk.manifest import MAX_NESTING, nesting_depth
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -410,7 +411,10 @@ def load_recipe(path: str | Path) -> Recipe:
     if not p.is_file():
         raise BadInputError(f"recipe {p}: no such file")
     try:
-        data = tomllib.loads(p.read_text())
+        text = p.read_text()
+        if nesting_depth(text, toml=True) > MAX_NESTING:
+            raise RecursionError
+        data = tomllib.loads(text)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise BadInputError(f"recipe {p}: not valid TOML ({e})") from None
     except RecursionError:  # the parser recurses once per level of nested arrays and inline tables

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge_sdk.devices.backends import BACKENDS
 from edge_sdk.errors import BadInputError
+from edge_sdk.manifest import MAX_NESTING, nesting_depth
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -448,7 +449,10 @@ def load_profiles(directory: Path | None = None) -> dict[str, Profile]:
         for f in _profile_files(d):
             where = str(f)
             try:
-                data = tomllib.loads(f.read_text(encoding="utf-8"))
+                text = f.read_text(encoding="utf-8")
+                if nesting_depth(text, toml=True) > MAX_NESTING:
+                    raise RecursionError
+                data = tomllib.loads(text)
             except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
                 raise BadInputError(f"{where}: not valid TOML: {e}") from None
             except RecursionError:  # the parser recurses once per level of nested arrays and tables

@@ -288,20 +288,32 @@ def _known(cls: Any, fields: dict[str, Any]) -> Any:
     return cls(**{k: v for k, v in fields.items() if k in cls.__dataclass_fields__})
 
 
-# A manifest nests a few levels; JSON nested far deeper is refused before parsing, since the parser's
-# recursion can overrun the C stack where a library has raised Python's recursion limit.
+# A manifest, a recipe or a profile nests a few levels; text nested far deeper is refused before parsing,
+# since the parsers' recursion (and repr's, in an error message) can overrun the C stack where a library
+# has raised Python's recursion limit.
 MAX_NESTING = 64
 
 
-def _nesting(text: str) -> int:
-    """How deeply ``text``'s JSON arrays and objects nest (brackets inside strings do not count)."""
+def nesting_depth(text: str, *, toml: bool = False) -> int:
+    """How deeply ``text``'s JSON (or, with ``toml``, TOML) arrays and objects or tables nest; brackets in
+    strings, and in TOML comments, do not count. TOML's literal '...' strings have no escapes."""
     depth = deepest = 0
-    in_string = escaped = False
+    quote = ""
+    escaped = comment = False
     for c in text:
-        if in_string:
-            escaped, in_string = (False, True) if escaped else (c == "\\", c != '"')
-        elif c == '"':
-            in_string = True
+        if comment:
+            comment = c != "\n"
+        elif quote:
+            if escaped:
+                escaped = False
+            elif c == "\\" and quote == '"':
+                escaped = True
+            elif c == quote:
+                quote = ""
+        elif c == '"' or (toml and c == "'"):
+            quote = c
+        elif toml and c == "#":
+            comment = True
         elif c in "[{":
             depth += 1
             deepest = max(deepest, depth)
@@ -321,7 +333,7 @@ def load_artifact(path: str | os.PathLike[str], *, verify: bool = True) -> Artif
         raise BadInputError(f"{p}: not an artifact (no {MANIFEST_NAME})")
     try:
         text = manifest.read_text()
-        if _nesting(text) > MAX_NESTING:
+        if nesting_depth(text) > MAX_NESTING:
             raise BadInputError(f"{manifest}: nested too deeply to be a manifest")
         data = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
