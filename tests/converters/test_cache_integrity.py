@@ -248,3 +248,24 @@ def test_what_legitimate_precisions_do_is_not_collapse() -> None:
     assert _report(np.zeros(8), rng.standard_normal(8) * 1e-3)["outputs"]["y"]["collapsed"] is None
     nan_ref = np.where(ref > 2, np.nan, ref)
     assert _report(nan_ref, nan_ref)["outputs"]["y"]["collapsed"] is None
+
+
+def test_on_random_inputs_only_scale_and_finite_values_judge_collapse() -> None:
+    """Far from the data a model was made for, a quantised recurrent model may point elsewhere (Silero VAD
+    int8-dynamic: cosine 0.23 on random normal inputs); its scale and finite values still must hold."""
+    from edge_sdk.converters.parity import compare
+
+    rng = np.random.default_rng(2)
+    ref = np.abs(rng.standard_normal((8, 1)))  # probabilities of 8 unrelated random inputs
+    elsewhere = np.roll(ref, 1)  # same scale, another direction
+    figures = compare([{"p": ref}], [{"p": elsewhere}], "random normal")
+    assert (
+        figures["outputs"]["p"]["cosine_similarity"] < 0.99 and figures["outputs"]["p"]["collapsed"] is None
+    )
+    assert compare([{"p": ref}], [{"p": -ref}], "calibration")["outputs"]["p"]["collapsed"]
+    assert (
+        compare([{"p": ref}], [{"p": -ref}], "random normal, free dims 16")["outputs"]["p"]["collapsed"]
+        is None
+    )
+    for damage in (ref * 300, np.where(ref > 0.5, np.inf, ref)):
+        assert compare([{"p": ref}], [{"p": damage}], "random normal")["outputs"]["p"]["collapsed"]

@@ -26,6 +26,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import wave
 from collections.abc import Callable
@@ -83,7 +85,7 @@ class Case:
     marks: tuple[pytest.MarkDecorator, ...] = ()
     extra: tuple[str, ...] = ()  # appended flags that bound the work (see the module docstring)
     env: str = ""  # "alsa": ALSA with the file-backed microphones; "models": the pulled model cache
-    until_event: bool = False  # runs until Ctrl-C: interrupted once events.jsonl has an event
+    until_event: bool = False  # from a microphone that talks, until Ctrl-C once events.jsonl has an event
     needs: tuple[str, ...] = field(default_factory=tuple)  # README lines whose output this one uses
 
 
@@ -154,7 +156,6 @@ CASES: dict[str, Case] = {
     "edge-sdk devices --audio": Case(env="alsa", check=_contains("usb_headset"), marks=(AUDIO,)),
     "edge-sdk run audio --source mic --denoise tiny --vad silero --record out.wav "
     "--events events.jsonl": Case(
-        env="alsa",
         until_event=True,
         check=_all(_wav_has_audio("out.wav"), _events_have("speech")),
         marks=(AUDIO, NETWORK),
@@ -174,9 +175,7 @@ CASES: dict[str, Case] = {
         exit=2, check=_contains("speech_commands_v0.02", "no such dataset folder")
     ),
     "edge-sdk run audio --source mic --denoise tiny --vad silero --kws zoo:commands "
-    "--events events.jsonl": Case(
-        env="alsa", until_event=True, check=_events_have("speech"), marks=(AUDIO, NETWORK)
-    ),
+    "--events events.jsonl": Case(until_event=True, check=_events_have("speech"), marks=(AUDIO, NETWORK)),
     "edge-sdk run audio --source talk.wav --kws my-kws/model.onnx --kws-threshold 0.8": Case(
         needs=(TRAIN_KWS,), check=_contains("talk.wav")
     ),
@@ -270,6 +269,62 @@ def model_cache() -> Path:
     return cache
 
 
+class TalkingMicrophone:
+    """ALSA's default input reading from a FIFO that a thread fills with the bundled speech, over and over,
+    at the rate it was recorded: a microphone someone talks into.
+
+    The file-backed devices of tests/devices/alsa deliver as fast as they are asked, so a loop slower than
+    them (any loop, on a loaded machine) loses the speech to overruns and may never hear a word; a FIFO
+    written at speech's own rate cannot run ahead of the loop."""
+
+    def __init__(self, directory: Path) -> None:
+        from edge_sdk.demo.formats import read_wav
+
+        speech = read_wav(REPO / "edge_sdk" / "samples" / "librivox-sense-and-sensibility.wav")
+        self.samples = np.round(np.clip(speech, -1, 1 - 2**-15) * 32768).astype("<i2").tobytes()
+        self.fifo = directory / "mic.raw"
+        os.mkfifo(self.fifo)
+        conf = directory / "talking.conf"
+        conf.write_text(
+            f'pcm.!default {{\n type file\n slave.pcm "null"\n file "/dev/null"\n infile "{self.fifo}"\n'
+            ' format "raw"\n}\n'
+        )
+        self.alsa_config = f"/usr/share/alsa/alsa.conf:{conf}"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._talk, daemon=True)
+
+    def _talk(self) -> None:
+        chunk, rate = 640, 32000  # 20 ms of 16 kHz int16
+        while not self._stop.is_set():
+            try:
+                # open() waits for a reader; PortAudio opens the device more than once (probing, then
+                # capturing), and each reader that closes ends this writer's pipe.
+                with open(self.fifo, "wb") as pipe:
+                    t0, sent = time.monotonic(), 0
+                    while not self._stop.is_set():
+                        for i in range(0, len(self.samples), chunk):
+                            pipe.write(self.samples[i : i + chunk])
+                            pipe.flush()
+                            sent += chunk
+                            ahead = sent / rate - (time.monotonic() - t0)
+                            if ahead > 0.1:  # paces the data, as a talker does; nothing is timed
+                                time.sleep(ahead - 0.1)
+                            if self._stop.is_set():
+                                break
+            except BrokenPipeError:
+                continue
+
+    def __enter__(self) -> TalkingMicrophone:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        # A writer still waiting in open() for a reader is released by one that opens and closes.
+        os.close(os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK))
+        self._thread.join(timeout=60)
+
+
 def _run(command: str, case: Case, cwd: Path, env: dict[str, str]) -> Result:
     argv = [EXE, *shlex.split(command)[1:], *case.extra]
     if not case.until_event:
@@ -277,6 +332,12 @@ def _run(command: str, case: Case, cwd: Path, env: dict[str, str]) -> Result:
         return Result(r.returncode, r.stdout, r.stderr, cwd)
     events = cwd / "events.jsonl"
     events.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory() as tmp, TalkingMicrophone(Path(tmp)) as mic:
+        env = dict(env, ALSA_CONFIG_PATH=mic.alsa_config)
+        return _until_event(argv, cwd, env, events)
+
+
+def _until_event(argv: list[str], cwd: Path, env: dict[str, str], events: Path) -> Result:
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # Waits for an event, not for a time: the loop runs until interrupted, as on a real microphone.
