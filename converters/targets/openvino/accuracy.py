@@ -10,7 +10,6 @@ layers it reverted, so they are read off the result: weighted layers whose input
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from edge_sdk.converters.quantize.accuracy_aware import Outcome, evaluate_session
@@ -27,7 +26,7 @@ def _session(compiled: Any, inputs: list[TensorSpec], outputs: list[TensorSpec])
     wrapped = Compiled(compiled, "CPU", "f32", "LATENCY", 0)
     selection = Selection("openvino", "CPU")
     selection.add("openvino", "CPU", "taken", "NNCF accuracy-control candidate")
-    return OpenVinoSession(wrapped, inputs, outputs, selection, None, Path("nncf-candidate"))
+    return OpenVinoSession(wrapped, inputs, outputs, selection, None)
 
 
 def float_layers(model: Any) -> list[str]:
