@@ -29,7 +29,8 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 # When a converted output no longer follows the source at all, whatever the user's gates: its values are
 # not finite; or it points away from the source's (cosine under COLLAPSED_COSINE); or its scale (root mean
-# square) is off by more than SCALE_FACTOR either way; or it is one constant where the source's values
+# square) is off by more than SCALE_FACTOR either way while its direction strays too (cosine under
+# SCALE_COSINE); or it is one constant where the source's values
 # spread over more than CONSTANT_SPREAD of their scale. Legitimate conversions stay far from all of them
 # (bench/parity_floor.py measures it): the lowest cosine of any format and precision is 0.86 (silero-vad
 # onnx:int8-dynamic, docs/conversion-matrix.md), a cosine of 0.86 bounds the error's scale to 0.6 of the
@@ -40,6 +41,10 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 # speech), so there only the scale, the finite values and a constant output are judged.
 COLLAPSED_COSINE = 0.3
 SCALE_FACTOR = 4.0
+# A scale alone is no sign: an output near zero (a VAD's speech probability over silence, 0.002) may come
+# out of an int8 model 18 times larger (0.04), pointing the same way; the scale counts when the direction
+# strays as well (flipped weights: 300 times larger at cosine 0.43).
+SCALE_COSINE = 0.9
 CONSTANT_SPREAD = 0.05
 
 
@@ -60,7 +65,7 @@ def _collapse(ref: np.ndarray, got: np.ndarray, cosine: float, random_inputs: bo
     if cosine < COLLAPSED_COSINE and not random_inputs:
         return f"cosine similarity {cosine:.3f} with the source's values (below {COLLAPSED_COSINE})"
     ratio = _rms(got) / _rms(ref)
-    if not 1 / SCALE_FACTOR <= ratio <= SCALE_FACTOR:
+    if not 1 / SCALE_FACTOR <= ratio <= SCALE_FACTOR and cosine < SCALE_COSINE:
         return f"its values are {ratio:.3g}× the size of the source's (root mean square)"
     if np.ptp(got) == 0.0 and np.ptp(ref) > CONSTANT_SPREAD * scale:
         return f"every value is {got[0]:.4g} where the source's range from {ref.min():.4g} to {ref.max():.4g}"

@@ -146,11 +146,16 @@ def test_damaged_activation_ranges_are_calibrated_again(
 
 
 def _beyond_fp16(path: Path) -> Path:
-    """y = x · 1e6 · 1e-6: 1e6 is past float16's largest value, so the fp16 converter clamps it to 65504
-    and the fp16 model's outputs come out 15 times too small."""
+    """y = x · 1e6 + x · (-999e3) = 1000 x: both factors are past float16's largest value, so the fp16
+    converter clamps them to ±65504 and the fp16 model's outputs are all zero where the source's vary."""
     f = helper.make_tensor_value_info
-    consts = [numpy_helper.from_array(np.array(v, np.float32), n) for n, v in (("big", 1e6), ("small", 1e-6))]
-    nodes = [helper.make_node("Mul", ["x", "big"], ["a"]), helper.make_node("Mul", ["a", "small"], ["y"])]
+    values = (("big", 1e6), ("neg", -999e3))
+    consts = [numpy_helper.from_array(np.array(v, np.float32), n) for n, v in values]
+    nodes = [
+        helper.make_node("Mul", ["x", "big"], ["a"]),
+        helper.make_node("Mul", ["x", "neg"], ["b"]),
+        helper.make_node("Add", ["a", "b"], ["y"]),
+    ]
     graph = helper.make_graph(
         nodes, "g", [f("x", TensorProto.FLOAT, [1, 64])], [f("y", TensorProto.FLOAT, [1, 64])], consts
     )
@@ -160,9 +165,7 @@ def _beyond_fp16(path: Path) -> Path:
 
 def test_a_collapsed_parity_fails_whatever_the_gate(tmp_path: Path) -> None:
     model = _beyond_fp16(tmp_path / "beyond.onnx")
-    with pytest.raises(
-        ParityCollapsed, match=r"output 'y': its values are 0\.0\d+× the size of the source's"
-    ):
+    with pytest.raises(ParityCollapsed, match=r"output 'y': its values are 0× the size of the source's"):
         edge_sdk.convert(model, "onnx:fp16", out=tmp_path / "o", max_error=1e30)
     assert not (tmp_path / "o" / "beyond-onnx-fp16").exists()
     assert [p for p in builds_dir().iterdir() if not p.name.startswith(".")] == []  # not kept either
@@ -187,7 +190,7 @@ def test_the_cli_exits_non_zero_on_a_collapsed_parity_with_the_reason(tmp_path: 
         [*args, "onnx:fp16"], capture_output=True, text=True, timeout=300, env=dict(os.environ)
     )
     assert r.returncode == 1
-    assert "no longer follow the source" in r.stderr and "the size of the source's" in r.stderr
+    assert "no longer follow the source" in r.stderr and "0× the size of the source's" in r.stderr
 
 
 def test_the_cli_says_a_damaged_build_was_built_again(tiny_onnx: Path, tmp_path: Path) -> None:
@@ -214,8 +217,8 @@ def _report(ref: np.ndarray, got: np.ndarray) -> dict[str, Any]:
         (lambda r: np.where(r > 1.5, np.nan, r), "values are NaN or infinite"),
         (lambda r: np.random.default_rng(1).standard_normal(r.shape), "cosine similarity"),
         (lambda r: -r, "cosine similarity -1.000"),
-        (lambda r: r * 300, "300× the size"),
-        (lambda r: r / 10, "0.1× the size"),
+        (lambda r: r * 300 + 300 * np.random.default_rng(2).standard_normal(r.shape), "× the size"),
+        (lambda r: r / 10 + 0.1 * np.random.default_rng(3).standard_normal(r.shape), "× the size"),
         (lambda r: np.full_like(r, float(np.abs(r).mean())), "every value is"),
     ],
 )
@@ -237,6 +240,7 @@ def test_what_legitimate_precisions_do_is_not_collapse() -> None:
     ref = rng.standard_normal((4, 256))
     step = np.ptp(ref) / 255
     candidates = [
+        ref * 18,  # an output near zero (a VAD over silence) that int8 makes larger, pointing the same way
         np.round(ref / step) * step,
         ref.astype(np.float16).astype(np.float64),
         ref + 0.59 * rng.standard_normal(ref.shape),  # cosine about 0.86
@@ -267,5 +271,5 @@ def test_on_random_inputs_only_scale_and_finite_values_judge_collapse() -> None:
         compare([{"p": ref}], [{"p": -ref}], "random normal, free dims 16")["outputs"]["p"]["collapsed"]
         is None
     )
-    for damage in (ref * 300, np.where(ref > 0.5, np.inf, ref)):
+    for damage in (elsewhere * 300, np.where(ref > 0.5, np.inf, ref)):
         assert compare([{"p": ref}], [{"p": damage}], "random normal")["outputs"]["p"]["collapsed"]
