@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -606,3 +607,46 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder for property-based tests to make their own per-example folders in: hypothesis runs many
     examples inside one test call, so the function-scoped ``tmp_path`` would be shared by all of them."""
     return tmp_path_factory.mktemp("scratch")
+
+
+def _signal_at_first_event(
+    argv: list[str], events: Path, signum: int = 2, **popen: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` until ``events`` (its JSONL event log) holds a line, then send it ``signum`` (SIGINT by
+    default) and wait for it to end. It starts with that signal's default disposition: a shell starts
+    background jobs with SIGINT ignored, a run under nohup ignores SIGHUP, and an ignored signal stays
+    ignored across exec, whoever runs the suite."""
+    import signal
+    import time
+
+    default = (
+        f"import os, signal, sys; signal.signal({int(signum)}, signal.SIG_DFL); "
+        "os.execv(sys.argv[1], sys.argv[1:])"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", default, *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+    try:
+        # Waits for an event, not for a time; the deadline only guards the suite against a hang.
+        deadline = time.monotonic() + 900
+        while proc.poll() is None and not (events.exists() and events.read_text().strip()):
+            assert time.monotonic() < deadline, "no event from the live loop"
+            time.sleep(0.05)
+        proc.send_signal(signal.Signals(signum))
+        out, err = proc.communicate(timeout=900)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+@pytest.fixture(scope="session")
+def signal_at_first_event() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``signal_at_first_event(argv, events, signum=SIGINT, **popen)``: a live-loop command run until its
+    event log holds a line, then sent ``signum``; its CompletedProcess."""
+    return _signal_at_first_event

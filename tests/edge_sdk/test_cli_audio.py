@@ -8,10 +8,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import wave
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,28 +123,15 @@ def test_run_audio_with_a_denoiser(denoiser: str, speech_wav: Path, tmp_path: Pa
         assert w.getnframes() == summary["blocks"] * 320
 
 
-def test_ctrl_c_prints_the_summary(speech_wav: Path, tmp_path: Path) -> None:
+def test_ctrl_c_prints_the_summary(
+    speech_wav: Path, tmp_path: Path, signal_at_first_event: Callable[..., Any]
+) -> None:
     events = tmp_path / "ev.jsonl"
-    # A shell starts background jobs with SIGINT ignored, and an ignored SIGINT stays ignored across exec:
-    # the command starts with the default disposition, as from a terminal, whoever runs the suite.
-    with_sigint = (
-        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
-        "os.execv(sys.argv[1], sys.argv[1:])"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", with_sigint, EXE, "run", "audio", "--source", str(speech_wav),
-         "--vad", "energy", "--realtime", "--events", str(events)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while not (events.exists() and events.read_text()) and time.monotonic() < deadline:
-            time.sleep(0.05)  # the first speech_start comes ~1.5 s into the file, in real time
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 0, err
+    # the first speech_start comes ~1.5 s into the file, in real time
+    argv = [EXE, "run", "audio", "--source", str(speech_wav), "--vad", "energy", "--realtime"]
+    r = signal_at_first_event([*argv, "--events", str(events)], events)
+    out, err = r.stdout, r.stderr
+    assert r.returncode == 0, err
     assert "interrupted" in out and "per stage" in out
     logged = read_events(events)
     assert [e["event"] for e in logged] == ["speech_start", "speech_segment"]  # closed by the flush
@@ -151,28 +139,19 @@ def test_ctrl_c_prints_the_summary(speech_wav: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
-def test_a_stop_signal_ends_the_run_as_ctrl_c_does(signum: int, speech_wav: Path, tmp_path: Path) -> None:
+def test_a_stop_signal_ends_the_run_as_ctrl_c_does(
+    signum: int, speech_wav: Path, tmp_path: Path, signal_at_first_event: Callable[..., Any]
+) -> None:
     # systemd and `docker stop` send SIGTERM, a closing terminal SIGHUP: the recording must be whole.
     rec, events = tmp_path / "rec.wav", tmp_path / "ev.jsonl"
-    # The command starts with the signal's default disposition (a suite run under nohup ignores SIGHUP).
-    with_default = (
-        f"import os, signal, sys; signal.signal({int(signum)}, signal.SIG_DFL); "
-        "os.execv(sys.argv[1], sys.argv[1:])"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", with_default, EXE, "run", "audio", "--source", str(speech_wav),
-         "--vad", "energy", "--realtime", "--record", str(rec), "--events", str(events), "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    r = signal_at_first_event(
+        [EXE, "run", "audio", "--source", str(speech_wav), "--vad", "energy", "--realtime",
+         "--record", str(rec), "--events", str(events), "--json"],
+        events,
+        signum,
     )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while not (events.exists() and events.read_text()) and time.monotonic() < deadline:
-            time.sleep(0.05)  # the first speech_start comes ~1.5 s into the file, in real time
-        proc.send_signal(signum)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 0, err  # as after Ctrl-C
+    out = r.stdout
+    assert r.returncode == 0, r.stderr  # as after Ctrl-C
     summary = json.loads(out)
     assert summary["interrupted"] and 0 < summary["audio_seconds"] < 14
     lines = events.read_text().splitlines()

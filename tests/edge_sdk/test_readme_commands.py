@@ -23,7 +23,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -325,7 +324,7 @@ class TalkingMicrophone:
         self._thread.join(timeout=60)
 
 
-def _run(command: str, case: Case, cwd: Path, env: dict[str, str]) -> Result:
+def _run(command: str, case: Case, cwd: Path, env: dict[str, str], request: pytest.FixtureRequest) -> Result:
     argv = [EXE, *shlex.split(command)[1:], *case.extra]
     if not case.until_event:
         r = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT)
@@ -334,24 +333,8 @@ def _run(command: str, case: Case, cwd: Path, env: dict[str, str]) -> Result:
     events.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory() as tmp, TalkingMicrophone(Path(tmp)) as mic:
         env = dict(env, ALSA_CONFIG_PATH=mic.alsa_config)
-        return _until_event(argv, cwd, env, events)
-
-
-def _until_event(argv: list[str], cwd: Path, env: dict[str, str], events: Path) -> Result:
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        # Waits for an event, not for a time: the loop runs until interrupted, as on a real microphone.
-        deadline = time.monotonic() + TIMEOUT
-        while proc.poll() is None and not (events.exists() and events.read_text().strip()):
-            assert time.monotonic() < deadline, "no event from the live loop"
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    return Result(proc.returncode, out, err, cwd)
+        r = request.getfixturevalue("signal_at_first_event")(argv, events, cwd=cwd, env=env)
+    return Result(r.returncode, r.stdout, r.stderr, cwd)
 
 
 @pytest.fixture(scope="module")
@@ -388,9 +371,9 @@ def test_readme_command(
         env["EDGE_SDK_CACHE"] = str(request.getfixturevalue("model_cache"))
     for needed in case.needs:
         if needed not in ran:
-            ran[needed] = _run(needed, CASES[needed], workdir, env)
+            ran[needed] = _run(needed, CASES[needed], workdir, env, request)
         assert ran[needed].returncode == 0, ran[needed].output
-    result = _run(command, case, workdir, env)
+    result = _run(command, case, workdir, env, request)
     ran[command] = result
     assert result.returncode == case.exit, result.output
     assert "Traceback" not in result.output, result.output
