@@ -13,19 +13,13 @@ import argparse
 import difflib
 import importlib
 import importlib.util
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edge_sdk.errors import BadInputError
-from edge_sdk.manifest import MAX_NESTING, nesting_depth
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+from edge_sdk.manifest import read_toml
 
 
 @dataclass(frozen=True)
@@ -410,15 +404,7 @@ def load_recipe(path: str | Path) -> Recipe:
     p = Path(path)
     if not p.is_file():
         raise BadInputError(f"recipe {p}: no such file")
-    try:
-        text = p.read_text()
-        if nesting_depth(text, toml=True) > MAX_NESTING:
-            raise RecursionError
-        data = tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise BadInputError(f"recipe {p}: not valid TOML ({e})") from None
-    except RecursionError:  # the parser recurses once per level of nested arrays and inline tables
-        raise BadInputError(f"recipe {p}: nested too deeply to be a recipe") from None
+    data = read_toml(p, f"recipe {p}", "recipe")
     return recipe_from_dict(data, f"{p}: ", p.resolve().parent)
 
 

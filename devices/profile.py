@@ -26,7 +26,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -35,12 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge_sdk.devices.backends import BACKENDS
 from edge_sdk.errors import BadInputError
-from edge_sdk.manifest import MAX_NESTING, nesting_depth
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+from edge_sdk.manifest import read_toml
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
@@ -448,15 +442,7 @@ def load_profiles(directory: Path | None = None) -> dict[str, Profile]:
             raise BadInputError(f"{d} (from ${ENV_PROFILES}): no such directory of device profiles")
         for f in _profile_files(d):
             where = str(f)
-            try:
-                text = f.read_text(encoding="utf-8")
-                if nesting_depth(text, toml=True) > MAX_NESTING:
-                    raise RecursionError
-                data = tomllib.loads(text)
-            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-                raise BadInputError(f"{where}: not valid TOML: {e}") from None
-            except RecursionError:  # the parser recurses once per level of nested arrays and tables
-                raise BadInputError(f"{where}: nested too deeply to be a device profile") from None
+            data = read_toml(f, where, "device profile")
             profile = parse_profile(data, where, f.name.removesuffix(".toml"))
             # Later directories override earlier ones by name, so a user can replace a shipped profile.
             profiles[profile.name] = profile

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -294,7 +295,7 @@ def _known(cls: Any, fields: dict[str, Any]) -> Any:
 MAX_NESTING = 64
 
 
-def nesting_depth(text: str, *, toml: bool = False) -> int:
+def _nesting(text: str, *, toml: bool = False) -> int:
     """How deeply ``text``'s JSON (or, with ``toml``, TOML) arrays and objects or tables nest; brackets in
     strings, and in TOML comments, do not count. TOML's literal '...' strings have no escapes."""
     depth = deepest = 0
@@ -322,6 +323,24 @@ def nesting_depth(text: str, *, toml: bool = False) -> int:
     return deepest
 
 
+def read_toml(file: Any, where: str, what: str) -> dict[str, Any]:
+    """The TOML document in ``file`` (a path or a package resource). Text that is not UTF-8 TOML, or that
+    nests deeper than a ``what`` ever does (measured before parsing), is a BadInputError naming ``where``."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        text = file.read_text(encoding="utf-8")
+        if _nesting(text, toml=True) <= MAX_NESTING:
+            return tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise BadInputError(f"{where}: not valid TOML ({e})") from None
+    except RecursionError:  # the parser recurses once per level; kept for a limit lower than the measure's
+        pass
+    raise BadInputError(f"{where}: nested too deeply to be a {what}")
+
+
 def load_artifact(path: str | os.PathLike[str], *, verify: bool = True) -> Artifact:
     """Read and validate an artifact directory (or its ``artifact.json``).
 
@@ -333,7 +352,7 @@ def load_artifact(path: str | os.PathLike[str], *, verify: bool = True) -> Artif
         raise BadInputError(f"{p}: not an artifact (no {MANIFEST_NAME})")
     try:
         text = manifest.read_text()
-        if nesting_depth(text) > MAX_NESTING:
+        if _nesting(text) > MAX_NESTING:
             raise BadInputError(f"{manifest}: nested too deeply to be a manifest")
         data = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
