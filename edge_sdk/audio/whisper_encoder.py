@@ -45,7 +45,7 @@ class WhisperEncoderConfig:
     sample_rate: int = 16000
     clip_seconds: float = 1.0
     hop: int = 1280
-    window_frames: int = 64
+    window_frames: int = 50
     pool: str = "mean"
 
     def __post_init__(self) -> None:

@@ -28,10 +28,10 @@ def _audio(n: int, seed: int = 0) -> np.ndarray:
 
 def test_the_defaults_give_frames_of_a_second_clip() -> None:
     cfg = WhisperEncoderConfig()
-    assert cfg.win == 63 * 160 + 400 and cfg.clip_samples == 16000 and cfg.dims() == 384
-    assert cfg.n_frames() == 1 + (16000 - cfg.win) // 1280
+    assert cfg.win == 49 * 160 + 400 and cfg.clip_samples == 16000 and cfg.dims() == 384
+    assert cfg.n_frames() == 1 + (16000 - cfg.win) // 1280 == 7
     assert cfg.n_frames(cfg.win - 1) == 0 and cfg.n_frames(cfg.win) == 1
-    assert "whisper-tiny.en" in cfg.describe() and "64 mel frames" in cfg.describe()
+    assert "whisper-tiny.en" in cfg.describe() and "50 mel frames" in cfg.describe()
 
 
 def test_settings_round_trip_through_json_and_unknown_keys_are_refused() -> None:
@@ -73,11 +73,11 @@ def test_non_float_audio_is_refused_before_any_model_is_fetched(tmp_path: Path) 
 
 @pytest.mark.network
 def test_features_shape_and_a_frame_depends_only_on_its_own_samples(whisper_cache: Path) -> None:
-    cfg = WhisperEncoderConfig(window_frames=50)
+    cfg = WhisperEncoderConfig(window_frames=64)
     x = _audio(24000)
     frames = cfg.features(x, cache_dir=whisper_cache)
     n = cfg.n_frames(len(x))
-    assert frames.shape == (n, 384) and frames.dtype == np.float32 and n == 13
+    assert frames.shape == (n, 384) and frames.dtype == np.float32 and n == 11
     i = 5
     changed = x.copy()
     changed[: i * cfg.hop] = _audio(i * cfg.hop, seed=1)  # before frame i
