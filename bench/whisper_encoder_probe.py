@@ -1,0 +1,119 @@
+"""Quality probe for the whisper-encoder KWS front end: a logistic-regression head on its frames of
+synthesised digit clips (training voices), scored on held-out synthetic voices (what W and the pooling are
+chosen by) and on Asterisk's real recordings of the digits (reported only, never used to choose).
+
+    nice -n 10 .venv/bin/python bench/whisper_encoder_probe.py [--per-word 40] [--threads 1]
+    nice -n 10 .venv/bin/python bench/whisper_encoder_probe.py --timing
+
+``--timing`` instead measures CPU time per second of audio of the streaming front end on one thread, per
+window length (20 s of noise pushed in 1280-sample blocks, best of 3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from edge_sdk.audio.features import KwsFeatureConfig, kws_features
+from edge_sdk.audio.whisper_encoder import WhisperEncoderConfig
+from edge_sdk.train import kws_data
+
+DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+SR = 16000
+
+
+def place(clips: list, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
+    """Each clip in a 1 s window: centred at peak 0.5 (evaluation) or shifted up to 0.1 s and at a random
+    peak 0.2-0.9 (training); a -60 dBFS noise bed either way."""
+    labels = list(DIGITS) + [kws_data.UNKNOWN]
+    noise = np.random.default_rng(99)
+    out = np.zeros((len(clips), SR), np.float32)
+    for i, c in enumerate(clips):
+        a = c.audio[:SR].astype(np.float32)
+        a = a / max(float(np.abs(a).max()), 1e-6)
+        start = (SR - len(a)) // 2
+        if rng is not None:
+            start = int(np.clip(start + rng.integers(-1600, 1601), 0, SR - len(a)))
+            a = a * rng.uniform(0.2, 0.9)
+        else:
+            a = a * 0.5
+        out[i, start : start + len(a)] = a
+        out[i] += 1e-3 * noise.standard_normal(SR).astype(np.float32)
+    return out, np.array([labels.index(c.label) for c in clips])
+
+
+def head(
+    train: np.ndarray, y: np.ndarray, tests: list[np.ndarray], reduce: str
+) -> tuple[list[np.ndarray], float]:
+    """A logistic regression on frames reduced per clip (flattened or averaged): predictions per test set."""
+
+    def r(f: np.ndarray) -> np.ndarray:
+        return f.reshape(len(f), -1) if reduce == "flat" else f.mean(axis=1)
+
+    sc = StandardScaler().fit(r(train))
+    lr = LogisticRegression(C=0.05, max_iter=3000).fit(sc.transform(r(train)), y)
+    return [lr.predict(sc.transform(r(t))) for t in tests], lr.score(sc.transform(r(train)), y)
+
+
+def timing(cache_dir: str | None) -> None:
+    """CPU ms per second of audio, streaming, one thread, per window length."""
+    x = (0.1 * np.random.default_rng(0).standard_normal(SR * 20)).astype(np.float32)
+    for w in (32, 50, 64, 96, 100):
+        cfg = WhisperEncoderConfig(window_frames=w, clip_seconds=1.5)
+        stream = cfg.stream(threads=1, cache_dir=cache_dir)
+        runs = []
+        for _ in range(4):  # the first is a warm-up
+            stream.reset()
+            t = time.process_time()
+            for i in range(0, len(x), 1280):
+                stream.push(x[i : i + 1280])
+            runs.append((time.process_time() - t) * 1000 / (len(x) / SR))
+        print(f"window_frames {w:3d} ({cfg.win / SR:.3f} s): {min(runs[1:]):6.1f} ms CPU per s of audio")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--per-word", type=int, default=40)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--cache-dir", default=None)
+    ap.add_argument("--timing", action="store_true", help="measure CPU cost instead of quality")
+    args = ap.parse_args()
+    if args.timing:
+        timing(args.cache_dir)
+        return
+    t0 = time.time()
+    train_clips = kws_data.synthesize_words(DIGITS, "train", args.per_word, seed=0)
+    val_clips = kws_data.synthesize_words(DIGITS, "test", max(5, args.per_word // 3), seed=1)
+    real_clips = kws_data.real_digit_clips(DIGITS)
+    xtr, ytr = place(train_clips, np.random.default_rng(0))
+    xva, yva = place(val_clips, None)
+    xre, yre = place(real_clips, None)
+    print(
+        f"{len(xtr)} training clips, {len(xva)} held-out synthetic, {len(xre)} real "
+        f"(synthesis {time.time() - t0:.0f} s)"
+    )
+    configs: list[tuple[str, object]] = [("mfcc (reference)", KwsFeatureConfig())]
+    for w in (32, 50, 64, 96):
+        for pool in ("mean", "max", "last"):
+            configs.append((f"whisper W={w} {pool}", WhisperEncoderConfig(window_frames=w, pool=pool)))
+    print(f"{'front end':24} {'frames':>6} {'head':>5} {'train':>6} {'held-out TTS':>12} {'real digits':>11}")
+    for name, cfg in configs:
+        if isinstance(cfg, WhisperEncoderConfig):
+            feats = [cfg.features(x, threads=args.threads, cache_dir=args.cache_dir) for x in (xtr, xva, xre)]
+        else:
+            feats = [kws_features(x, cfg) for x in (xtr, xva, xre)]
+        for reduce in ("flat", "mean"):
+            (pva, pre), fit = head(feats[0], ytr, feats[1:], reduce)
+            print(
+                f"{name:24} {feats[0].shape[1]:6d} {reduce:>5} {fit:6.3f} {np.mean(pva == yva):12.3f} "
+                f"{np.mean(pre == yre):11.3f}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
