@@ -41,7 +41,7 @@ CONFIG_FILE = "config.json"
 _DTYPES: tuple[np.dtype[Any], ...] = tuple(np.dtype(t) for t in ("<f4", "i1", "<i2", "<i4", "<f2", "<u2"))
 _BFLOAT16 = 5
 # Binary versions 1-3 give only an item size (4 is float32, 2 int16, 1 int8).
-_ITEM_SIZE_DTYPES = {4: np.dtype("<f4"), 2: np.dtype("<i2"), 1: np.dtype("i1")}
+_ITEM_SIZE_DTYPES: dict[int, np.dtype[Any]] = {4: np.dtype("<f4"), 2: np.dtype("<i2"), 1: np.dtype("i1")}
 # A rank or name length beyond these is a damaged file, not a model.
 _MAX_RANK = 8
 

@@ -232,7 +232,11 @@ def encoder_file(model: str, n_frames: int, *, cache_dir: str | os.PathLike[str]
     source = zoo.pull(entry, cache_dir=cache_dir)
     log.info("building the Whisper encoder of %s for %d mel frames into %s", entry.name, n_frames, path)
     onnx_model = build_encoder(source, n_frames)
-    write_checked(path, lambda tmp: tmp.write_bytes(onnx_model.SerializeToString()))
+
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(onnx_model.SerializeToString())
+
+    write_checked(path, write)
     _VERIFIED.add(path)
     return path
 

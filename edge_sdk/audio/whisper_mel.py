@@ -29,7 +29,7 @@ FLOOR = -7.0
 about +1 (log10), so -7 is where Whisper would put it."""
 
 
-def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+def _hz_to_mel(f: np.ndarray | float) -> np.ndarray:
     """Slaney's mel scale: linear below 1 kHz, logarithmic above."""
     f = np.asarray(f, np.float64)
     linear = f / (200.0 / 3)
