@@ -537,12 +537,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="zoo:commands", help="KWS ONNX path or zoo:NAME")
     ap.add_argument("--quick", action="store_true", help="a small smoke run (minutes)")
     ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument(
+        "--jobs", type=int, default=1, help="worker processes for the streamed recordings (same results)"
+    )
     ap.add_argument("--out", default="docs/kws-quality.md", help="Markdown report ('' for none)")
     ap.add_argument("--json", nargs="?", const="-", help="also write the raw results (path, or - for stdout)")
     args = ap.parse_args(argv)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     s = Settings.quick() if args.quick else Settings()
+    if args.jobs < 1:
+        raise SystemExit(f"--jobs must be at least 1, not {args.jobs}")
+    s.jobs = args.jobs
     load = os.getloadavg()[0]
     report = measure(args.model, s, args.seed, log=lambda m: print(m, file=sys.stderr, flush=True))
     report["load_average_at_start"] = load
