@@ -547,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault(var, "1")
     s = Settings.quick() if args.quick else Settings()
     if args.jobs < 1:
-        raise SystemExit(f"--jobs must be at least 1, not {args.jobs}")
+        ap.error(f"--jobs must be at least 1, not {args.jobs}")
     s.jobs = args.jobs
     load = os.getloadavg()[0]
     report = measure(args.model, s, args.seed, log=lambda m: print(m, file=sys.stderr, flush=True))
