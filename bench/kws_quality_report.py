@@ -532,7 +532,9 @@ model's own front end, from its metadata).
 
 **Real noise.** The recorded kinds of `bench/speech_corpus.NoiseBank` (every kind but the generated white
 and pink noise): {kinds}. Its babble is six talkers drawn from the training split of the Asterisk prompts
-and synthesised sentences; its keyboard is bucklespring's recordings of an IBM Model M. Each mixture is
+and synthesised sentences (so part of it is the evaluated Asterisk speaker's own voice, and its prompts may
+say keywords: a keyword fired in babble can be one the noise said); its keyboard is bucklespring's
+recordings of an IBM Model M (Debian `bucklespring-data`; without it there is no keyboard). Each mixture is
 seeded by its recording, kind and SNR; the SNR is over the speech's active level (its 20 ms frames within
 40 dB of the loudest).
 
