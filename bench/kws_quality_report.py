@@ -345,6 +345,15 @@ def _cost_section(r: dict[str, Any]) -> list[str]:
         "each stage's `process` timed in process CPU time, the chain built by `stages.chain.audio_stages` as "
         "the CLI builds it." + (" " + " ".join(c["notes"]) if c["notes"] else "")
     )
+    on, gated = c["runs"]["ungated"], c["runs"]["gated"]
+    windows = gated["kws_windows"] + gated["kws_skipped"]
+    if windows and on["stages"].get("kws.onnx"):
+        change = gated["stages"]["kws.onnx"] / on["stages"]["kws.onnx"] - 1
+        lines.append(
+            f"\nThe gate skipped {_pct(gated['kws_skipped'] / windows, 0)} of the spotter's windows and "
+            f"changed its CPU time by {100 * change:+.0f} %: its front end runs on every block either way, "
+            "so the window is whole when speech starts."
+        )
     return lines
 
 

@@ -161,3 +161,11 @@ def test_loop_cost_gates_the_spotter_by_the_vad(bench_module) -> None:
     assert gated["kws_windows"] + gated["kws_skipped"] == on["kws_windows"]
     assert gated["kws_skipped"] > 0  # the silences between the bursts are not classified
     assert on["cpu_per_audio_second"] > 0 and set(on["stages"]) == set(c["stage_names"])
+
+
+def test_asterisk_transcripts_read_the_installed_file(tmp_path: Path) -> None:
+    assert speech_data.asterisk_transcripts(tmp_path / "none.txt.gz") == {}
+    if ASTERISK:
+        texts = speech_data.asterisk_transcripts()
+        assert texts["digits/7"] == "seven" and texts["auth-thankyou"] == "Thank you."
+        assert not any(k.startswith(";") for k in texts)  # the file's comment lines are not prompts
