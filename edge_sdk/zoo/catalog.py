@@ -43,6 +43,7 @@ class CatalogEntry:
     file_name: str = ""
     archive_sha256: str | None = field(default=None)
     shapes: str = ""
+    license_note: str = ""
 
     def __post_init__(self) -> None:
         where = f"zoo model '{self.name}'"
@@ -100,6 +101,7 @@ _KEYS = {
     "file": False,
     "archive_sha256": False,
     "shapes": False,
+    "license_note": False,
 }
 
 

@@ -19,6 +19,16 @@ def silero_cache() -> Path:
     return cache
 
 
+@pytest.fixture(scope="session")
+def embedding_cache(silero_cache: Path) -> Path:
+    """The same kept cache, also holding the speech-embedding front end's two models (openWakeWord's,
+    from its PyPI wheel), which ``zoo:commands`` hears through. Point EDGE_SDK_CACHE or ``cache_dir``
+    at it."""
+    for name in ("oww-melspectrogram", "oww-speech-embedding"):
+        zoo.pull(name, cache_dir=silero_cache)
+    return silero_cache
+
+
 @pytest.fixture(scope="module")
 def clip() -> np.ndarray:
     """The bundled LibriVox clip (two sentences between silences) as float32 at 16 kHz."""

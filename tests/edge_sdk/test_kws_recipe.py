@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from edge_sdk.audio.features import KwsFeatureConfig, kws_features
+from edge_sdk.stages.base import Block
 from edge_sdk.train import kws_data, speech_data
 from edge_sdk.train.kws_data import SILENCE, UNKNOWN
 
@@ -93,7 +94,7 @@ def test_train_kws_cli_writes_a_model_matching_the_contract(tmp_path: Path) -> N
     out = tmp_path / "kws"
     argv = ["train", "kws", "--words", "yes,no", "--out", str(out), "--per-word", "6", "--test-per-word", "4"]
     argv += ["--steps", "3", "--batch", "8", "--noise-seconds", "2", "--engines", "espeak-ng,flite", "-q"]
-    assert main(argv) == 0
+    assert main([*argv, "--front-end", "mfcc"]) == 0
     for name in ("model.onnx", "MODEL_CARD.md", "eval.json", "eval.md", "train_log.jsonl"):
         assert (out / name).is_file(), name
     m = onnx.load(str(out / "model.onnx"))
@@ -124,9 +125,9 @@ def test_train_kws_cli_writes_a_model_matching_the_contract(tmp_path: Path) -> N
     np.testing.assert_allclose(kws.onnx_logits(tmp_path / "fresh.onnx", x), ref, atol=1e-4, rtol=1e-4)
 
 
-@needs_tts
-def test_speech_commands_layout(tmp_path: Path) -> None:
-    root = tmp_path / "sc"
+def _speech_commands_folder(root: Path) -> Path:
+    """A small dataset in the Speech Commands layout: yes/no/house by four espeak-ng voices, a held-out
+    speaker, a real Asterisk digit when installed, a noise folder, and test/validation lists."""
     voices = ["en-us+m1", "en+f3", "en-gb-x-rp+m4", "en-gb-scotland+f1"]
     for word in ("yes", "no", "house"):
         for i, v in enumerate(voices):
@@ -146,7 +147,14 @@ def test_speech_commands_layout(tmp_path: Path) -> None:
         "yes/spk3_nohash_0.wav\nno/spk3_nohash_0.wav\nhouse/spk3_nohash_0.wav\n"
     )
     (root / "validation_list.txt").write_text("yes/spk2_nohash_0.wav\n")
+    return root
 
+
+@needs_tts
+def test_speech_commands_layout(tmp_path: Path) -> None:
+    root = _speech_commands_folder(tmp_path / "sc")
+    digit = speech_data.ASTERISK_ROOT / "digits" / "7.wav"
+    rng = np.random.default_rng(0)
     data = kws_data.load_speech_commands(root, ["yes", "no"])
     assert data.labels == [SILENCE, UNKNOWN, "yes", "no"]
     test = {c.source for c in data.clips["test"] if c.label != SILENCE}
@@ -181,7 +189,12 @@ def test_speech_commands_layout(tmp_path: Path) -> None:
 
     out = tmp_path / "kws-sc"
     argv = ["train", "kws", "--words", "yes,no", "--data", str(root), "--out", str(out), "--steps", "3"]
-    assert main([*argv, "--batch", "4", "--noise-seconds", "2", "--denoised", "0.5", "-q"]) == 0
+    assert (
+        main(
+            [*argv, "--batch", "4", "--noise-seconds", "2", "--denoised", "0.5", "-q", "--front-end", "mfcc"]
+        )
+        == 0
+    )
     report = json.loads((out / "eval.json").read_text())
     assert report["data"]["source"] == f"speech-commands:{root}"
     assert report["training"]["steps"] == 3 and report["denoised"] == 0.5
@@ -271,3 +284,39 @@ def test_thresholds_tuned_on_running_speech_bound_its_windows(tmp_path: Path) ->
     assert read_kws_metadata(out).thresholds == pytest.approx(thresholds)
     kept = {p.key for p in onnx.load(str(out)).metadata_props}
     assert {"edge_sdk.kws.labels", "edge_sdk.kws.features", "edge_sdk.kws.thresholds"} <= kept
+
+
+@needs_tts
+@pytest.mark.network
+def test_the_recipe_trains_a_head_on_the_speech_embedding_from_a_dataset(
+    tmp_path: Path, embedding_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import onnx
+
+    from edge_sdk.cli.main import main
+    from edge_sdk.stages.kws import KeywordSpotter
+
+    monkeypatch.setenv("EDGE_SDK_CACHE", str(embedding_cache))
+    root = _speech_commands_folder(tmp_path / "sc")
+    out = tmp_path / "kws-emb"
+    argv = ["train", "kws", "--words", "yes,no", "--data", str(root), "--out", str(out), "--steps", "3"]
+    assert main([*argv, "--batch", "4", "--noise-seconds", "2", "--denoised", "0.5", "-q"]) == 0
+    report = json.loads((out / "eval.json").read_text())
+    assert report["front_end"] == "speech-embedding" and report["cmn"] is False
+    assert report["parameters"] <= 100_000 and report["onnx_max_abs_diff"] < 1e-4
+    m = onnx.load(str(out / "model.onnx"))
+    meta = {p.key: p.value for p in m.metadata_props}
+    assert json.loads(meta["edge_sdk.kws.features"])["front_end"] == "speech-embedding"
+    dims = [d.dim_param or d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim]
+    assert dims[1:] == [1, 3, 96]
+    assert "speech-embedding" in (out / "MODEL_CARD.md").read_text()
+
+    # The stage runs it on a stream: one window each 80 ms (one embedding) once a whole second is heard.
+    spotter = KeywordSpotter(out, threshold=0.99)
+    assert spotter.hop == pytest.approx(0.08)
+    audio = np.zeros(16000 * 2, np.float32)
+    audio[4000:8000] = kws_data.trim_speech(speech_data.synthesize("yes", "en-us+m1"))[:4000]
+    for i in range(0, len(audio), 700):
+        spotter.process(Block(audio[i : i + 700], 16000, i / 16000, i // 700))
+    embeddings = 1 + (len(audio) - 12512) // 1280
+    assert spotter.windows == embeddings - 3 + 1
