@@ -21,7 +21,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from edge_sdk.audio import whisper_mel
+from edge_sdk.audio import front_end, whisper_mel
+from edge_sdk.audio.features import check_audio, settings_of
 from edge_sdk.errors import BadInputError
 
 log = logging.getLogger("edge_sdk.audio.whisper_encoder")
@@ -36,6 +37,7 @@ _BATCH = 64  # windows per encoder run in ``features``: bounds memory on long in
 _VERIFIED: set[Path] = set()
 
 
+@front_end.front_ends.register("whisper-encoder")
 @dataclass(frozen=True)
 class WhisperEncoderConfig:
     """Settings of the whisper-encoder front end; ``window_frames`` mel frames (10 ms each) per frame."""
@@ -92,7 +94,7 @@ class WhisperEncoderConfig:
     def n_frames(self, n_samples: int | None = None) -> int:
         """Frames in ``n_samples`` (default one clip): 1 + (n - win) // hop, 0 when shorter than win."""
         n = self.clip_samples if n_samples is None else int(n_samples)
-        return 0 if n < self.win else 1 + (n - self.win) // self.hop
+        return front_end.frames_of(n, self.win, self.hop)
 
     def dims(self) -> int:
         """Values per frame: the encoder's width (384 for Whisper tiny)."""
@@ -108,28 +110,18 @@ class WhisperEncoderConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able settings, naming the front end (stored in a trained head's metadata)."""
-        return {"front_end": self.kind, **dataclasses.asdict(self)}
+        return front_end.with_kind(self, dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> WhisperEncoderConfig:
         """The config ``to_dict`` wrote; unknown keys are an error (a newer front end must not be misread)."""
-        if not isinstance(d, dict):
-            raise BadInputError(f"{cls.kind} settings must be a JSON object, not {type(d).__name__}")
-        d = dict(d)
-        named = d.pop("front_end", cls.kind)
-        if named != cls.kind:
-            raise BadInputError(f"settings for front end {named!r} given to {cls.kind}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise BadInputError(f"unknown {cls.kind} settings {unknown}; known: {sorted(known)}")
-        return cls(**d)
+        return cls(**settings_of(cls, d))
 
     def features(
         self, x: np.ndarray, *, threads: int | None = 1, cache_dir: str | os.PathLike[str] | None = None
     ) -> np.ndarray:
         """Frames of float audio ``[..., samples]`` in [-1, 1] at 16 kHz: float32 ``[..., frames, 384]``."""
-        x = _audio(x, "features")
+        x = check_audio(x, self.sample_rate)
         lead, n = x.shape[:-1], x.shape[-1]
         n_out = self.n_frames(n)
         out = np.zeros((*lead, n_out, self.dims()), np.float32)
@@ -171,9 +163,7 @@ class WhisperEncoderStream:
 
     def push(self, samples: np.ndarray) -> np.ndarray:
         """Add 1-D float samples; returns the frames they complete, float32 ``[k, 384]`` (k may be 0)."""
-        samples = _audio(samples, "push")
-        if samples.ndim != 1:
-            raise BadInputError(f"push takes 1-D samples, got shape {list(samples.shape)}")
+        samples = check_audio(samples, self.cfg.sample_rate, one_d=True)
         self.samples_in += len(samples)
         buf = np.concatenate([self._tail, samples])
         k = whisper_mel.n_mel_frames(len(buf))
@@ -195,16 +185,6 @@ class WhisperEncoderStream:
         self._mel = self._mel[keep_from - self._mel_start :]
         self._mel_start = keep_from
         return frames
-
-
-def _audio(x: Any, where: str) -> np.ndarray:
-    x = np.asarray(x)
-    if x.ndim == 0 or not np.issubdtype(x.dtype, np.floating):
-        raise BadInputError(
-            f"whisper-encoder {where} takes float audio [..., samples] in [-1, 1], "
-            f"got {x.dtype} {list(x.shape)}"
-        )
-    return x.astype(np.float32, copy=False)
 
 
 def encoder_file(model: str, n_frames: int, *, cache_dir: str | os.PathLike[str] | None = None) -> Path:

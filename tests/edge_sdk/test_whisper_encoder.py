@@ -39,9 +39,9 @@ def test_settings_round_trip_through_json_and_unknown_keys_are_refused() -> None
     d = json.loads(json.dumps(cfg.to_dict()))
     assert d["front_end"] == "whisper-encoder"
     assert WhisperEncoderConfig.from_dict(d) == cfg
-    with pytest.raises(BadInputError, match=r"unknown whisper-encoder settings \['n_mels'\]"):
+    with pytest.raises(BadInputError, match=r"unknown KWS feature settings \['n_mels'\]"):
         WhisperEncoderConfig.from_dict({**d, "n_mels": 40})
-    with pytest.raises(BadInputError, match="settings for front end 'mfcc'"):
+    with pytest.raises(BadInputError, match="settings of front end 'mfcc' given to 'whisper-encoder'"):
         WhisperEncoderConfig.from_dict({**d, "front_end": "mfcc"})
 
 
@@ -145,3 +145,11 @@ def test_the_encoder_is_built_once_into_the_cache_and_rebuilt_when_damaged(
 def test_an_unknown_model_is_named(tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="no-such-model: not a zoo model"):
         WhisperEncoderConfig(model="no-such-model").features(np.zeros(16000, np.float32), cache_dir=tmp_path)
+
+
+def test_it_is_registered_as_a_kws_front_end() -> None:
+    from edge_sdk.audio import front_end
+
+    cfg = WhisperEncoderConfig(window_frames=64)
+    assert front_end.from_dict(cfg.to_dict()) == cfg
+    assert front_end.make("whisper-encoder") == WhisperEncoderConfig()
