@@ -206,8 +206,9 @@ class KeywordSpotter(Stage):
     the model's metadata, else 0.5), at most one word per window (the highest). After firing, a word
     must fall below its threshold (one detection per utterance) and ``refractory`` seconds must pass
     before it fires again. ``gate="vad"`` classifies only while an earlier VAD stage reports speech
-    (from its SpeechStart until ``gate_hangover`` seconds after its SpeechSegment), but keeps the
-    features running so the window is whole when speech starts. The audio passes through unchanged.
+    (from its SpeechStart until ``gate_hangover`` seconds after its SpeechSegment); while it is shut
+    the front end does no work either, and the last window's audio is kept, so when speech starts the
+    front end restarts on it and the first window is whole. The audio passes through unchanged.
     """
 
     name = "kws.onnx"
@@ -280,8 +281,11 @@ class KeywordSpotter(Stage):
         self._offset = 0.0  # stream time of sample 0 (moves if the source dropped audio)
         self._speech = False
         self._gate_until = -math.inf
+        self._held = np.zeros(0, np.float32)  # the last window's audio while the gate is shut
+        self._unheard = 0  # samples the gate kept from the front end since the last skipped window
         self.windows = 0  # windows classified
         self.skipped = 0  # windows the gate skipped
+        self.heard = 0  # samples the front end computed frames of (held audio counts again on replay)
 
     def process(self, block: Block) -> Block:
         """Feed the block's audio; classify the windows it completes; add KeywordDetected events."""
@@ -290,11 +294,24 @@ class KeywordSpotter(Stage):
                 f"{self.name} was built for {self.sample_rate} Hz audio, got {block.sample_rate} Hz"
             )
         rate = self.sample_rate
-        self._offset = block.start - self._stream.samples_in / rate
+        samples = np.asarray(block.samples, np.float32).reshape(-1)
+        now = block.start + len(samples) / rate
+        if not self._gate_open(block, now):
+            self._hold(samples)
+            return block
+        start = block.start
+        if len(self._held):
+            # The VAD has just heard speech: the front end restarts on the held audio, so the first window
+            # is whole and holds the onset the VAD needed time to be sure of.
+            start -= len(self._held) / rate
+            samples = np.concatenate([self._held, samples])
+            self._held = samples[:0]
+            self._stream.reset()
+            self._frames = self._frames[:0]
+        self._offset = start - self._stream.samples_in / rate
         first = self._stream.frames_out  # index of the first new frame
-        new = self._stream.push(np.asarray(block.samples, np.float32).reshape(-1))
-        now = block.start + len(block.samples) / rate
-        open_gate = self._gate_open(block, now)
+        self.heard += len(samples)
+        new = self._stream.push(samples)
         if not len(new):
             return block
         frames = np.concatenate([self._frames, new])
@@ -304,10 +321,6 @@ class KeywordSpotter(Stage):
         self._frames = frames[-self._n :]
         if not due:
             return block
-        if not open_gate:
-            self.skipped += len(due)
-            self._close_gate()
-            return block
         base = total - len(frames)  # frame count at frames[0]
         windows = np.stack([frames[f - base - self._n : f - base] for f in due])[:, None]
         for f, posterior in zip(due, self._classify(windows), strict=True):
@@ -315,6 +328,18 @@ class KeywordSpotter(Stage):
             if event is not None:
                 block.events.append(event)
         return block
+
+    def _hold(self, samples: np.ndarray) -> None:
+        """The gate is shut: the front end does no work (a speech embedding costs more than the rest of the
+        loop); the last window's audio is kept for when the gate opens, and the windows not classified
+        are counted in ``skipped``."""
+        cfg = self.info.features
+        self._held = np.concatenate([self._held, samples])[-cfg.clip_samples :]
+        self._unheard += len(samples)
+        step = self.hop_frames * cfg.hop
+        self.skipped += self._unheard // step
+        self._unheard %= step
+        self._close_gate()
 
     def _gate_open(self, block: Block, now: float) -> bool:
         """Whether this block's windows are classified: no gate, or the VAD's speech touches the block."""

@@ -307,6 +307,10 @@ def test_vad_gate_skips_windows_without_speech(tmp_path: Path, loud: Path) -> No
     gated = keywords(run_loop([EnergyVAD(), gated_stage], wav))
     assert all(e.start > 2.0 for e in gated)  # nothing from the windows of pure silence
     assert gated_stage.skipped > gated_stage.windows > 0
+    # ...and its front end did not compute the silence either (only the second held before speech).
+    ungated_stage = KeywordSpotter(quiet)
+    run_loop([EnergyVAD(), ungated_stage], wav)
+    assert gated_stage.heard < ungated_stage.heard - 16000
     # The real word is still found through the gate, as without it; a hop earlier at most, since the
     # smoothing then averages only windows heard since the gate opened (not the silence before).
     through = keywords(run_loop([EnergyVAD(), KeywordSpotter(loud, gate="vad")], wav))
