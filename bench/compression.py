@@ -3,7 +3,7 @@ the bundled keyword spotter and a small conv classifier trained here on real han
 
 Models:
 
-* ``kws``: the bundled ``zoo/commands`` spotter (MFCC windows in). Calibrated on Asterisk prompts of the
+* ``kws``: the bundled ``zoo/commands-mfcc`` spotter (MFCC windows in). Calibrated on Asterisk prompts of the
   train split, measured on the held-out test split; its metric is agreement of the top-1 decision with
   the fp32 model (the prompts carry no keyword labels), so fp32 scores 100 % by definition.
 * ``digits``: a 3-block CNN trained in seconds on scikit-learn's ``load_digits`` (1797 real 8×8
@@ -93,7 +93,7 @@ def kws_case(quick: bool) -> Case | None:
     x = windows("test", 8 if quick else 60, 8000 if quick else 4000)[: 40 if quick else None]
     if not len(calib) or not len(x):
         return None  # asterisk-core-sounds-en-wav is not installed
-    model = ROOT / "edge_sdk" / "zoo" / "commands" / "model.onnx"
+    model = ROOT / "edge_sdk" / "zoo" / "commands-mfcc" / "model.onnx"
     return Case("kws", 0.0, str(model), [{"features": c} for c in calib], x, None, "agreement with fp32")
 
 

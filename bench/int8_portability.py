@@ -5,7 +5,7 @@ saturate) and against 7-bit weights, which no kernel saturates.
 
     .venv/bin/python bench/int8_portability.py [--report docs/int8-portability.md] [--json out.json]
 
-Models: ``zoo:commands`` (keyword spotter, one 1 s window) and ``zoo:video`` (denoiser, one 320×240
+Models: ``zoo:commands-mfcc`` (keyword spotter, one 1 s window) and ``zoo:video`` (denoiser, one 320×240
 frame). Quality is measured on data neither was calibrated on: the keyword spotter's decisions against
 its fp32 decisions on held-out Asterisk prompts (the test split), the denoiser's PSNR against its fp32
 output on held-out images with Gaussian noise (σ 25). Latency: single-inference median, measured in
@@ -57,7 +57,7 @@ def kws_case() -> Case:
         return 100.0 * float(np.mean([g == r.argmax(1) for g, r in zip(got, ref, strict=True)]))
 
     return {
-        "name": "zoo:commands",
+        "name": "zoo:commands-mfcc",
         "input": "features",
         "calibration": [{"features": w[None]} for w in calib],
         "held": [held[i : i + 1] for i in range(len(held))],
@@ -145,7 +145,7 @@ def measure(
     for t in threads:
         sessions = [edge_sdk.load(r["art"].path, threads=t, options=r["load"]) for r in rows]
         sessions.append(edge_sdk.load(fp32.path, threads=t))
-        runs = 200 if case["name"] == "zoo:commands" else 10
+        runs = 200 if case["name"] == "zoo:commands-mfcc" else 10
         for s in sessions:
             block_ms(s, name, case["timing"], 5)  # warm-up: first runs allocate and pick kernels
         samples: list[list[float]] = [[] for _ in sessions]

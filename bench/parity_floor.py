@@ -106,7 +106,7 @@ def models(rng: np.random.Generator) -> list[Any]:
                 {"fixed_inputs": {"sr": 16000}, "input_shapes": {"input": [1, 576], "state": [2, 1, 128]}},
             )
         )
-    found += [_bundled(n, rng) for n in ("tiny-denoiser", "commands", "video")]
+    found += [_bundled(n, rng) for n in ("tiny-denoiser", "commands-mfcc", "video")]
     found += m.torch_models(rng)
     found.append(_transformer(rng))
     return found

@@ -132,7 +132,7 @@ def test_streams_fire_the_same_words_in_worker_processes(
     from edge_sdk.stages.kws import _model_file
 
     corpus = bench_module("speech_corpus")
-    model = _model_file("zoo:commands", None)
+    model = _model_file("zoo:commands-mfcc", None)
     sets = kr.real_sets(kr.DIGITS, asterisk_limit=6)
     streams = [(r.name, r.audio) for r in sets.keyword][:6] + ks.chunks(sets.free, 10.0)[:2]
     conds = ks.conditions(["babble"], [0])
@@ -154,12 +154,13 @@ def test_loop_cost_gates_the_spotter_by_the_vad(bench_module) -> None:
     kc = bench_module("kws_cost", "soxr")
     rng = np.random.default_rng(0)
     talk = (rng.standard_normal(16000) * np.hanning(16000) * 0.3).astype(np.float32)
-    c = kc.loop_cost(_model_file("zoo:commands", None), [talk], 6.0)
+    c = kc.loop_cost(_model_file("zoo:commands-mfcc", None), [talk], 6.0)
     assert c["audio_seconds"] == 6.0 and c["stage_names"][0] == "denoise.tiny"
     on, gated = c["runs"]["ungated"], c["runs"]["gated"]
     assert on["kws_skipped"] == 0 and on["kws_windows"] > 0
-    assert gated["kws_windows"] + gated["kws_skipped"] == on["kws_windows"]
-    assert gated["kws_skipped"] > 0  # the silences between the bursts are not classified
+    # the silences between the bursts are not classified (each time the gate opens, the front end
+    # restarts on the held last second, on its own hop grid: the counts need not add up exactly)
+    assert gated["kws_skipped"] > 0 and gated["kws_windows"] < on["kws_windows"]
     assert on["cpu_per_audio_second"] > 0 and set(on["stages"]) == set(c["stage_names"])
 
 

@@ -176,8 +176,8 @@ def test_models_list() -> None:
 
 
 @pytest.mark.network
-def test_demo_end_to_end(tmp_path: Path, silero_cache: Path) -> None:
-    r = cli("demo", "--out", str(tmp_path / "demo"), "--json", env={"EDGE_SDK_CACHE": str(silero_cache)})
+def test_demo_end_to_end(tmp_path: Path, embedding_cache: Path) -> None:
+    r = cli("demo", "--out", str(tmp_path / "demo"), "--json", env={"EDGE_SDK_CACHE": str(embedding_cache)})
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
     rows = {row["target"]: row for row in result["rows"]}

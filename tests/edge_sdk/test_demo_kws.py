@@ -147,8 +147,10 @@ def test_demo_skips_a_model_that_is_not_there() -> None:
     assert summary is None and "does not exist" in result["skipped"]
 
 
+@pytest.mark.network
 @pytest.mark.skipif(zoo.bundled("commands") is None, reason="zoo:commands is not bundled yet")
-def test_demo_with_the_bundled_model() -> None:
+def test_demo_with_the_bundled_model(embedding_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGE_SDK_CACHE", str(embedding_cache))
     result, summary = demo_kws.run()
     n = len(demo_kws.truth()["keywords"])
     assert summary is not None and result["latency"]["keywords"] == n

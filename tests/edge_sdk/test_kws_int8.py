@@ -18,7 +18,7 @@ from edge_sdk.audio.features import KwsFeatureConfig, kws_features
 from edge_sdk.train import speech_data
 from edge_sdk.train.kws import onnx_logits
 
-MODEL = Path(edge_sdk.__file__).parent / "zoo" / "commands" / "model.onnx"
+MODEL = Path(edge_sdk.__file__).parent / "zoo" / "commands-mfcc" / "model.onnx"
 
 
 def _windows(split: str, n_prompts: int, hop: int) -> np.ndarray:

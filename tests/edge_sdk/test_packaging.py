@@ -71,6 +71,8 @@ def test_wheel_holds_and_imports_every_package(tmp_path: Path) -> None:
         "edge_sdk/zoo/tiny-denoiser/MODEL_CARD.md",
         "edge_sdk/zoo/commands/model.onnx",
         "edge_sdk/zoo/commands/MODEL_CARD.md",
+        "edge_sdk/zoo/commands-mfcc/model.onnx",
+        "edge_sdk/zoo/commands-mfcc/MODEL_CARD.md",
         "edge_sdk/samples/commands-demo.wav",
         "edge_sdk/samples/commands-demo.json",
         "edge_sdk/samples/chelsea-pan-3s.avi",

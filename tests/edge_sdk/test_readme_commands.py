@@ -166,9 +166,10 @@ CASES: dict[str, Case] = {
         env="models", check=_contains("talk.wav"), marks=(NETWORK,)
     ),
     # keyword spotting
-    TRAIN_KWS: Case(
+    TRAIN_KWS: Case(  # the default front end is the speech embedding, pulled from PyPI
         extra=("--per-word", "2", "--test-per-word", "1", "--steps", "2", "--batch", "8"),
         check=_files("my-kws/model.onnx", "my-kws/MODEL_CARD.md", "my-kws/eval.json"),
+        marks=(NETWORK,),
     ),
     "edge-sdk train kws --words yes,no --data speech_commands_v0.02 --out my-kws": Case(
         exit=2, check=_contains("speech_commands_v0.02", "no such dataset folder")
@@ -176,7 +177,7 @@ CASES: dict[str, Case] = {
     "edge-sdk run audio --source mic --denoise tiny --vad silero --kws zoo:commands "
     "--events events.jsonl": Case(until_event=True, check=_events_have("speech"), marks=(AUDIO, NETWORK)),
     "edge-sdk run audio --source talk.wav --kws my-kws/model.onnx --kws-threshold 0.8": Case(
-        needs=(TRAIN_KWS,), check=_contains("talk.wav")
+        needs=(TRAIN_KWS,), check=_contains("talk.wav"), marks=(NETWORK,)
     ),
     # live video
     "edge-sdk devices --video": Case(),
@@ -259,11 +260,11 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, tiny_onnx: Path, make_samp
 @pytest.fixture(scope="module")
 def model_cache() -> Path:
     """The model cache of the suite's network tests (tests/edge_sdk/conftest.py), with what the README's
-    live lines pull: Silero VAD and NSNet2."""
+    live lines pull: Silero VAD, NSNet2 and the speech embedding zoo:commands hears through."""
     from edge_sdk import zoo
 
     cache = REPO / ".cache" / "test-models"
-    for name in ("silero-vad", "nsnet2-16k"):
+    for name in ("silero-vad", "nsnet2-16k", "oww-melspectrogram", "oww-speech-embedding"):
         zoo.pull(name, cache_dir=cache)
     return cache
 
