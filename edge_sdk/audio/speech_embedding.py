@@ -39,7 +39,8 @@ class SpeechEmbeddingConfig:
     mel_model: str = "oww-melspectrogram"
     embedding_model: str = "oww-speech-embedding"
     sample_rate: int = 16000
-    clip_seconds: float = 1.0
+    # 9 embeddings: a keyword anywhere in the window is whole in some of them, with context either side
+    clip_seconds: float = 1.5
 
     def __post_init__(self) -> None:
         if self.sample_rate != 16000:
@@ -65,7 +66,7 @@ class SpeechEmbeddingConfig:
         return int(round(self.clip_seconds * self.sample_rate))
 
     def n_frames(self, n_samples: int | None = None) -> int:
-        """Embeddings in ``n_samples`` (default: one clip -> 3 at 1 s)."""
+        """Embeddings in ``n_samples`` (default: one clip -> 9 at 1.5 s)."""
         n = self.clip_samples if n_samples is None else int(n_samples)
         return front_end.frames_of(n, self.win, self.hop)
 

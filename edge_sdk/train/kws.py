@@ -113,9 +113,12 @@ def make_model(
     return DSCNN()
 
 
-def make_head(n_labels: int, cfg: FrontEnd, hidden: int = 128, dropout: float = 0.3) -> Any:
+def make_head(
+    n_labels: int, cfg: FrontEnd, hidden: int = 128, project: int = 48, dropout: float = 0.3
+) -> Any:
     """An MLP head (``torch.nn.Module``) over a window of a frozen embedding's frames
-    ``[batch, 1, frames, dims]``: normalise, flatten, two hidden layers of ``hidden`` units."""
+    ``[batch, 1, frames, dims]``: normalise, project every frame to ``project`` values with one shared
+    linear layer (the same for every instant), flatten, two hidden layers of ``hidden`` units."""
     torch = _torch()
     nn = torch.nn
 
@@ -124,9 +127,11 @@ def make_head(n_labels: int, cfg: FrontEnd, hidden: int = 128, dropout: float = 
             super().__init__()
             self.register_buffer("mean", torch.zeros(1, 1, 1, cfg.dims()))
             self.register_buffer("inv_std", torch.ones(1, 1, 1, cfg.dims()))
+            self.project = nn.Sequential(nn.Linear(cfg.dims(), project), nn.ReLU())
             self.body = nn.Sequential(
                 nn.Flatten(),
-                nn.Linear(cfg.n_frames() * cfg.dims(), hidden),
+                nn.Dropout(dropout / 3),
+                nn.Linear(cfg.n_frames() * project, hidden),
                 nn.ReLU(),
                 nn.Dropout(dropout),
                 nn.Linear(hidden, hidden),
@@ -136,7 +141,7 @@ def make_head(n_labels: int, cfg: FrontEnd, hidden: int = 128, dropout: float = 
             )
 
         def forward(self, x: Any) -> Any:
-            return self.body((x - self.mean) * self.inv_std)
+            return self.body(self.project((x - self.mean) * self.inv_std))
 
     return EmbeddingHead()
 
@@ -145,7 +150,7 @@ def model_for(n_labels: int, cfg: FrontEnd, args: argparse.Namespace) -> Any:
     """The classifier the recipe trains on ``cfg``: the DS-CNN on MFCC, else the embedding head."""
     if isinstance(cfg, KwsFeatureConfig):
         return make_model(n_labels, cfg, channels=args.channels, cmn=args.cmn)
-    return make_head(n_labels, cfg, hidden=args.hidden)
+    return make_head(n_labels, cfg, hidden=args.hidden, project=args.project)
 
 
 def time_mask(x: np.ndarray, rng: np.random.Generator, masks: int, max_frames: int = 6) -> np.ndarray:
@@ -184,7 +189,9 @@ def batch_features(
     Audio is made ``chunk`` clips at a time: a whole evaluation set of 1 s windows would take gigabytes."""
     parts = []
     for i in range(0, len(clips), chunk):
-        audio = np.stack([kws_data.augment(c, rng, noise, aug) for c in clips[i : i + chunk]])
+        audio = np.stack(
+            [kws_data.augment(c, rng, noise, aug, cfg.clip_samples) for c in clips[i : i + chunk]]
+        )
         if denoiser is not None and aug.p_denoise > 0:
             pick = np.flatnonzero(rng.random(len(audio)) < aug.p_denoise)
             if len(pick):
@@ -329,7 +336,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     torch.manual_seed(args.seed)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = front_end.make(args.front_end)
+    cfg = front_end.make(args.front_end, **({"clip_seconds": args.window} if args.window else {}))
     if not isinstance(cfg, KwsFeatureConfig):
         # a frozen embedding has a few frames per window: no cepstra to normalise, nothing to mask
         args.cmn, args.time_masks = False, 0
@@ -364,7 +371,19 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     model.mean.copy_(torch.from_numpy(stats.mean(axis=(0, 1, 2), keepdims=True)))
     model.inv_std.copy_(torch.from_numpy(1.0 / (stats.std(axis=(0, 1, 2), keepdims=True) + 1e-5)))
 
-    steps_per_epoch = max(1, len(train_clips) // args.batch)
+    label_idx = {lab: i for i, lab in enumerate(labels)}
+    cached: tuple[np.ndarray, np.ndarray] | None = None
+    if args.passes > 0:
+        tp = time.time()
+        y_all = np.array([label_idx[c.label] for c in train_clips])
+        passes = [
+            batch_features(train_clips, rng, data.noise["train"], aug, cfg, denoiser)
+            for _ in range(args.passes)
+        ]
+        cached = (np.concatenate(passes), np.tile(y_all, args.passes))
+        log.info("features of %d windows in %.0f s", len(cached[0]), time.time() - tp)
+    pool = len(cached[0]) if cached is not None else len(train_clips)
+    steps_per_epoch = max(1, pool // args.batch)
     total = steps_per_epoch * args.epochs if args.steps is None else args.steps
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     warm = max(1, total // 20)
@@ -372,13 +391,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + np.cos(np.pi * min(s, total) / max(total, 1)))
     )
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.05)
-    label_idx = {lab: i for i, lab in enumerate(labels)}
     deadline = t0 + args.max_minutes * 60 if args.max_minutes else float("inf")
     log_path = out / "train_log.jsonl"
     step, t_feat, t_step, stopped = 0, 0.0, 0.0, "steps"
     with open(log_path, "w") as flog:
         while step < total:
-            order = rng.permutation(len(train_clips))
+            order = rng.permutation(pool)
             for b in range(steps_per_epoch):
                 if step >= total:
                     break
@@ -386,11 +404,14 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                     stopped = "time limit"
                     break
                 idx = order[b * args.batch : (b + 1) * args.batch]
-                clips = [train_clips[i] for i in idx]
                 ta = time.time()
-                feats = batch_features(clips, rng, data.noise["train"], aug, cfg, denoiser)
+                if cached is not None:
+                    feats, y = cached[0][idx], torch.from_numpy(cached[1][idx])
+                else:
+                    clips = [train_clips[i] for i in idx]
+                    feats = batch_features(clips, rng, data.noise["train"], aug, cfg, denoiser)
+                    y = torch.tensor([label_idx[c.label] for c in clips])
                 x = torch.from_numpy(time_mask(feats, rng, args.time_masks))
-                y = torch.tensor([label_idx[c.label] for c in clips])
                 tb = time.time()
                 model.train()
                 loss = loss_fn(model(x), y)
@@ -427,6 +448,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             "stopped_by": stopped,
             "batch": args.batch,
             "epochs": args.epochs,
+            "passes": args.passes,
             "lr": args.lr,
             "threads": args.threads,
             "seconds_data": round(t_data, 1),
@@ -659,6 +681,20 @@ def build_arg_parser(p: argparse.ArgumentParser | None = None) -> argparse.Argum
     )
     p.add_argument("--channels", type=int, default=64, help="DS-CNN channels (mfcc front end)")
     p.add_argument("--hidden", type=int, default=128, help="hidden units of the embedding head")
+    p.add_argument("--project", type=int, default=48, help="values per frame after the head's projection")
+    p.add_argument(
+        "--window",
+        type=float,
+        help="seconds the classifier hears (default: the front end's: 1.5 for embeddings, 1 for MFCC)",
+    )
+    p.add_argument(
+        "--passes",
+        type=int,
+        default=0,
+        help="compute the features of this many augmented passes over the training clips once and train "
+        "on them (a frozen front end's features cost far more than a head's step); 0: fresh "
+        "augmentation every step",
+    )
     p.add_argument(
         "--no-cmn", dest="cmn", action="store_false", help="no cepstral mean normalisation in the model"
     )

@@ -442,48 +442,59 @@ class AugmentConfig:
         return cls(p_noise=0.0, p_reverb=0.0, p_telephone=0.0, gain_db=(-6.0, -6.0))
 
 
-def _place(clip: Clip, rng: np.random.Generator, aug: AugmentConfig) -> np.ndarray:
-    out = np.zeros(SR, np.float32)
+def _place(clip: Clip, rng: np.random.Generator, aug: AugmentConfig, length: int = SR) -> np.ndarray:
+    out = np.zeros(length, np.float32)
     x = clip.audio[:SR]
     if clip.placed:
+        # a 1 s window already arranged (real data, keywords in phrases): shifted, and anywhere in a
+        # longer window
         shift = int(rng.integers(-int(aug.shift_s * SR), int(aug.shift_s * SR) + 1)) if aug.shift_s else 0
         src = np.pad(x, (0, SR - len(x)))
         if shift >= 0:
-            out[shift:] = src[: SR - shift]
+            src = np.concatenate([np.zeros(shift, np.float32), src[: SR - shift]])
         else:
-            out[:shift] = src[-shift:]
+            src = np.concatenate([src[-shift:], np.zeros(-shift, np.float32)])
+        at = int(rng.integers(0, length - SR + 1)) if length > SR else 0
+        out[at : at + SR] = src[: length - at]
         return out
-    start = int(rng.integers(0, SR - len(x) + 1))
+    start = int(rng.integers(0, length - len(x) + 1))
     out[start : start + len(x)] = x
     return out
 
 
 def augment(
-    clip: Clip, rng: np.random.Generator, noise: dict[str, np.ndarray], aug: AugmentConfig
+    clip: Clip,
+    rng: np.random.Generator,
+    noise: dict[str, np.ndarray],
+    aug: AugmentConfig,
+    length: int = SR,
 ) -> np.ndarray:
-    """A 1 s float32 window for ``clip``: placed (or shifted), maybe reverberated and band-limited, noise
-    added at an SNR, scaled to a random peak level. ``_silence_`` clips are noise only (or a faint floor)."""
+    """A float32 window of ``length`` samples (1 s by default) for ``clip``: placed (or shifted), maybe
+    reverberated and band-limited, noise added at an SNR, scaled to a random peak level. ``_silence_`` clips
+    are noise only (or a faint floor)."""
+    if length < SR:
+        raise BadInputError(f"keyword windows are at least 1 s ({SR} samples), not {length}")
     lo_db, hi_db = aug.gain_db
     if clip.label == SILENCE:
         kinds = sorted(noise)
         if clip.placed and len(clip.audio):
-            x = loop_to(clip.audio, SR, rng)
+            x = loop_to(clip.audio, length, rng)
         elif kinds and rng.random() < 0.7:
-            x = loop_to(noise[kinds[int(rng.integers(len(kinds)))]], SR, rng)
+            x = loop_to(noise[kinds[int(rng.integers(len(kinds)))]], length, rng)
         else:
-            x = rng.standard_normal(SR).astype(np.float32)
+            x = rng.standard_normal(length).astype(np.float32)
         level = 10 ** (rng.uniform(*aug.silence_floor_db) / 20) if rng.random() < 0.5 else None
         if level is None:
             level = 10 ** (rng.uniform(lo_db - 10, lo_db + 15) / 20)
         return (x * (level / (np.max(np.abs(x)) + 1e-12))).astype(np.float32)
-    x = _place(clip, rng, aug)
+    x = _place(clip, rng, aug, length)
     if aug.p_reverb and rng.random() < aug.p_reverb:
         x = reverberate(x, exp_rir(rng))
     if aug.p_telephone and rng.random() < aug.p_telephone:
         x = telephone(x)
     if noise and aug.p_noise and rng.random() < aug.p_noise:
         kinds = sorted(noise)
-        n = loop_to(noise[kinds[int(rng.integers(len(kinds)))]], SR, rng)
+        n = loop_to(noise[kinds[int(rng.integers(len(kinds)))]], length, rng)
         speech_rms = rms(x[np.abs(x) > 0]) if np.any(x) else 0.0
         snr = rng.uniform(*aug.snr_db)
         x = x + n * (speech_rms / (rms(n) + 1e-12) / 10 ** (snr / 20))

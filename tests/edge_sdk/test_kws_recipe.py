@@ -300,18 +300,20 @@ def test_the_recipe_trains_a_head_on_the_speech_embedding_from_a_dataset(
     root = _speech_commands_folder(tmp_path / "sc")
     out = tmp_path / "kws-emb"
     argv = ["train", "kws", "--words", "yes,no", "--data", str(root), "--out", str(out), "--steps", "3"]
+    argv += ["--passes", "1"]  # the features of one augmented pass computed once, then steps on them
     assert main([*argv, "--batch", "4", "--noise-seconds", "2", "--denoised", "0.5", "-q"]) == 0
     report = json.loads((out / "eval.json").read_text())
     assert report["front_end"] == "speech-embedding" and report["cmn"] is False
+    assert report["training"]["passes"] == 1 and report["training"]["steps"] == 3
     assert report["parameters"] <= 100_000 and report["onnx_max_abs_diff"] < 1e-4
     m = onnx.load(str(out / "model.onnx"))
     meta = {p.key: p.value for p in m.metadata_props}
     assert json.loads(meta["edge_sdk.kws.features"])["front_end"] == "speech-embedding"
     dims = [d.dim_param or d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim]
-    assert dims[1:] == [1, 3, 96]
+    assert dims[1:] == [1, 9, 96]  # 1.5 s windows by default
     assert "speech-embedding" in (out / "MODEL_CARD.md").read_text()
 
-    # The stage runs it on a stream: one window each 80 ms (one embedding) once a whole second is heard.
+    # The stage runs it on a stream: one window each 80 ms (one embedding) once a whole window is heard.
     spotter = KeywordSpotter(out, threshold=0.99)
     assert spotter.hop == pytest.approx(0.08)
     audio = np.zeros(16000 * 2, np.float32)
@@ -319,4 +321,4 @@ def test_the_recipe_trains_a_head_on_the_speech_embedding_from_a_dataset(
     for i in range(0, len(audio), 700):
         spotter.process(Block(audio[i : i + 700], 16000, i / 16000, i // 700))
     embeddings = 1 + (len(audio) - 12512) // 1280
-    assert spotter.windows == embeddings - 3 + 1
+    assert spotter.windows == embeddings - 9 + 1

@@ -27,7 +27,7 @@ def speech(clip: np.ndarray) -> np.ndarray:
 
 def test_geometry_matches_the_models(speech: np.ndarray, embedding_cache: Path) -> None:
     # 512-sample mel frames every 160, 76 of them per embedding, every 8: 12512 samples every 1280
-    assert (CFG.win, CFG.hop, CFG.dims(), CFG.n_frames()) == (12512, 1280, DIMS, 3)
+    assert (CFG.win, CFG.hop, CFG.dims(), CFG.n_frames()) == (12512, 1280, DIMS, 9)
     for n in (CFG.win - 1, CFG.win, CFG.win + CFG.hop - 1, CFG.win + CFG.hop, len(speech)):
         got = CFG.features(speech[:n], cache_dir=embedding_cache)
         assert got.shape == (CFG.n_frames(n), DIMS)
@@ -70,7 +70,7 @@ def test_clips_in_one_batch_do_not_change_each_other(speech: np.ndarray, embeddi
     loud = np.clip(speech[16000:32000] * 30, -1, 1).astype(np.float32)
     alone = CFG.features(quiet, cache_dir=embedding_cache)
     both = CFG.features(np.stack([quiet, loud]), cache_dir=embedding_cache)
-    assert both.shape == (2, 3, DIMS)
+    assert both.shape == (2, CFG.n_frames(16000), DIMS)
     np.testing.assert_allclose(both[0], alone, atol=1e-3 * np.abs(alone).max())
 
 
@@ -80,7 +80,7 @@ def test_kws_features_dispatches_on_the_front_end(
     monkeypatch.setenv("EDGE_SDK_CACHE", str(embedding_cache))
     clips = np.stack([speech[:16000], speech[16000:32000]])
     via = kws_features(clips, CFG)
-    assert via.shape == (2, 3, DIMS)
+    assert via.shape == (2, 3, DIMS)  # 3 embeddings in each 1 s clip
     np.testing.assert_allclose(via, CFG.features(clips, cache_dir=embedding_cache), atol=1e-4)
     assert kws_features(clips, KwsFeatureConfig()).shape == (2, 49, 10)
 
@@ -109,6 +109,7 @@ def test_settings_round_trip_and_errors() -> None:
         front_end.from_dict({"front_end": "wav2vec"})
     with pytest.raises(FeatureInputError, match="16000 Hz"):
         SpeechEmbeddingConfig(sample_rate=8000)
+    assert SpeechEmbeddingConfig(clip_seconds=1.0).n_frames() == 3
     with pytest.raises(FeatureInputError, match="shorter than one embedding"):
         SpeechEmbeddingConfig(clip_seconds=0.5)
     with pytest.raises(FeatureInputError, match="int16 PCM"):
