@@ -70,7 +70,7 @@ class Settings:
     harvard_voices: int = 10  # held-out voices per Harvard sentence (synthetic false-accept speech)
     asterisk_limit: int | None = None  # at most this many Asterisk prompts with keywords, and without
     latency_per_word: int = 5  # keywords per word in the latency stream
-    real_positions: int = 3  # placements of each clean real digit recording in its 1 s window
+    real_positions: int = 3  # placements of each clean real digit recording in its window
     latency_runs: int = 300  # timed single-window inferences per format
     noise_seconds: float = 20.0
     formats: tuple[str, ...] = FORMATS
@@ -114,7 +114,7 @@ def features_of(
     clips: list[Clip], labels: list[str], noise: dict, aug: AugmentConfig, seed: int, cfg, denoiser=None
 ):
     """``[n,1,frames,dims]`` features of the clips placed (and augmented, and with ``aug.p_denoise`` and a
-    ``denoiser``, denoised) in 1 s windows, and labels."""
+    ``denoiser``, denoised) in windows of the model's length, and labels."""
     rng = np.random.default_rng([seed, 99])
     x = batch_features(clips, rng, noise, aug, cfg, denoiser)
     return x, np.array([labels.index(c.label) for c in clips])
@@ -123,7 +123,7 @@ def features_of(
 def real_digit_windows(
     words: list[str], noise: dict[str, np.ndarray], s: Settings, seed: int, cfg: KwsFeatureConfig
 ) -> dict[str, Any]:
-    """Asterisk's digit recordings (8 kHz WAV resampled, and G.722) in 1 s windows: clean (each at
+    """Asterisk's digit recordings (8 kHz WAV resampled, and G.722) in the model's windows: clean (each at
     ``real_positions`` seeded offsets) and mixed with each kind of ``noise`` (the real recorded kinds) at
     each of ``s.real_snrs``."""
     clips = kws_data.real_digit_clips(words)
@@ -132,11 +132,12 @@ def real_digit_windows(
     if not clips:
         return out
     kinds = sorted(noise)
+    length = cfg.clip_samples  # the window the model hears (1 s for MFCC, longer for an embedding)
 
     def window(c: Clip) -> np.ndarray:
-        w = np.zeros(SR, np.float32)
-        x = c.audio[:SR]
-        start = int(rng.integers(0, SR - len(x) + 1))
+        w = np.zeros(length, np.float32)
+        x = c.audio[:length]
+        start = int(rng.integers(0, length - len(x) + 1))
         w[start : start + len(x)] = x
         return w
 
@@ -154,7 +155,7 @@ def real_digit_windows(
             for c in chosen:
                 for kind in kinds:
                     x = window(c)
-                    n = kws_data.loop_to(noise[kind], SR, rng)
+                    n = kws_data.loop_to(noise[kind], length, rng)
                     speech = rms(x[np.abs(x) > 0])
                     mixed.append(scale(x + n * (speech / (rms(n) + 1e-12) / 10 ** (snr / 20))))
                     lab.append(c.label)
@@ -469,7 +470,7 @@ def measure(model_ref: str, s: Settings, seed: int = SEED, log=print) -> dict[st
     sets = kws_real.real_sets(words, s.asterisk_limit)
     report["real_noise"] = {"kinds": kinds, "missing": missing}
     report["real_corpus"] = sets.summary()
-    log("real digits in 1 s windows ...")
+    log("real digits in single windows ...")
     real = real_digit_windows(words, real_noise(bank, kinds, s.noise_seconds, seed), s, seed, cfg)
     report["real"] = {"recordings": real["recordings"], "sets": {}}
     for name, (x, lab) in real["sets"].items():

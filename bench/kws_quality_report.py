@@ -91,7 +91,7 @@ def to_markdown(r: dict[str, Any]) -> str:
         conf = ", ".join(f"{k} {v}" for k, v in syn[cond]["confusions"].items()) or "none"
         lines.append(f"\nMost frequent errors ({cond}): {conf}.")
     if real["sets"]:
-        lines += ["", "## Real human digits (Asterisk), isolated in 1 s windows", ""]
+        lines += ["", "## Real human digits (Asterisk), isolated in single windows", ""]
         lines += ["| set | windows | accuracy | errors |", "|---|---:|---:|---|"]
         for name, m in real["sets"].items():
             conf = ", ".join(f"{k} {v}" for k, v in m["confusions"].items()) or "none"
@@ -177,7 +177,7 @@ def _summary_real(r: dict[str, Any]) -> list[str]:
         if key in real:
             a = real[key]["accuracy"]
             lines.append(
-                f"| real human digits (Asterisk), isolated 1 s windows, {what} ({real[key]['n']} windows) "
+                f"| real human digits (Asterisk), isolated single windows, {what} ({real[key]['n']} windows) "
                 f"| {_pct(a)} | ≥ {_pct(target, 0)} | {_ok(a >= target)} |"
             )
     if st:
@@ -421,7 +421,7 @@ def misses(r: dict[str, Any]) -> list[str]:
             window = r["real"].get(f"real-{key}", {}).get("accuracy")
             if window is not None and d["recall"] is not None and window > d["recall"] + 0.1:
                 worst += (
-                    f" The same voice's digit files, classified in 1 s windows by argmax, score "
+                    f" The same voice's digit files, classified in single windows by argmax, score "
                     f"{_pct(window)}: part of the loss is the thresholds, which real speech's smoothed "
                     "posteriors do not reach."
                 )
@@ -532,9 +532,9 @@ keyword {per_word} clips, plus `_unknown_` words (15 % of the keyword clips, oth
 homophones of a keyword) and `_silence_` windows, all spoken by voices that `kws_data.voice_split` calls
 "test" and that training never hears: espeak-ng family {fams}, espeak-ng variants {vars} in every family,
 flite voice {flite}; random speeds and pitches from the seed (base voices used here: {voices}). The voices
-and the draws differ from the trainer's own held-out set (another seed). Each clip is placed in a 1 s window
-by `kws_data.augment`: clean (`AugmentConfig.none()`: -6 dBFS peak) and noisy (`AugmentConfig()`, the
-training augmentation: noise from a test bank (`kws_data.make_noise({noise_seconds}, seed+1000)`, its
+and the draws differ from the trainer's own held-out set (another seed). Each clip is placed in a window
+of the model's length by `kws_data.augment`: clean (`AugmentConfig.none()`: -6 dBFS peak) and noisy
+(`AugmentConfig()`, the training augmentation: noise from a test bank (`kws_data.make_noise({noise_seconds}, seed+1000)`, its
 babble from held-out-voice unknown words) at 0-25 dB SNR, reverberation, telephone band, gain). Accuracy is
 the argmax over all labels, fp32 through onnxruntime, features through `train.kws.batch_features` (the
 model's own front end, from its metadata).
@@ -550,9 +550,9 @@ seeded by its recording, kind and SNR; the SNR is over the speech's active level
 **Real human digits, isolated.** Debian `asterisk-core-sounds-en-wav` / `-g722`: Allison Smith's recordings
 of `digits/0..9` (one professional speaker, CC-BY-SA-3.0), the `.wav` files at 8 kHz resampled to 16 kHz
 with soxr, the `.g722` files decoded with `speech_data.read_g722`: the same ten recordings in two codings.
-Each is trimmed to its speech and placed in a 1 s window at {positions} seeded position(s) (clean), and
-mixed with {noise_seconds:g} s of each real noise kind at {real_snrs} dB SNR (one seeded position per mix).
-Every label of the model competes.
+Each is trimmed to its speech and placed in a window of the model's length at {positions} seeded
+position(s) (clean), and mixed with {noise_seconds:g} s of each real noise kind at {real_snrs} dB SNR
+(one seeded position per mix). Every label of the model competes.
 
 **Real keyword recordings, streamed.** `bench/kws_real.py` files every real recording here by its
 transcript: Asterisk's English prompts in both codings (the transcripts of `core-sounds-en.txt.gz`: the
@@ -562,8 +562,8 @@ pocketsphinx's card recordings (`cards.transcription`), its connected-digit reco
 grammar `goforward.gram`). A numeral of several digits has no single reading (`1234`), so its prompt is left
 out. A homophone of a keyword (`to`, `for`, `know`) is optional: the keyword firing there is not counted
 either way. Each recording, at -6 dBFS peak with 0.5 s before and 1 s after, is streamed whole through a
-fresh `KeywordSpotter` (the `kws.onnx` stage, default settings: 100 ms hop, smoothing over 3 windows, 1 s
-refractory, the model's thresholds {thresholds}) in 100 ms blocks, clean and in each real noise kind at
+fresh `KeywordSpotter` (the `kws.onnx` stage, default settings: a window every 100 ms (80 ms on an embedding),
+smoothing over 3 windows, 1 s refractory, the model's thresholds {thresholds}) in 100 ms blocks, clean and in each real noise kind at
 {real_snrs} dB SNR; the words it fires are aligned in order with the keywords the transcript says (edit
 distance: hits, substitutions, misses, insertions).
 
