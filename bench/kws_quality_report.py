@@ -534,7 +534,8 @@ homophones of a keyword) and `_silence_` windows, all spoken by voices that `kws
 flite voice {flite}; random speeds and pitches from the seed (base voices used here: {voices}). The voices
 and the draws differ from the trainer's own held-out set (another seed). Each clip is placed in a window
 of the model's length by `kws_data.augment`: clean (`AugmentConfig.none()`: -6 dBFS peak) and noisy
-(`AugmentConfig()`, the training augmentation: noise from a test bank (`kws_data.make_noise({noise_seconds}, seed+1000)`, its
+(`AugmentConfig()`, the training augmentation: noise from a test bank (`kws_data.make_noise({noise_seconds},
+seed+1000)`, its
 babble from held-out-voice unknown words) at 0-25 dB SNR, reverberation, telephone band, gain). Accuracy is
 the argmax over all labels, fp32 through onnxruntime, features through `train.kws.batch_features` (the
 model's own front end, from its metadata).
@@ -563,7 +564,8 @@ grammar `goforward.gram`). A numeral of several digits has no single reading (`1
 out. A homophone of a keyword (`to`, `for`, `know`) is optional: the keyword firing there is not counted
 either way. Each recording, at -6 dBFS peak with 0.5 s before and 1 s after, is streamed whole through a
 fresh `KeywordSpotter` (the `kws.onnx` stage, default settings: a window every 100 ms (80 ms on an embedding),
-smoothing over 3 windows, 1 s refractory, the model's thresholds {thresholds}) in 100 ms blocks, clean and in each real noise kind at
+smoothing over 3 windows, 1 s refractory, the model's thresholds {thresholds}) in 100 ms blocks, clean and
+in each real noise kind at
 {real_snrs} dB SNR; the words it fires are aligned in order with the keywords the transcript says (edit
 distance: hits, substitutions, misses, insertions).
 

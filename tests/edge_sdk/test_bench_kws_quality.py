@@ -91,7 +91,8 @@ def test_every_measurement_runs_on_a_tiny_model(
         assert seven["keywords"] >= 2 and 0 <= seven["hits"] <= seven["keywords"]
     cost = r["cost"]["runs"]
     assert cost["ungated"]["kws_skipped"] == 0 and cost["ungated"]["cpu_per_audio_second"] > 0
-    assert cost["gated"]["kws_windows"] + cost["gated"]["kws_skipped"] == cost["ungated"]["kws_windows"]
+    # the gate skips windows (each opening restarts the front end on its own grid: no exact sum)
+    assert cost["gated"]["kws_skipped"] > 0 and cost["gated"]["kws_windows"] < cost["ungated"]["kws_windows"]
     lat = r["latency"]
     assert lat["keywords"] == 2 and 0 <= lat["detection_rate"] <= 1
     rows = {(row["format"], row["precision"]): row for row in r["formats"]}
