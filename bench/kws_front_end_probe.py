@@ -1,12 +1,14 @@
-"""Quality probe for the whisper-encoder KWS front end: a logistic-regression head on its frames of
-synthesised digit clips (training voices), scored on held-out synthetic voices (what W and the pooling are
-chosen by) and on Asterisk's real recordings of the digits (reported only, never used to choose).
+"""Quality probe for the KWS front ends (mfcc, speech-embedding, whisper-encoder): the same
+logistic-regression head on each one's frames of synthesised digit clips (training voices) in 1 s windows,
+scored on held-out synthetic voices (what the whisper window and pooling are chosen by, with ``--sweep``) and
+on Asterisk's real recordings of the digits (reported only, never used to choose).
 
-    nice -n 10 .venv/bin/python bench/whisper_encoder_probe.py [--per-word 40] [--threads 1]
-    nice -n 10 .venv/bin/python bench/whisper_encoder_probe.py --timing
+    nice -n 10 .venv/bin/python bench/kws_front_end_probe.py [--per-word 40] [--threads 1] [--sweep]
+    nice -n 10 .venv/bin/python bench/kws_front_end_probe.py --timing
 
-``--timing`` instead measures CPU time per second of audio of the streaming front end on one thread, per
-window length (20 s of noise pushed in 1280-sample blocks, best of 3).
+``--timing`` instead measures CPU time per second of audio of each streaming front end on one thread (and,
+with ``--sweep``, of the whisper encoder per window length): 20 s of noise pushed in 1280-sample blocks,
+best of 3.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from edge_sdk.audio.features import KwsFeatureConfig, kws_features
+from edge_sdk.audio.features import KwsFeatureConfig
+from edge_sdk.audio.speech_embedding import SpeechEmbeddingConfig
 from edge_sdk.audio.whisper_encoder import WhisperEncoderConfig
 from edge_sdk.train import kws_data
 
@@ -59,11 +62,19 @@ def head(
     return [lr.predict(sc.transform(r(t))) for t in tests], lr.score(sc.transform(r(train)), y)
 
 
-def timing(cache_dir: str | None) -> None:
-    """CPU ms per second of audio, streaming, one thread, per window length."""
+def timing(cache_dir: str | None, sweep: bool) -> None:
+    """CPU ms per second of audio, streaming, one thread, per front end (and whisper window length)."""
     x = (0.1 * np.random.default_rng(0).standard_normal(SR * 20)).astype(np.float32)
-    for w in (32, 50, 64, 96, 100):
-        cfg = WhisperEncoderConfig(window_frames=w, clip_seconds=1.5)
+    configs: list[tuple[str, object]] = [
+        ("mfcc", KwsFeatureConfig()),
+        ("speech-embedding", SpeechEmbeddingConfig()),
+        ("whisper-encoder W=50", WhisperEncoderConfig()),
+    ]
+    if sweep:
+        configs += [
+            (f"whisper-encoder W={w}", WhisperEncoderConfig(window_frames=w)) for w in (32, 64, 96, 100)
+        ]
+    for name, cfg in configs:
         stream = cfg.stream(threads=1, cache_dir=cache_dir)
         runs = []
         for _ in range(4):  # the first is a warm-up
@@ -72,7 +83,7 @@ def timing(cache_dir: str | None) -> None:
             for i in range(0, len(x), 1280):
                 stream.push(x[i : i + 1280])
             runs.append((time.process_time() - t) * 1000 / (len(x) / SR))
-        print(f"window_frames {w:3d} ({cfg.win / SR:.3f} s): {min(runs[1:]):6.1f} ms CPU per s of audio")
+        print(f"{name:22} (frame of {cfg.win / SR:.3f} s): {min(runs[1:]):6.1f} ms CPU per s of audio")
 
 
 def main() -> None:
@@ -81,9 +92,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--timing", action="store_true", help="measure CPU cost instead of quality")
+    ap.add_argument("--sweep", action="store_true", help="also whisper window lengths and poolings")
     args = ap.parse_args()
     if args.timing:
-        timing(args.cache_dir)
+        timing(args.cache_dir, args.sweep)
         return
     t0 = time.time()
     train_clips = kws_data.synthesize_words(DIGITS, "train", args.per_word, seed=0)
@@ -96,16 +108,17 @@ def main() -> None:
         f"{len(xtr)} training clips, {len(xva)} held-out synthetic, {len(xre)} real "
         f"(synthesis {time.time() - t0:.0f} s)"
     )
-    configs: list[tuple[str, object]] = [("mfcc (reference)", KwsFeatureConfig())]
-    for w in (32, 50, 64, 96):
+    configs: list[tuple[str, object]] = [
+        ("mfcc", KwsFeatureConfig()),
+        ("speech-embedding", SpeechEmbeddingConfig(clip_seconds=1.0)),
+        ("whisper W=50 mean", WhisperEncoderConfig()),
+    ]
+    for w in (32, 50, 64, 96) if args.sweep else ():
         for pool in ("mean", "max", "last"):
             configs.append((f"whisper W={w} {pool}", WhisperEncoderConfig(window_frames=w, pool=pool)))
     print(f"{'front end':24} {'frames':>6} {'head':>5} {'train':>6} {'held-out TTS':>12} {'real digits':>11}")
     for name, cfg in configs:
-        if isinstance(cfg, WhisperEncoderConfig):
-            feats = [cfg.features(x, threads=args.threads, cache_dir=args.cache_dir) for x in (xtr, xva, xre)]
-        else:
-            feats = [kws_features(x, cfg) for x in (xtr, xva, xre)]
+        feats = [cfg.features(x, threads=args.threads, cache_dir=args.cache_dir) for x in (xtr, xva, xre)]
         for reduce in ("flat", "mean"):
             (pva, pre), fit = head(feats[0], ytr, feats[1:], reduce)
             print(
