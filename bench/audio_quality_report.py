@@ -11,8 +11,8 @@ COMMAND = "nice -n 10 .venv/bin/python bench/audio_quality.py --out docs/audio-q
 
 HELD_OUT_NOTE = """Noise families that the tiny denoiser's recipe (`edge_sdk/train/tiny_denoiser.py`,
 `edge_sdk/train/noise_data.py`) never uses, neither for training nor to choose a checkpoint: **real
-recordings from Debian's `openttd-opensfx`** (OpenSFX 1.0.3, the sound set of OpenTTD, 44.1 kHz,
-resampled to 16 kHz; its readme credits each sound):
+recordings from Debian's `openttd-opensfx`** (`apt-get install openttd-opensfx`; OpenSFX 1.0.3, the
+sound set of OpenTTD, 44.1 kHz, resampled to 16 kHz; its readme credits each sound):
 
 * engines: "Propeller plane start" (Cheeseheadburger, CC-BY-3.0), "Mining machinery" (a lift, Aldor,
   public domain, edited by Janis Lukss, CC-BY-3.0), "Helicopter" (lorenzosu, CC-BY-SA-3.0), "Modern bus
@@ -185,7 +185,7 @@ def to_markdown(summary: dict, clips: list[corpus.Clip], elapsed: float, load: f
                     + " |"
                 )
     corpora = sorted({c for m in ms.values() for c in m["corpus"]})
-    lines += ["", "## Per corpus (ΔSI-SDR dB / ΔPESQ / ΔSTOI)", ""]
+    lines += ["", "## Per corpus, main noises (ΔSI-SDR dB / ΔPESQ / ΔSTOI)", ""]
     lines += ["| method | " + " | ".join(corpora) + " |", "|---|" + "---:|" * len(corpora)]
     for name, m in ms.items():
         if name != "noisy input":
