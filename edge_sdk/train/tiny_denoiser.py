@@ -384,6 +384,12 @@ def train(args: argparse.Namespace) -> Path:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     if "opt" in ckpt:
         opt.load_state_dict(ckpt["opt"])
+    if args.validate_only:  # score the starting weights on this run's validation sets, train nothing
+        scores = {"val_sisdr_gain": validate(model, val, ops)}
+        if val_typing:
+            scores["val_typing_gain"] = validate(model, val_typing, ops)
+        print(json.dumps({"weights": str(args.init or ckpt_path), **scores}))
+        return ckpt_path
     log.info("model: %d parameters; starting at step %d of %d", n_params(model), step, args.steps)
     running: dict[str, float] = {}
     tick = time.time()
@@ -553,6 +559,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--eval-every", dest="eval_every", type=int, default=250)
     p.add_argument("--val-batches", dest="val_batches", type=int, default=4)
     p.add_argument("--export-only", dest="export_only", action="store_true", help="export best.pt and stop")
+    p.add_argument(
+        "--validate-only",
+        dest="validate_only",
+        action="store_true",
+        help="print the validation scores of the --init (or resumed) weights and stop",
+    )
     for k, v in DEFAULTS.items():
         p.add_argument(f"--{k}", type=int, default=v)
     args = p.parse_args(argv)

@@ -136,7 +136,11 @@ def test_installed_held_out_engines_are_low_frequency_heavy(corpus: ModuleType) 
 
 @pytest.mark.torch
 def test_recipe_fine_tunes_from_the_shipped_onnx_without_held_out_files(
-    corpus: ModuleType, opened: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    corpus: ModuleType,
+    opened: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A few steps of the recipe from the exported model, with the low-frequency kinds: it runs, exports a
     streaming model, and opens nothing held out."""
@@ -168,4 +172,8 @@ def test_recipe_fine_tunes_from_the_shipped_onnx_without_held_out_files(
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [2] and np.isfinite(log[0]["loss"]) and "val_sisdr_gain" in log[0]
     assert (out / "model.onnx").exists()
+    score = ["--out", str(tmp_path / "score"), "--init", str(out / "best.pt"), "--val-batches", "1"]
+    tiny_denoiser.main([*score, "--validate-only"])
+    printed = json.loads(next(x for x in capsys.readouterr().out.splitlines() if x.startswith("{")))
+    assert printed["val_sisdr_gain"] == pytest.approx(log[0]["val_sisdr_gain"], abs=1e-4)  # the same sets
     assert not [p for p in opened if p.startswith(str(corpus.OPENSFX.parent))]
