@@ -17,9 +17,10 @@ sound set of OpenTTD, 44.1 kHz, resampled to 16 kHz; its readme credits each sou
 * engines: "Propeller plane start" (Cheeseheadburger, CC-BY-3.0), "Mining machinery" (a lift, Aldor,
   public domain, edited by Janis Lukss, CC-BY-3.0), "Helicopter" (lorenzosu, CC-BY-SA-3.0), "Modern bus
   start" (icmusic, CC-BY-3.0), "Old bus start" (roscoetoon, CC-BY-3.0). Each has over 90 % of its energy
-  below 1 kHz and falls about 4-8 dB per octave above it: the kind of noise the tiny denoiser was first
-  weak on.
-* wind: "Wind" (Anton, CC-BY-3.0), 97 % of its energy below 1 kHz, steeply falling above 500 Hz.
+  below 1 kHz, most of it below 250 Hz, its spectral density falling about 4-8 dB per octave: the kind
+  of noise the tiny denoiser was first weak on.
+* wind: "Wind" (Anton, CC-BY-3.0), 97 % of its energy below 1 kHz, about three quarters of it between
+  500 Hz and 1 kHz: a gusting howl inside the band of voiced speech.
 
 Each is trimmed to where it is within 20 dB of its loudest 50 ms, started at a random point and looped
 (50 ms cross-fades) to the utterance's length. Why they are unseen: no file of that package is read by

@@ -15,8 +15,9 @@ the real key recordings of bucklespring-data (an IBM Model M, GPL-2+).
 Held-out noises (``HELD_OUT``): real recordings from Debian's openttd-opensfx (OpenSFX 1.0.3, sounds under
 CC-BY-3.0, CC-BY-SA-3.0 or CC0, credited in its readme), of kinds the tiny denoiser's recipe never reads:
 engines (a propeller plane, a lift's machinery, a helicopter, two buses; over 90 % of their energy below
-1 kHz, falling about 4-8 dB per octave above it) and wind. Nothing under ``edge_sdk/train`` opens that
-package, and checkpoints are selected on the recipe's own validation noise, so these families are unseen.
+1 kHz, its density falling about 4-8 dB per octave) and wind (a howl between 500 Hz and 1 kHz). Nothing
+under ``edge_sdk/train`` opens that package, and checkpoints are selected on the recipe's own validation
+noise, so these families are unseen.
 """
 
 from __future__ import annotations
