@@ -21,6 +21,10 @@ scored as a second validation set) and ``--w-over`` weights a loss on residual n
 
     python -m edge_sdk.train.tiny_denoiser --out runs/ft --init runs/tiny/best.pt --steps 1200 \
         --lr 4e-4 --typing 0.5 --w-over 1.0
+
+``--init`` also takes an exported ``model.onnx`` (such as the zoo's), ``--broad P`` draws the noise of a
+share P of the other clips from the low-frequency kinds (``noise_data.BROAD_KINDS``), and
+``--validate-only`` prints the starting weights' validation scores instead of training.
 """
 
 from __future__ import annotations
