@@ -1,9 +1,11 @@
 """Noise for training recipes: generated, plus recorded keyboards (``recorded_keyboards``, not shipped).
 
-Stationary: white, pink, brown, mains hum with harmonics, spectrally shaped ("fan"/"engine") noise.
-Non-stationary: babble from held-in speech, drifting tones, amplitude-modulated noise, impulsive
-bursts (knocks, dishes) and clicks (typing, tapping, switches). Every generator returns unit-RMS float32
-and is deterministic for a generator.
+Stationary: white, pink, brown, mains hum with harmonics, spectrally shaped ("fan"/"engine") noise,
+coloured noise of a random spectral slope (``sloped``), band-limited rumble below about 1 kHz
+(``rumble``) and fans (broadband plus blade-pass tones, ``fan``). Non-stationary: babble from held-in
+speech, drifting tones, amplitude-modulated noise, slowly swelling low-frequency traffic (``traffic``),
+impulsive bursts (knocks, dishes) and clicks (typing, tapping, switches). Every generator returns
+unit-RMS float32 and is deterministic for a generator.
 """
 
 from __future__ import annotations
@@ -235,6 +237,94 @@ def typing_floor(n: int, rng: np.random.Generator, keyboards: list[Keyboard] | N
     return rms_normalize(x + 10 ** (-rng.uniform(0, 40) / 20) * rms_normalize(floor))
 
 
+#: Spectral slopes (dB per octave of power) that ``sloped`` draws from: from steep rumble to a rising hiss.
+SLOPE_RANGE = (-18.0, 3.0)
+
+
+def slope_spectrum(f: np.ndarray, slope_db_oct: float, knee: float) -> np.ndarray:
+    """Amplitude envelope over frequencies ``f`` (Hz): flat below ``knee``, then power falling (or rising)
+    by ``slope_db_oct`` dB per octave."""
+    return (np.maximum(f, knee) / knee) ** (slope_db_oct / (20 * np.log10(2)))
+
+
+def _shape(n: int, rng: np.random.Generator, env: np.ndarray) -> np.ndarray:
+    """Gaussian noise of ``n`` samples through the amplitude envelope ``env`` (one value per rfft bin)."""
+    return rms_normalize(np.fft.irfft(np.fft.rfft(rng.standard_normal(n)) * env, n=n))
+
+
+def sloped_noise(
+    n: int, rng: np.random.Generator, slope_db_oct: float | None = None, knee: float | None = None
+) -> np.ndarray:
+    """Coloured noise of a random spectral slope: flat below a knee (30-400 Hz), then power changing by
+    ``slope_db_oct`` dB per octave, drawn from ``SLOPE_RANGE`` (two thirds of draws -6 dB/octave or
+    steeper: fans, engines, road and room rumble) when not given."""
+    if slope_db_oct is None:
+        lo, hi = SLOPE_RANGE
+        slope_db_oct = rng.uniform(lo, -6.0) if rng.random() < 2 / 3 else rng.uniform(-6.0, hi)
+    if knee is None:
+        knee = float(np.exp(rng.uniform(np.log(30), np.log(400))))
+    f = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
+    return _shape(n, rng, slope_spectrum(f, slope_db_oct, knee))
+
+
+def lowpass_envelope(f: np.ndarray, cutoff: float, order: int) -> np.ndarray:
+    """Magnitude of a Butterworth low-pass of ``order`` at ``cutoff`` Hz (falls 6 × order dB/octave)."""
+    return 1 / np.sqrt(1 + (f / cutoff) ** (2 * order))
+
+
+def rumble(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Band-limited rumble: noise low-passed at 60-900 Hz (3rd to 6th order, so 18-36 dB/octave above
+    the cut-off), gently sloped below it and high-passed at 15-40 Hz, over a broadband floor 35-60 dB
+    down (the microphone's own hiss): ventilation ducts, engines heard through walls, distant traffic."""
+    f = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
+    cutoff = float(np.exp(rng.uniform(np.log(60), np.log(900))))
+    hp = float(rng.uniform(15, 40))
+    env = lowpass_envelope(f, cutoff, int(rng.integers(3, 7))) * slope_spectrum(f, rng.uniform(-6, 0), 20.0)
+    env *= (f / hp) ** 2 / np.sqrt(1 + (f / hp) ** 4)  # 2nd-order high-pass: no DC drift
+    x = _shape(n, rng, env)
+    return rms_normalize(x + 10 ** (-rng.uniform(35, 60) / 20) * white_noise(n, rng))
+
+
+def fan(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A fan: broadband noise falling 3-12 dB/octave above a 50-500 Hz knee, plus the blade-pass tone
+    (3-9 blades at 600-3600 rpm: 30-540 Hz) and 1-5 harmonics whose pitch wobbles by under 1 %, the
+    broadband part modulated at the blade rate (0-30 % depth); tones 15 dB below to 10 dB above it."""
+    t = np.arange(n) / SAMPLE_RATE
+    f = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
+    broad = _shape(n, rng, slope_spectrum(f, -rng.uniform(3, 12), rng.uniform(50, 500)))
+    f_bp = int(rng.integers(3, 10)) * rng.uniform(600, 3600) / 60
+    wobble = 1 + rng.uniform(0, 0.01) * np.sin(2 * np.pi * rng.uniform(0.05, 0.5) * t + rng.uniform(0, 6.3))
+    phase = 2 * np.pi * np.cumsum(f_bp * wobble) / SAMPLE_RATE
+    tones = sum(
+        rng.uniform(0.2, 1) / k ** rng.uniform(0.5, 1.5) * np.sin(k * phase + rng.uniform(0, 6.3))
+        for k in range(1, int(rng.integers(2, 7)))
+        if k * f_bp < SAMPLE_RATE / 2
+    )
+    broad *= 1 + rng.uniform(0, 0.3) * np.sin(phase)
+    return rms_normalize(broad + 10 ** (rng.uniform(-15, 10) / 20) * rms_normalize(tones))
+
+
+def traffic(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Traffic heard from a roadside or through a window: low-frequency-heavy noise (knee 40-200 Hz, then
+    -6 to -15 dB/octave, low-passed at 400-3000 Hz) whose level swells and fades slowly (vehicles passing
+    every 2-10 s, each a 1-6 s bump, 6-20 dB over a steady hum of distant traffic), and whose upper band
+    rises as a vehicle comes near."""
+    f = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
+    knee, slope = rng.uniform(40, 200), -rng.uniform(6, 15)
+    env = slope_spectrum(f, slope, knee) * lowpass_envelope(f, rng.uniform(400, 3000), 2)
+    low = _shape(n, rng, env)
+    high = _shape(n, rng, slope_spectrum(f, slope + 6, knee) * lowpass_envelope(f, 4000, 2))
+    t = np.arange(n) / SAMPLE_RATE
+    swell = np.full(n, 10 ** (-rng.uniform(6, 20) / 20))
+    at = rng.uniform(-3, 2)
+    while at < n / SAMPLE_RATE + 3:
+        width = rng.uniform(1, 6) / 4
+        swell += rng.uniform(0.3, 1) * np.exp(-0.5 * ((t - at) / width) ** 2)
+        at += rng.uniform(2, 10)
+    near = swell / swell.max()
+    return rms_normalize(swell * (low + rng.uniform(0.1, 0.5) * near * high))
+
+
 def brown_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     """1/f² noise, unit RMS."""
     return colored_noise(n, rng, 2.0)
@@ -251,7 +341,13 @@ GENERATORS: dict[str, Callable[[int, np.random.Generator], np.ndarray]] = {
     "modulated": modulated_noise,
     "bursts": bursts,
     "clicks": clicks,
+    "sloped": sloped_noise,
+    "rumble": rumble,
+    "fan": fan,
+    "traffic": traffic,
 }
+#: The kinds added for low-frequency-heavy noise (``--broad`` draws the first noise of a clip from these).
+BROAD_KINDS = ("brown", "hum", "sloped", "rumble", "fan", "traffic")
 
 
 def noise_bank(

@@ -21,6 +21,10 @@ scored as a second validation set) and ``--w-over`` weights a loss on residual n
 
     python -m edge_sdk.train.tiny_denoiser --out runs/ft --init runs/tiny/best.pt --steps 1200 \
         --lr 4e-4 --typing 0.5 --w-over 1.0
+
+``--init`` also takes an exported ``model.onnx`` (such as the zoo's), ``--broad P`` draws the noise of a
+share P of the other clips from the low-frequency kinds (``noise_data.BROAD_KINDS``), and
+``--validate-only`` prints the starting weights' validation scores instead of training.
 """
 
 from __future__ import annotations
@@ -64,7 +68,8 @@ def build_data(
     independent noise draws, babble made from the training (resp. validation) utterances. The validation
     utterances are 10 % by name."""
     wide = (tuple(wide_languages), wide_minutes) if wide_languages else ()
-    key = hashlib.sha1(f"v2|{n_tts}|{seed}|{noise_seconds}{'|' + repr(wide) if wide else ''}".encode())
+    # v3: the bank gained the low-frequency kinds (sloped, rumble, fan, traffic)
+    key = hashlib.sha1(f"v3|{n_tts}|{seed}|{noise_seconds}{'|' + repr(wide) if wide else ''}".encode())
     path = speech_data.cache_dir() / f"denoiser-data-{key.hexdigest()[:12]}.npz"
     if path.exists():
         with np.load(path) as z:
@@ -106,14 +111,17 @@ def make_batch(
     p_real: float = 0.4,
     p_boost: float = 0.0,
     p_wide: float = 0.0,
+    p_broad: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``batch`` random (noisy, clean) clips of ``clip`` samples from ``part`` ("train" or "val"): the
     speech from the wideband prompts with probability ``p_wide``, the 8 kHz prompts with ``p_real``, else
     synthesised; SNR uniform in [-5, 20] dB, sometimes a second noise, speech level -45 to -12 dBFS, no
     clipping. With
     ``p_boost`` > 0 the first noise is, with that probability, drawn from ``data["boost_<part>"]`` (see
-    ``--typing``) instead of the bank's kinds."""
+    ``--typing``) instead of the bank's kinds; otherwise, with probability ``p_broad``, from the
+    low-frequency kinds (``noise_data.BROAD_KINDS``, see ``--broad``)."""
     kinds = sorted(k for k in data if k.startswith(f"noise_{part}/"))
+    broad = [k for k in kinds if k.split("/", 1)[1] in noise_data.BROAD_KINDS]
     noisy, clean = np.zeros((batch, clip), np.float32), np.zeros((batch, clip), np.float32)
     for i in range(batch):
         r = rng.random()  # one draw whatever the shares, so p_wide=0 draws what it always did
@@ -127,9 +135,13 @@ def make_batch(
         speech = stream[s : s + clip]
         noise = np.zeros(clip, np.float32)
         boosted = p_boost > 0 and rng.random() < p_boost
+        # drawn only when asked for, so p_broad=0 draws what it always did
+        from_broad = p_broad > 0 and not boosted and rng.random() < p_broad
         for j in range(1 if rng.random() < 0.7 else 2):
             if boosted and j == 0:
                 bank = data[f"boost_{part}"]
+            elif from_broad and j == 0:
+                bank = data[broad[int(rng.integers(len(broad)))]]
             else:
                 bank = data[kinds[int(rng.integers(len(kinds)))]]
             t = int(rng.integers(len(bank) - clip))
@@ -211,6 +223,53 @@ def make_model(mean: np.ndarray, std: np.ndarray, proj: int = 64, hidden: int = 
             self.folded = True
 
     return TinyDenoiser()
+
+
+def weights_from_onnx(path: Path, mean: np.ndarray, std: np.ndarray) -> tuple[dict, dict]:
+    """Hyper-parameters and a torch ``state_dict`` for ``make_model(mean, std, **hp)`` that computes what
+    an exported ``model.onnx`` computes: the folded normalisation is unfolded for the given ``mean`` and
+    ``std``, and ONNX's GRU gate order (z, r, h) is put back into torch's (r, z, n). So a fine-tune can start
+    from the shipped model when its checkpoint is not at hand."""
+    import onnx
+    from onnx import numpy_helper
+
+    from edge_sdk.errors import BadInputError
+
+    graph = onnx.load(str(path)).graph
+    init = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    matmuls = [n for n in graph.node if n.op_type == "MatMul"]
+    grus = [n for n in graph.node if n.op_type == "GRU"]
+    adds = {n.output[0]: n for n in graph.node if n.op_type == "Add"}
+    if len(matmuls) != 2 or not grus or any(len(g.input) < 4 for g in grus):
+        raise BadInputError(f"{path}: not a tiny-denoiser export (expected 2 MatMul and GRU nodes)")
+
+    def bias(matmul: Any) -> np.ndarray:
+        add = next(a for a in adds.values() if matmul.output[0] in a.input)
+        return init[next(i for i in add.input if i in init)]
+
+    def torch_gates(w: np.ndarray) -> np.ndarray:
+        z, r, h = np.split(w, 3, axis=0)
+        return np.concatenate([r, z, h])
+
+    torch = _torch()
+    w_in, w_out = init[matmuls[0].input[1]].T, init[matmuls[1].input[1]].T
+    hidden = init[grus[0].input[2]].shape[-1]
+    state = {
+        "mean": mean,
+        "inv_std": 1.0 / std,
+        "inp.weight": w_in * std,  # folded: W' = W / std, b' = b - W' @ mean
+        "inp.bias": bias(matmuls[0]) + w_in @ mean,
+        "out.weight": w_out,
+        "out.bias": bias(matmuls[1]),
+    }
+    for k, g in enumerate(grus):
+        b = init[g.input[3]][0]
+        state[f"gru.weight_ih_l{k}"] = torch_gates(init[g.input[1]][0])
+        state[f"gru.weight_hh_l{k}"] = torch_gates(init[g.input[2]][0])
+        state[f"gru.bias_ih_l{k}"] = torch_gates(b[: 3 * hidden])
+        state[f"gru.bias_hh_l{k}"] = torch_gates(b[3 * hidden :])
+    hp = {"proj": int(w_in.shape[0]), "hidden": int(hidden), "layers": len(grus)}
+    return hp, {k: torch.from_numpy(np.array(v, np.float32)) for k, v in state.items()}
 
 
 def n_params(model: Any) -> int:
@@ -305,7 +364,12 @@ def train(args: argparse.Namespace) -> Path:
     ckpt_path = out / "ckpt.pt"
     hp = {k: getattr(args, k) for k in DEFAULTS}
     if not ckpt_path.exists() and args.init:  # fine-tune: weights only; fresh optimizer, schedule, best
-        init = torch.load(args.init, weights_only=False)
+        if str(args.init).endswith(".onnx"):  # an exported model: normalisation from this run's data
+            mean, std = feature_stats(data, np.random.default_rng(args.seed + 2), ops)
+            init_hp, weights = weights_from_onnx(Path(args.init), mean, std)
+            init = {"mean": mean, "std": std, "hp": init_hp, "model": weights, "step": "exported"}
+        else:
+            init = torch.load(args.init, weights_only=False)
         model = make_model(init["mean"], init["std"], **init["hp"])
         model.load_state_dict(init["model"])
         step, best = 0, -1e9
@@ -324,6 +388,12 @@ def train(args: argparse.Namespace) -> Path:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     if "opt" in ckpt:
         opt.load_state_dict(ckpt["opt"])
+    if args.validate_only:  # score the starting weights on this run's validation sets, train nothing
+        scores = {"val_sisdr_gain": validate(model, val, ops)}
+        if val_typing:
+            scores["val_typing_gain"] = validate(model, val_typing, ops)
+        print(json.dumps({"weights": str(args.init or ckpt_path), **scores}))
+        return ckpt_path
     log.info("model: %d parameters; starting at step %d of %d", n_params(model), step, args.steps)
     running: dict[str, float] = {}
     tick = time.time()
@@ -336,7 +406,7 @@ def train(args: argparse.Namespace) -> Path:
         for g in opt.param_groups:
             g["lr"] = lr
         noisy, clean = make_batch(
-            data, "train", args.batch, int(args.clip * SR), rng, args.real, args.typing, args.wide
+            data, "train", args.batch, int(args.clip * SR), rng, args.real, args.typing, args.wide, args.broad
         )
         terms = loss_terms(
             model, torch.from_numpy(noisy), torch.from_numpy(clean), ops, args.w_sisdr, args.w_over
@@ -463,7 +533,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--keys", type=float, default=0.0, help="share of the --typing noise made of recorded keyboards"
     )
-    p.add_argument("--init", help="fine-tune from this checkpoint's weights (fresh optimizer and schedule)")
+    p.add_argument(
+        "--init",
+        help="fine-tune from this checkpoint's or exported model.onnx's weights (fresh optimizer, schedule)",
+    )
+    p.add_argument(
+        "--broad",
+        type=float,
+        default=0.0,
+        help="share of clips whose noise is drawn from the low-frequency kinds (noise_data.BROAD_KINDS)",
+    )
     p.add_argument("--tts", type=int, default=1500, help="synthesised utterances")
     p.add_argument("--real", type=float, default=0.4, help="share of clips from the 8 kHz Asterisk prompts")
     p.add_argument(
@@ -484,6 +563,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--eval-every", dest="eval_every", type=int, default=250)
     p.add_argument("--val-batches", dest="val_batches", type=int, default=4)
     p.add_argument("--export-only", dest="export_only", action="store_true", help="export best.pt and stop")
+    p.add_argument(
+        "--validate-only",
+        dest="validate_only",
+        action="store_true",
+        help="print the validation scores of the --init (or resumed) weights and stop",
+    )
     for k, v in DEFAULTS.items():
         p.add_argument(f"--{k}", type=int, default=v)
     args = p.parse_args(argv)
