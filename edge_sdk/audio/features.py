@@ -11,14 +11,12 @@ too: MFCC frames of the MLPerf Tiny kind, the same numbers in training and on a 
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from edge_sdk.audio import front_end
-from edge_sdk.errors import BadInputError
 
 WIN = 320
 HOP = 160
@@ -120,13 +118,12 @@ class StreamingSTFT:
 LOG_OFFSET = 1e-6
 
 
-class FeatureInputError(BadInputError, ValueError):
-    """Audio or a feature configuration the KWS front end cannot use (wrong dtype, shape, rate, keys)."""
+FeatureInputError = front_end.FeatureInputError
 
 
 @front_end.front_ends.register("mfcc")
 @dataclass(frozen=True)
-class KwsFeatureConfig:
+class KwsFeatureConfig(front_end.Geometry):
     """The MFCC front end's settings; the defaults are MLPerf Tiny's (1 s -> 49 frames x 10 MFCC)."""
 
     kind: ClassVar[str] = "mfcc"
@@ -161,16 +158,6 @@ class KwsFeatureConfig:
                 f"KwsFeatureConfig.clip_seconds ({self.clip_seconds}) is shorter than a frame"
             )
 
-    @property
-    def clip_samples(self) -> int:
-        """Samples in the window the classifier sees (16000 at the defaults)."""
-        return int(round(self.clip_seconds * self.sample_rate))
-
-    def n_frames(self, n_samples: int | None = None) -> int:
-        """Full frames in ``n_samples`` (default: one clip -> 49); 0 when shorter than one window."""
-        n = self.clip_samples if n_samples is None else int(n_samples)
-        return front_end.frames_of(n, self.win, self.hop)
-
     def dims(self) -> int:
         """Values per frame: ``n_mfcc``, or ``n_mels`` for log-mel features."""
         return self.n_mfcc or self.n_mels
@@ -188,31 +175,6 @@ class KwsFeatureConfig:
     def stream(self, *, threads: int | None = 1, cache_dir: Any = None) -> KwsFeatureStream:
         """A ``KwsFeatureStream`` of these settings."""
         return KwsFeatureStream(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able settings (stored in the model file's metadata)."""
-        return front_end.with_kind(self, dataclasses.asdict(self))
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> KwsFeatureConfig:
-        """The config ``to_dict`` wrote; unknown keys are an error (a newer front end must not be misread)."""
-        return cls(**settings_of(cls, d))
-
-
-def settings_of(cls: Any, d: Any) -> dict[str, Any]:
-    """``d`` checked against the dataclass ``cls``'s fields (its own ``front_end`` name allowed), for
-    ``from_dict``: anything else is a FeatureInputError naming the unknown keys."""
-    if not isinstance(d, dict):
-        raise FeatureInputError(f"KWS feature settings must be a JSON object, not {type(d).__name__}")
-    d = dict(d)
-    if d.get(front_end.KEY, cls.kind) != cls.kind:
-        raise FeatureInputError(f"settings of front end {d[front_end.KEY]!r} given to {cls.kind!r}")
-    d.pop(front_end.KEY, None)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise FeatureInputError(f"unknown KWS feature settings {unknown}; known: {sorted(known)}")
-    return d
 
 
 def _hz_to_mel(f: np.ndarray | float) -> np.ndarray:

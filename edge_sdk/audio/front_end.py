@@ -19,7 +19,8 @@ A KWS model names its front end in its metadata; a model written before front en
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Protocol
+import dataclasses
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 
@@ -28,6 +29,11 @@ from edge_sdk.registry import Registry
 
 KEY = "front_end"
 DEFAULT = "mfcc"
+F = TypeVar("F", bound="Geometry")
+
+
+class FeatureInputError(BadInputError, ValueError):
+    """Audio or a feature configuration the KWS front end cannot use (wrong dtype, shape, rate, keys)."""
 
 
 class FrameStream(Protocol):
@@ -89,11 +95,55 @@ def make(kind: str, **settings: Any) -> Any:
     return front_ends.get(kind)(**settings)
 
 
-def with_kind(cfg: Any, settings: dict[str, Any]) -> dict[str, Any]:
-    """``settings`` with the front end's name first, as ``to_dict`` writes them."""
-    return {KEY: cfg.kind, **settings}
-
-
 def frames_of(n_samples: int, win: int, hop: int) -> int:
     """Whole frames of ``win`` samples every ``hop`` in ``n_samples``; 0 when shorter than one."""
     return 0 if n_samples < win else 1 + (n_samples - win) // hop
+
+
+class Geometry:
+    """What the front ends' dataclasses share, from their ``kind``, ``sample_rate``, ``clip_seconds``,
+    ``hop`` and ``win``: the window in samples, frames in a length, and the metadata round trip."""
+
+    kind: ClassVar[str]
+    sample_rate: int
+    clip_seconds: float
+
+    @property
+    def hop(self) -> int:
+        """Samples between frames (a field or a property of each front end)."""
+        raise NotImplementedError
+
+    @property
+    def win(self) -> int:
+        """Samples one frame depends on (a field or a property of each front end)."""
+        raise NotImplementedError
+
+    @property
+    def clip_samples(self) -> int:
+        """Samples in the window the classifier sees."""
+        return int(round(self.clip_seconds * self.sample_rate))
+
+    def n_frames(self, n_samples: int | None = None) -> int:
+        """Whole frames in ``n_samples`` (default: one window); 0 when shorter than one frame."""
+        n = self.clip_samples if n_samples is None else int(n_samples)
+        return frames_of(n, self.win, self.hop)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able settings, the front end's name first (stored in the model file's metadata)."""
+        return {KEY: self.kind, **dataclasses.asdict(self)}  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[F], d: Any) -> F:
+        """The settings ``to_dict`` wrote; another front end's, or unknown keys, are a FeatureInputError
+        (a newer front end must not be misread)."""
+        if not isinstance(d, dict):
+            raise FeatureInputError(f"KWS feature settings must be a JSON object, not {type(d).__name__}")
+        d = dict(d)
+        if d.get(KEY, cls.kind) != cls.kind:
+            raise FeatureInputError(f"settings of front end {d[KEY]!r} given to {cls.kind!r}")
+        d.pop(KEY, None)
+        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise FeatureInputError(f"unknown KWS feature settings {unknown}; known: {sorted(known)}")
+        return cls(**d)

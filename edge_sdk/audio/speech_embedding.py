@@ -13,7 +13,6 @@ classifier that reads them.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -21,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from edge_sdk.audio import front_end
-from edge_sdk.audio.features import FeatureInputError, check_audio, settings_of
+from edge_sdk.audio.features import FeatureInputError, check_audio
 
 MEL_WIN, MEL_HOP, MEL_BANDS = 512, 160, 32
 MEL_PER_EMBEDDING, MEL_STEP, DIMS = 76, 8, 96
@@ -32,7 +31,7 @@ TOP_DB = 80.0
 
 @front_end.front_ends.register("speech-embedding")
 @dataclass(frozen=True)
-class SpeechEmbeddingConfig:
+class SpeechEmbeddingConfig(front_end.Geometry):
     """Settings of the speech-embedding front end: which zoo models, and the classifier's window."""
 
     kind: ClassVar[str] = "speech-embedding"
@@ -60,16 +59,6 @@ class SpeechEmbeddingConfig:
         """Samples one embedding depends on (782 ms)."""
         return (MEL_PER_EMBEDDING - 1) * MEL_HOP + MEL_WIN
 
-    @property
-    def clip_samples(self) -> int:
-        """Samples in the window the classifier sees."""
-        return int(round(self.clip_seconds * self.sample_rate))
-
-    def n_frames(self, n_samples: int | None = None) -> int:
-        """Embeddings in ``n_samples`` (default: one clip -> 9 at 1.5 s)."""
-        n = self.clip_samples if n_samples is None else int(n_samples)
-        return front_end.frames_of(n, self.win, self.hop)
-
     def dims(self) -> int:
         """Values per embedding."""
         return DIMS
@@ -77,15 +66,6 @@ class SpeechEmbeddingConfig:
     def describe(self) -> str:
         """One line for messages."""
         return f"{self.n_frames()} speech embeddings of {DIMS} values"
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able settings (stored in the model file's metadata)."""
-        return front_end.with_kind(self, dataclasses.asdict(self))
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SpeechEmbeddingConfig:
-        """The settings ``to_dict`` wrote; unknown keys are an error."""
-        return cls(**settings_of(cls, d))
 
     def features(self, x: np.ndarray, *, threads: int | None = 1, cache_dir: Any = None) -> np.ndarray:
         """Embeddings ``[..., frames, 96]`` of float audio ``[..., samples]``; the models come from the zoo

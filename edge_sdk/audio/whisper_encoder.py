@@ -11,7 +11,6 @@ beside it. The log-mel clamp is a fixed floor (see ``whisper_mel``), not Whisper
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import os
@@ -22,7 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from edge_sdk.audio import front_end, whisper_mel
-from edge_sdk.audio.features import check_audio, settings_of
+from edge_sdk.audio.features import check_audio
 from edge_sdk.errors import BadInputError
 
 log = logging.getLogger("edge_sdk.audio.whisper_encoder")
@@ -39,7 +38,7 @@ _VERIFIED: set[Path] = set()
 
 @front_end.front_ends.register("whisper-encoder")
 @dataclass(frozen=True)
-class WhisperEncoderConfig:
+class WhisperEncoderConfig(front_end.Geometry):
     """Settings of the whisper-encoder front end; ``window_frames`` mel frames (10 ms each) per frame."""
 
     kind: ClassVar[str] = "whisper-encoder"
@@ -86,16 +85,6 @@ class WhisperEncoderConfig:
         """Samples one frame depends on: ``window_frames`` mel frames of 400 samples every 160."""
         return (self.window_frames - 1) * whisper_mel.HOP + whisper_mel.N_FFT
 
-    @property
-    def clip_samples(self) -> int:
-        """Samples in the window the classifier sees (16000 at the defaults)."""
-        return int(round(self.clip_seconds * self.sample_rate))
-
-    def n_frames(self, n_samples: int | None = None) -> int:
-        """Frames in ``n_samples`` (default one clip): 1 + (n - win) // hop, 0 when shorter than win."""
-        n = self.clip_samples if n_samples is None else int(n_samples)
-        return front_end.frames_of(n, self.win, self.hop)
-
     def dims(self) -> int:
         """Values per frame: the encoder's width (384 for Whisper tiny)."""
         return 384
@@ -107,15 +96,6 @@ class WhisperEncoderConfig:
             f"{self.kind} ({self.model}, {self.window_frames} mel frames = {seconds:.2f} s per frame, "
             f"hop {self.hop}, {self.pool} pool, {self.dims()} dims)"
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able settings, naming the front end (stored in a trained head's metadata)."""
-        return front_end.with_kind(self, dataclasses.asdict(self))
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> WhisperEncoderConfig:
-        """The config ``to_dict`` wrote; unknown keys are an error (a newer front end must not be misread)."""
-        return cls(**settings_of(cls, d))
 
     def features(
         self, x: np.ndarray, *, threads: int | None = 1, cache_dir: str | os.PathLike[str] | None = None
