@@ -95,6 +95,20 @@ def make(kind: str, **settings: Any) -> Any:
     return front_ends.get(kind)(**settings)
 
 
+def cpu_session(model: str | bytes, threads: int | None) -> Any:
+    """An onnxruntime CPU session for a front end's fixed fp32 graph (a path or serialised bytes):
+    ``threads`` intra-op threads (None: onnxruntime's default), one inter-op thread, warnings off.
+    onnxruntime is a core dependency, whatever runtime runs the classifier behind the front end."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.inter_op_num_threads = 1
+    if threads is not None:
+        so.intra_op_num_threads = int(threads)
+    return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+
+
 def frames_of(n_samples: int, win: int, hop: int) -> int:
     """Whole frames of ``win`` samples every ``hop`` in ``n_samples``; 0 when shorter than one."""
     return 0 if n_samples < win else 1 + (n_samples - win) // hop

@@ -113,25 +113,14 @@ def _floor(log_mel: np.ndarray) -> np.ndarray:
 
 
 class _Models:
-    """The two ONNX models, opened once per (settings, threads) on onnxruntime (a core dependency: the
-    front end is a fixed fp32 graph, whatever runtime runs the classifier behind it)."""
+    """The two ONNX models, opened once per (settings, threads, cache) on onnxruntime."""
 
     def __init__(self, cfg: SpeechEmbeddingConfig, threads: int | None, cache_dir: Any) -> None:
-        import onnxruntime as ort
-
         from edge_sdk import zoo
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or 0
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        cpu = ["CPUExecutionProvider"]
-        self._mel = ort.InferenceSession(
-            _frame_local_mel(zoo.resolve(cfg.mel_model, cache_dir=cache_dir)), opts, providers=cpu
-        )
-        self._emb = ort.InferenceSession(
-            str(zoo.resolve(cfg.embedding_model, cache_dir=cache_dir)), opts, providers=cpu
-        )
+        mel = _frame_local_mel(zoo.resolve(cfg.mel_model, cache_dir=cache_dir))
+        self._mel = front_end.cpu_session(mel, threads)
+        self._emb = front_end.cpu_session(str(zoo.resolve(cfg.embedding_model, cache_dir=cache_dir)), threads)
         self._mel_in, self._emb_in = self._mel.get_inputs()[0].name, self._emb.get_inputs()[0].name
 
     def mel(self, audio: np.ndarray) -> np.ndarray:
@@ -175,9 +164,8 @@ class EmbeddingStream:
 
     def reset(self) -> None:
         """Start a new stream."""
-        self._samples = np.zeros(0, np.float32)  # samples from mel frame ``self._mel_done`` on
+        self._samples = np.zeros(0, np.float32)  # samples from the next mel frame's first on
         self._mel = np.zeros((0, MEL_BANDS), np.float32)  # mel frames from embedding ``frames_out`` on
-        self._mel_done = 0
         self.frames_out = 0
         self.samples_in = 0
 
@@ -190,7 +178,6 @@ class EmbeddingStream:
         if n_mel:
             new = self._models.mel(buf[None, : (n_mel - 1) * MEL_HOP + MEL_WIN])[0]
             self._mel = np.concatenate([self._mel, new])
-            self._mel_done += n_mel
         self._samples = np.array(buf[n_mel * MEL_HOP :], np.float32)
         k = front_end.frames_of(len(self._mel), MEL_PER_EMBEDDING, MEL_STEP)
         if k == 0:

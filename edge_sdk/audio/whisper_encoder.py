@@ -203,14 +203,7 @@ def encoder_file(model: str, n_frames: int, *, cache_dir: str | os.PathLike[str]
 
 @functools.lru_cache(maxsize=8)
 def _session(path: str, threads: int | None) -> Any:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    so.inter_op_num_threads = 1
-    if threads is not None:
-        so.intra_op_num_threads = int(threads)
-    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    return front_end.cpu_session(path, threads)
 
 
 def _encoder(cfg: WhisperEncoderConfig, threads: int | None, cache_dir: str | os.PathLike[str] | None) -> Any:

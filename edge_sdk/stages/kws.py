@@ -200,7 +200,7 @@ class KeywordSpotter(Stage):
     ``model`` is an ONNX path (or an artifact folder with model.onnx) or a zoo name (``zoo:commands``).
     Every ``hop`` seconds (a multiple of the front end's frame hop; default the multiple nearest 100 ms:
     100 ms on MFCC, 80 ms on a speech embedding), once a whole window
-    (``clip_seconds``, 1 s) has been heard, the last window is classified; the softmax posteriors of
+    (the front end's ``clip_seconds``) has been heard, the last window is classified; the posteriors of
     the last ``smoothing`` windows are averaged; a keyword fires when its average reaches its
     threshold (``threshold``: one number for all words, or {word: number} over the model's own, else
     the model's metadata, else 0.5), at most one word per window (the highest). After firing, a word
