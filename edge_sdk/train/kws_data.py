@@ -487,20 +487,27 @@ def augment(
         if level is None:
             level = 10 ** (rng.uniform(lo_db - 10, lo_db + 15) / 20)
         return (x * (level / (np.max(np.abs(x)) + 1e-12))).astype(np.float32)
-    x = _place(clip, rng, aug, length)
+    return degrade(_place(clip, rng, aug, length), rng, noise, aug)
+
+
+def degrade(
+    x: np.ndarray, rng: np.random.Generator, noise: dict[str, np.ndarray], aug: AugmentConfig
+) -> np.ndarray:
+    """``x`` of any length maybe reverberated and band-limited, with noise at an SNR from ``aug`` (against
+    its non-zero samples), scaled to a random peak level: float32."""
     if aug.p_reverb and rng.random() < aug.p_reverb:
         x = reverberate(x, exp_rir(rng))
     if aug.p_telephone and rng.random() < aug.p_telephone:
         x = telephone(x)
     if noise and aug.p_noise and rng.random() < aug.p_noise:
         kinds = sorted(noise)
-        n = loop_to(noise[kinds[int(rng.integers(len(kinds)))]], length, rng)
+        n = loop_to(noise[kinds[int(rng.integers(len(kinds)))]], len(x), rng)
         speech_rms = rms(x[np.abs(x) > 0]) if np.any(x) else 0.0
         snr = rng.uniform(*aug.snr_db)
         x = x + n * (speech_rms / (rms(n) + 1e-12) / 10 ** (snr / 20))
     peak = float(np.max(np.abs(x)))
     if peak > 0:
-        x = x * (10 ** (rng.uniform(lo_db, hi_db) / 20) / peak)
+        x = x * (10 ** (rng.uniform(*aug.gain_db) / 20) / peak)
     return x.astype(np.float32)
 
 
