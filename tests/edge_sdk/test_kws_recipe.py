@@ -112,6 +112,10 @@ def test_train_kws_cli_writes_a_model_matching_the_contract(tmp_path: Path) -> N
     assert {"test-clean", "test-noisy"} <= set(report["eval"])
     assert report["onnx_max_abs_diff"] < 1e-4
     assert "en-029" in (out / "MODEL_CARD.md").read_text()
+    # running speech by default, at 0.3 utterances per keyword clip here (its windows computed once)
+    running = report["data"]["running"]
+    assert 1 <= running["utterances"] <= 4 and running["windows"] > running["keyword_windows"] >= 0
+    assert report["training"]["passes"] == 1 and "Sentences (" in (out / "MODEL_CARD.md").read_text()
 
     # onnxruntime equals torch on real speech features, for a batch of any size.
     model = kws.make_model(len(labels))
@@ -301,9 +305,11 @@ def test_the_recipe_trains_a_head_on_the_speech_embedding_from_a_dataset(
     out = tmp_path / "kws-emb"
     argv = ["train", "kws", "--words", "yes,no", "--data", str(root), "--out", str(out), "--steps", "3"]
     argv += ["--passes", "1"]  # the features of one augmented pass computed once, then steps on them
+    argv += ["--running", "3"]  # a user's recordings, and a few synthesised sentences
     assert main([*argv, "--batch", "4", "--noise-seconds", "2", "--denoised", "0.5", "-q"]) == 0
     report = json.loads((out / "eval.json").read_text())
     assert report["front_end"] == "speech-embedding" and report["cmn"] is False
+    assert report["head"] == "conv" and report["data"]["running"]["utterances"] >= 1
     assert report["training"]["passes"] == 1 and report["training"]["steps"] == 3
     assert report["parameters"] <= 100_000 and report["onnx_max_abs_diff"] < 1e-4
     m = onnx.load(str(out / "model.onnx"))
@@ -322,3 +328,22 @@ def test_the_recipe_trains_a_head_on_the_speech_embedding_from_a_dataset(
         spotter.process(Block(audio[i : i + 700], 16000, i / 16000, i // 700))
     embeddings = 1 + (len(audio) - 12512) // 1280
     assert spotter.windows == embeddings - 9 + 1
+
+
+def test_embedding_heads_fit_the_budget_and_an_unknown_head_is_refused() -> None:
+    import torch
+
+    from edge_sdk.audio import front_end
+    from edge_sdk.errors import BadInputError
+    from edge_sdk.train import kws
+
+    cfg = front_end.make("speech-embedding")
+    x = torch.randn(4, 1, cfg.n_frames(), cfg.dims())
+    for head in kws.HEADS:
+        model = kws.make_head(22, cfg, kind=head).eval()
+        assert kws.n_params(model) <= kws.MAX_PARAMS
+        assert model(x).shape == (4, 22)
+    with pytest.raises(BadInputError, match="unknown head 'gru'"):
+        kws.make_head(22, cfg, kind="gru")
+    with pytest.raises(BadInputError, match="at least 5 frames"):
+        kws.make_head(22, front_end.make("speech-embedding", clip_seconds=0.9), kind="conv")
