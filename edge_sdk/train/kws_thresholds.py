@@ -2,10 +2,10 @@
 
 The recipe's first thresholds keep false accepts under 1 % of held-out *clips*. A live spotter classifies
 ten windows a second, so 1 % of windows is hundreds of false accepts an hour. Here each word's threshold
-is the lowest at which running speech without keywords (strings of other words spoken by *training*
-voices, in noise) has at most ``target`` windows an hour whose smoothed posterior reaches it: every false
-accept needs at least one such window, so this bounds the rate from above. The thresholds go into the
-model's ``edge_sdk.kws.thresholds`` metadata, where the ``kws.onnx`` stage reads them.
+is the lowest at which running speech without keywords (prose and strings of other words spoken by
+*training* voices, in noise) has at most ``target`` windows an hour whose smoothed posterior reaches
+it: every false accept needs at least one such window, so this bounds the rate from above. The thresholds
+go into the model's ``edge_sdk.kws.thresholds`` metadata, where the ``kws.onnx`` stage reads them.
 
     python -m edge_sdk.train.kws_thresholds --model runs/kws/model.onnx --out runs/kws/tuned.onnx
 """
@@ -23,7 +23,7 @@ import numpy as np
 
 from edge_sdk.audio.features import kws_features
 from edge_sdk.audio.mix import rms
-from edge_sdk.train import kws_data, speech_data
+from edge_sdk.train import kws_data, kws_running, speech_data
 
 log = logging.getLogger("edge_sdk.train.kws_thresholds")
 
@@ -34,17 +34,22 @@ META_THRESHOLDS = "edge_sdk.kws.thresholds"
 def negative_speech(
     words: list[str], minutes: float, seed: int = 0, engines: tuple[str, ...] = kws_data.ENGINES
 ) -> np.ndarray:
-    """About ``minutes`` of running speech with none of ``words``: strings of 3-12 other words, each
-    spoken as one utterance by a random training voice, 0.2-1.0 s apart, in a noise bank's noise at
-    5-30 dB SNR (per utterance). Deterministic for a seed."""
+    """About ``minutes`` of running speech with none of ``words``: carriers of ``kws_running`` (pieces
+    of prose sentences and strings of other words, no keyword, digit or homophone), each spoken as one
+    utterance by a random training voice, 0.2-1.0 s apart, in a noise bank's noise at 5-30 dB SNR (per
+    utterance). Deterministic for a seed."""
     rng = np.random.default_rng([seed, 11])
-    others = kws_data.unknown_words(words)
+    banned = kws_running.banned_words(words)
+    others = [w for w in kws_data.unknown_words(words) if w not in banned]
+    sentences = kws_running.prose_sentences()
     noise = kws_data.make_noise(10.0, seed + 17)
     kinds = sorted(noise)
     pieces, total = [], 0
     while total < minutes * 60 * SR:
         (voice,) = kws_data.draw_voices(1, "train", rng, engines)
-        text = " ".join(rng.choice(others, int(rng.integers(3, 13))))
+        text = " ".join(kws_running.carrier(rng, sentences, others, banned))
+        if not text:
+            continue
         speech = kws_data.trim_speech(speech_data.synthesize(text, **voice.kwargs()))
         if not len(speech):
             continue
