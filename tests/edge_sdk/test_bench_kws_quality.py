@@ -116,3 +116,23 @@ def test_every_measurement_runs_on_a_tiny_model(
     for heading in headings:
         assert heading in md
     assert "held-out" in md and "en-029" in md
+
+
+def test_the_running_speech_development_set_scores_every_window(
+    tiny_model: Path, bench_module: Callable[..., ModuleType]
+) -> None:
+    from edge_sdk.stages.kws import hop_frames, read_kws_metadata
+    from edge_sdk.train import kws_running
+
+    dev = bench_module("kws_running_dev")
+    utts = kws_running.synthesize_running(["yes", "seven"], "train", 6, seed=77, engines=("espeak-ng",))
+    said = sum(u.keyword is not None for u in utts)
+    assert said >= 1
+    got = dev.score(tiny_model, utts, seed=77, fixed=(1e-6, 1.0))
+    assert got["keywords"] == 2 * said  # each utterance heard clean and in noise
+    # a threshold nothing misses: every keyword heard, every negative window over it (one each hop)
+    cfg = read_kws_metadata(tiny_model).features
+    per_hour = 3600 / (hop_frames(cfg) * cfg.hop / cfg.sample_rate)
+    assert got["1e-06"]["recall"] == 1.0
+    assert got["1e-06"]["windows_per_hour"] == pytest.approx(per_hour, rel=1e-3)
+    assert got["1"]["windows_per_hour"] <= got["own"]["windows_per_hour"] <= per_hour
