@@ -10,8 +10,7 @@ and without it: the speech of a prefix ends where that prefix ends inside the wh
 
 Every window of the utterance's frames (computed once, as on a live stream) is then labelled: the keyword
 when it holds the keyword whole, ``_unknown_`` when it holds at most a sliver of it, and left out in
-between. ``mine`` ranks negative windows by how strongly a model fires on them, so a second round of
-training sees the running speech it confuses with keywords most (hard-negative mining).
+between.
 """
 
 from __future__ import annotations
@@ -215,15 +214,6 @@ def running_windows(
         )
         ys.append(y[keep])
     return np.concatenate(xs)[:, None].astype(np.float32), np.concatenate(ys)
-
-
-def mine(probs: np.ndarray, y: np.ndarray, labels: Sequence[str], top: int) -> np.ndarray:
-    """Indices of the ``top`` ``_unknown_`` windows on which a keyword scores highest in ``probs``
-    [windows, labels]: the running speech a model confuses with keywords most."""
-    keyword_cols = [i for i, lab in enumerate(labels) if not lab.startswith("_")]
-    neg = np.flatnonzero(y == labels.index(UNKNOWN))
-    score = probs[neg][:, keyword_cols].max(axis=1)
-    return neg[np.argsort(-score)[:top]]
 
 
 def describe(utterances: Sequence[Utterance]) -> dict[str, Any]:

@@ -84,19 +84,3 @@ def test_running_windows_are_labelled_frames_of_the_whole_utterance() -> None:
     assert len(x) == len(y) and kws_running.IGNORE not in y
     said = {LABELS.index(u.keyword) for u in utts if u.keyword}
     assert set(np.unique(y)) == {1} | said
-
-
-def test_mining_picks_the_negatives_a_model_confuses_with_keywords_most() -> None:
-    y = np.array([1, 2, 1, 1, 3, 1, 0])
-    probs = np.array(
-        [
-            [0.0, 0.9, 0.1, 0.0],
-            [0.0, 0.0, 1.0, 0.0],  # a keyword window: never a hard negative
-            [0.0, 0.2, 0.0, 0.8],
-            [0.0, 0.5, 0.5, 0.0],
-            [0.0, 0.0, 0.0, 1.0],
-            [0.0, 1.0, 0.0, 0.0],
-            [0.0, 0.0, 0.99, 0.01],  # silence: not running speech
-        ]
-    )
-    assert kws_running.mine(probs, y, LABELS, top=2).tolist() == [2, 3]
