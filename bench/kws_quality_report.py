@@ -431,9 +431,11 @@ def misses(r: dict[str, Any]) -> list[str]:
                 + "; ".join(parts)
                 + f".{worst} "
                 + (
-                    "Misses dominate: the model does not recognise this real voice's digits, a front end "
-                    "trained on real speech (a pretrained speech embedding) or real keyword recordings in "
-                    "training are what close that."
+                    "Misses dominate: the model does not recognise this real voice's digits where the "
+                    "stream has them, most of them said inside longer prompts. Real keyword recordings "
+                    "in training (`--data`), synthesised sentences closer to real ones (`--running`), a "
+                    "front end trained on real speech where the model has none, or a recogniser that "
+                    "decodes the words (CTC) are what close that."
                     if d["misses"] >= max(d["substitutions"], d["insertions"])
                     else "Insertions and substitutions dominate: per-word thresholds tuned on real speech, "
                     "or a confirming second stage on a longer context, trade them for some recall."
