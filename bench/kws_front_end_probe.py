@@ -24,8 +24,8 @@ from edge_sdk.audio.features import KwsFeatureConfig
 from edge_sdk.audio.speech_embedding import SpeechEmbeddingConfig
 from edge_sdk.audio.whisper_encoder import WhisperEncoderConfig
 from edge_sdk.train import kws_data
+from edge_sdk.train.kws_running import DIGITS
 
-DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 SR = 16000
 
 

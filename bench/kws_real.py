@@ -30,8 +30,8 @@ import numpy as np
 import speech_corpus
 
 from edge_sdk.train import kws_data, speech_data
+from edge_sdk.train.kws_running import DIGITS, banned_words
 
-DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 TIDIGITS_CHARS = {"z": "zero", "o": "oh", **{str(i): DIGITS[i] for i in range(1, 10)}}
 GOFORWARD_GRAMMAR = speech_corpus.SPHINX / "goforward.gram"
 CARDS_TRANSCRIPTS = speech_corpus.SPHINX / "cards" / "cards.transcription"
@@ -94,13 +94,6 @@ def is_keyword_free(text: str, banned: set[str]) -> bool:
     if re.search(r"[0-9#*\[]", text):
         return False
     return not set(re.findall(r"[a-z]+(?:'[a-z]+)?", text.lower())) & banned
-
-
-def banned_words(keywords: Iterable[str]) -> set[str]:
-    """Words a keyword-free transcript must not contain: the keywords, the ten digit words and the
-    homophones of both (``to`` sounds like ``two``)."""
-    words = set(keywords) | set(DIGITS)
-    return words | {h for w in words for h in kws_data.HOMOPHONES.get(w, ())}
 
 
 def classify(text: str, keywords: Sequence[str], banned: set[str]) -> tuple[str, list[Ref] | str]:
