@@ -667,10 +667,10 @@ def model_card(report: dict[str, Any], args: argparse.Namespace) -> str:
             "",
             f"Sentences ({run['utterances']} utterances, {run['seconds'] / 3600:.2f} h, "
             f"{run['with_keyword']} saying a keyword inside them): prose and strings of other words without "
-            "any keyword, digit or homophone, most with one keyword put between two of their words and "
-            "spoken as one utterance, each degraded as a whole and cut into the windows the live stage "
-            f"classifies ({run['windows']} windows, {run['keyword_windows']} holding the keyword whole; "
-            "windows holding part of it left out); `edge_sdk.train.kws_running`.",
+            "any keyword, digit or homophone, most with one keyword put among their words (first, last or "
+            "between two) and spoken as one utterance, each degraded as a whole and cut into the windows "
+            f"the live stage classifies ({run['windows']} windows, {run['keyword_windows']} holding the "
+            "keyword whole; windows holding part of it left out); `edge_sdk.train.kws_running`.",
         ]
     if data.get("source") == "synthetic":
         lines += [

@@ -4,9 +4,9 @@ A spotter trained on isolated words hears a keyword spoken alone; a user says it
 ("press *one* for sales"), where it runs into its neighbours, and between keywords the spotter hears
 nothing but other speech. Both are made here from synthesised utterances: a carrier text (a sentence of
 prose or a string of other words, with every keyword and homophone removed) with, in most of them, one
-keyword put between two of its words and the whole spoken as one utterance, so the keyword is
-coarticulated as in life. Where the keyword sits is found by also synthesising the text up to it, with
-and without it: the speech of a prefix ends where that prefix ends inside the whole.
+keyword put among its words (first, last or between two) and the whole spoken as one utterance, so the
+keyword is coarticulated as in life. Where the keyword sits is found by also synthesising the text up
+to it, with and without it: the speech of a prefix ends where that prefix ends inside the whole.
 
 Every window of the utterance's frames (computed once, as on a live stream) is then labelled: the keyword
 when it holds the keyword whole, ``_unknown_`` when it holds at most a sliver of it, and left out in
@@ -119,8 +119,8 @@ def synthesize_running(
     engines: Sequence[str] = kws_data.ENGINES,
     workers: int = 2,
 ) -> list[Utterance]:
-    """``n`` utterances by voices of ``split``; a share ``p_keyword`` says one keyword (drawn evenly)
-    between two carrier words. Deterministic for a seed."""
+    """``n`` utterances by voices of ``split``; a share ``p_keyword`` says one keyword (drawn evenly) at a
+    random place among the carrier's words. Deterministic for a seed."""
     rng = np.random.default_rng([seed, zlib.crc32(f"running-{split}".encode())])
     banned = banned_words(keywords)
     others = [w for w in kws_data.unknown_words(keywords) if w not in banned]
