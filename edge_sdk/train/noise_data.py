@@ -4,7 +4,8 @@ Stationary: white, pink, brown, mains hum with harmonics, spectrally shaped ("fa
 coloured noise of a random spectral slope (``sloped``), band-limited rumble below about 1 kHz
 (``rumble``) and fans (broadband plus blade-pass tones, ``fan``). Non-stationary: babble from held-in
 speech, drifting tones, amplitude-modulated noise, slowly swelling low-frequency traffic (``traffic``),
-impulsive bursts (knocks, dishes) and clicks (typing, tapping, switches). Every generator returns
+impulsive bursts (knocks, dishes) and clicks (typing, tapping, switches), howling air whose narrow bands
+wander (``howl``) and air buffeting a microphone (``buffeting``). Every generator returns
 unit-RMS float32 and is deterministic for a generator.
 """
 
@@ -325,6 +326,67 @@ def traffic(n: int, rng: np.random.Generator) -> np.ndarray:
     return rms_normalize(swell * (low + rng.uniform(0.1, 0.5) * near * high))
 
 
+#: Frame and hop of the short-time shaping that ``howl`` uses (sqrt-Hann windows at 50 % overlap sum to 1).
+_FRAME, _HOP = 512, 256
+
+
+def _wander(
+    count: int, rng: np.random.Generator, per_second: float, spread: float, rate: float
+) -> np.ndarray:
+    """A smooth random curve of ``count`` points sampled ``per_second`` times a second: Gaussian knots of
+    standard deviation ``spread`` every ``1 / rate`` seconds, joined by cosine interpolation."""
+    step = max(per_second / rate, 1.0)
+    knots = rng.normal(0, spread, int(count / step) + 3)
+    pos = np.arange(count) / step + rng.random()
+    i = pos.astype(int)
+    w = (1 - np.cos(np.pi * (pos - i))) / 2
+    return knots[i] * (1 - w) + knots[i + 1] * w
+
+
+def _shape_frames(n: int, rng: np.random.Generator, env: np.ndarray) -> np.ndarray:
+    """Gaussian noise of ``n`` samples whose amplitude spectrum follows ``env`` (``frames × _FRAME // 2 + 1``,
+    one row every ``_HOP`` samples): a spectrum that changes over time, joined by overlap-add."""
+    window = np.sqrt(np.hanning(_FRAME + 1)[:-1])
+    spectra = np.fft.rfft(rng.standard_normal((len(env), _FRAME)) * window) * env
+    frames = np.fft.irfft(spectra, _FRAME) * window
+    out = np.zeros((len(env) + 1) * _HOP)
+    for half in (0, 1):  # even frames, then odd ones: neither set overlaps itself
+        rows = frames[half::2].reshape(-1)
+        out[half * _HOP : half * _HOP + len(rows)] += rows
+    return rms_normalize(out[_HOP : _HOP + n])
+
+
+def howl(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Air howling or whistling (through a gap, around a building or a microphone grille, in a vent):
+    1-3 narrow bands of noise (3-20 % wide) whose centres wander slowly between 150 Hz and 2.5 kHz (by up
+    to about half an octave), each band's level gusting by 5-20 dB at 0.2-2 Hz, over a low rumble 5-30 dB
+    down. Unlike ``tones`` it is noise, not a sinusoid; unlike ``shaped`` its spectrum moves."""
+    count = n // _HOP + 3
+    f = np.fft.rfftfreq(_FRAME, 1 / SAMPLE_RATE)
+    env = np.zeros((count, len(f)))
+    per_second = SAMPLE_RATE / _HOP
+    for _ in range(int(rng.integers(1, 4))):
+        start = rng.uniform(np.log(150), np.log(2500))
+        centre = start + _wander(count, rng, per_second, 0.2, rng.uniform(0.1, 1))
+        hz = np.exp(centre)[:, None]
+        width = np.maximum(hz * rng.uniform(0.03, 0.2), 25.0)  # no narrower than a bin
+        level_db = _wander(count, rng, per_second, rng.uniform(5, 20) / 2, rng.uniform(0.2, 2))
+        env += (10 ** (level_db / 20))[:, None] * np.exp(-0.5 * ((f[None] - hz) / width) ** 2)
+    floor = rumble(n, rng)
+    return rms_normalize(_shape_frames(n, rng, env) + 10 ** (-rng.uniform(5, 30) / 20) * floor)
+
+
+def buffeting(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Moving air on a microphone: noise low-passed at 80-800 Hz (2nd to 4th order) whose level jumps
+    irregularly by 10-30 dB at 0.3-3 Hz, down to near-silent lulls, over a faint broadband hiss."""
+    f = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
+    cutoff = float(np.exp(rng.uniform(np.log(80), np.log(800))))
+    base = _shape(n, rng, lowpass_envelope(f, cutoff, int(rng.integers(2, 5))))
+    level_db = _wander(n, rng, SAMPLE_RATE, rng.uniform(10, 30) / 2, rng.uniform(0.3, 3))
+    x = rms_normalize(base * 10 ** (level_db / 20))
+    return rms_normalize(x + 10 ** (-rng.uniform(30, 50) / 20) * white_noise(n, rng))
+
+
 def brown_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     """1/f² noise, unit RMS."""
     return colored_noise(n, rng, 2.0)
@@ -345,9 +407,12 @@ GENERATORS: dict[str, Callable[[int, np.random.Generator], np.ndarray]] = {
     "rumble": rumble,
     "fan": fan,
     "traffic": traffic,
+    "howl": howl,
+    "buffeting": buffeting,
 }
-#: The kinds added for low-frequency-heavy noise (``--broad`` draws the first noise of a clip from these).
-BROAD_KINDS = ("brown", "hum", "sloped", "rumble", "fan", "traffic")
+#: The kinds added for low-frequency-heavy and moving-air noise (``--broad`` draws the first noise of a clip
+#: from these).
+BROAD_KINDS = ("brown", "hum", "sloped", "rumble", "fan", "traffic", "howl", "buffeting")
 
 
 def noise_bank(

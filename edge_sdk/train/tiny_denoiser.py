@@ -53,10 +53,15 @@ DEFAULTS = {"proj": 64, "hidden": 80, "layers": 2}
 VAL_KEYBOARDS = ("holy-panda", "mx-brown")
 
 
+#: Seconds of each independent noise draw in the bank. Each draw fixes a spectrum (a slope, a cut-off, a
+#: fan's blades), so short draws give many of them: four draws per kind taught four spectra per kind.
+NOISE_PIECE_SECONDS = 2.5
+
+
 def build_data(
     n_tts: int,
     seed: int = 0,
-    noise_seconds: float = 60.0,
+    noise_seconds: float = 150.0,
     wide_languages: tuple[str, ...] = (),
     wide_minutes: float | None = None,
 ) -> dict[str, np.ndarray]:
@@ -68,8 +73,9 @@ def build_data(
     independent noise draws, babble made from the training (resp. validation) utterances. The validation
     utterances are 10 % by name."""
     wide = (tuple(wide_languages), wide_minutes) if wide_languages else ()
-    # v3: the bank gained the low-frequency kinds (sloped, rumble, fan, traffic)
-    key = hashlib.sha1(f"v3|{n_tts}|{seed}|{noise_seconds}{'|' + repr(wide) if wide else ''}".encode())
+    # v3: the bank gained the low-frequency kinds (sloped, rumble, fan, traffic); v4: howl and buffeting,
+    # and a fresh draw every NOISE_PIECE_SECONDS instead of four draws per kind
+    key = hashlib.sha1(f"v4|{n_tts}|{seed}|{noise_seconds}{'|' + repr(wide) if wide else ''}".encode())
     path = speech_data.cache_dir() / f"denoiser-data-{key.hexdigest()[:12]}.npz"
     if path.exists():
         with np.load(path) as z:
@@ -94,7 +100,9 @@ def build_data(
         data[name] = np.concatenate(pieces or [np.zeros(0)]).astype(np.float32)
     for part in ("train", "val"):
         voices = groups[f"{part}_tts"] + groups[f"{part}_real"] + groups[f"{part}_wide"]
-        bank = noise_data.noise_bank(noise_seconds if part == "train" else noise_seconds / 4, rng, voices)
+        seconds = noise_seconds if part == "train" else noise_seconds / 4
+        pieces = max(1, round(seconds / NOISE_PIECE_SECONDS))
+        bank = noise_data.noise_bank(seconds, rng, voices, pieces=pieces)
         data.update({f"noise_{part}/{k}": v for k, v in bank.items()})
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.npz")  # atomic: two runs may build it at once
     np.savez(tmp, **data)  # type: ignore[arg-type]  # numpy stubs type the first kwarg as allow_pickle

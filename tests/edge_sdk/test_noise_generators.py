@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.signal import welch
+from scipy.signal import stft, welch
 
 from edge_sdk.train import noise_data
 
 SR = noise_data.SAMPLE_RATE
-NEW = ("sloped", "rumble", "fan", "traffic")
+NEW = ("sloped", "rumble", "fan", "traffic", "howl", "buffeting")
 
 
 def psd(x: np.ndarray, nperseg: int = 8192) -> tuple[np.ndarray, np.ndarray]:
@@ -82,6 +82,36 @@ def test_traffic_is_low_and_swells() -> None:
         assert share_below(x, 1000.0) > 0.9, seed
         levels = 20 * np.log10(np.sqrt(np.mean(x.reshape(-1, SR // 2).astype(np.float64) ** 2, axis=1)))
         assert levels.max() - levels.min() > 6, seed  # vehicles passing, not a steady hiss
+
+
+def band_shares(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per 64 ms frame: the frequency of the strongest bin, and the share of the frame's power within a
+    sixth of an octave of it."""
+    f, _, z = stft(x.astype(np.float64), SR, nperseg=1024)
+    p = np.abs(z[:, 1:-1]) ** 2
+    peak = f[np.argmax(p, axis=0)]
+    near = (f[:, None] > peak / 2 ** (1 / 6)) & (f[:, None] < peak * 2 ** (1 / 6))
+    return peak, (p * near).sum(axis=0) / p.sum(axis=0)
+
+
+def test_howl_is_narrowband_noise_whose_band_wanders() -> None:
+    _, white_share = band_shares(noise_data.white_noise(SR * 10, np.random.default_rng(0)))
+    assert np.median(white_share) < 0.2  # the measure's floor: broadband noise
+    moved = 0
+    for seed in range(8):
+        peak, share = band_shares(noise_data.howl(SR * 10, np.random.default_rng(seed)))
+        assert np.median(share) > 0.35, seed
+        assert 100 < np.median(peak) < 3200, seed
+        moved += np.std(np.log2(peak[peak > 0])) > 0.05
+    assert moved >= 6  # the bands move over time in most draws, unlike a fixed resonance
+
+
+def test_buffeting_is_low_and_jumps_in_level() -> None:
+    for seed in range(6):
+        x = noise_data.buffeting(SR * 20, np.random.default_rng(seed))
+        assert share_below(x, 1000.0) > 0.85, seed
+        levels = 10 * np.log10(np.mean(x.reshape(-1, SR // 20).astype(np.float64) ** 2, axis=1))
+        assert np.percentile(levels, 95) - np.percentile(levels, 5) > 12, seed
 
 
 def test_the_bank_holds_the_new_kinds() -> None:
