@@ -4,10 +4,10 @@
         [--out docs/audio-quality.md] [--methods noisy rnnoise ...]
 
 Real speech (pocketsphinx-testdata, held-out Asterisk prompts; see ``speech_corpus.py``) is mixed with
-white, pink, babble and recorded keyboard noise, and with the held-out recorded noises (engines, wind;
-never used by the tiny denoiser's recipe, scored apart), at 0, 5 and 10 dB SNR, seeded, and every method
-denoises every mixture. Each output is aligned the same way, by the lag within ±50 ms that maximises its
-cross-correlation with the noisy input, then scored against the clean speech. Timing is
+white, pink, babble and recorded keyboard noise, and with the held-out recorded noises (engines, wind,
+machinery; never used by the tiny denoiser's recipe, scored apart), at 0, 5 and 10 dB SNR, seeded, and
+every method denoises every mixture. Each output is aligned the same way, by the lag within ±50 ms that
+maximises its cross-correlation with the noisy input, then scored against the clean speech. Timing is
 processing time / audio duration on one thread (BLAS, torch and onnxruntime limited to one thread).
 """
 
