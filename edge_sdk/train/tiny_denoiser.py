@@ -101,8 +101,8 @@ def build_data(
     for part in ("train", "val"):
         voices = groups[f"{part}_tts"] + groups[f"{part}_real"] + groups[f"{part}_wide"]
         seconds = noise_seconds if part == "train" else noise_seconds / 4
-        pieces = max(1, round(seconds / NOISE_PIECE_SECONDS))
-        bank = noise_data.noise_bank(seconds, rng, voices, pieces=pieces)
+        draws = max(1, round(seconds / NOISE_PIECE_SECONDS))
+        bank = noise_data.noise_bank(seconds, rng, voices, pieces=draws)
         data.update({f"noise_{part}/{k}": v for k, v in bank.items()})
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.npz")  # atomic: two runs may build it at once
     np.savez(tmp, **data)  # type: ignore[arg-type]  # numpy stubs type the first kwarg as allow_pickle
