@@ -9,7 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from edge_sdk.registry import Registry
-from edge_sdk.stages.base import Block, Event, Frame, KeywordDetected, SpeechSegment, SpeechStart, Stage
+from edge_sdk.stages.base import (
+    Block,
+    Event,
+    Frame,
+    KeywordDetected,
+    SpeechSegment,
+    SpeechStart,
+    Stage,
+    Transcript,
+)
 
 stages: Registry[Callable[..., Stage]] = Registry("stage", "edge_sdk.stages")
 
@@ -32,6 +41,7 @@ __all__ = [
     "SpeechSegment",
     "SpeechStart",
     "Stage",
+    "Transcript",
     "make",
     "names_of",
     "stages",

@@ -43,6 +43,28 @@ class SpeechSegment(Event):
     kind: ClassVar[str] = "speech_segment"
     start: float = 0.0
     end: float = 0.0
+    audio: np.ndarray | None = field(default=None, repr=False, compare=False)
+    """The segment's samples, when the VAD was asked to keep them (``keep_audio``); never in JSON."""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d.pop("audio", None)
+        return d
+
+
+@dataclass(frozen=True)
+class Transcript(Event):
+    """What a speech recogniser heard between ``start`` and ``end`` (stream seconds). ``final`` is False
+    for a partial transcript of speech still going on (it may change; its ``committed`` words will not)
+    and True once the segment has closed. ``tokens`` are the recogniser's tokens as text."""
+
+    kind: ClassVar[str] = "transcript"
+    text: str = ""
+    start: float = 0.0
+    end: float = 0.0
+    final: bool = True
+    committed: str = ""
+    tokens: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,17 @@ def audio_stages(
     kws_threshold: float | Mapping[str, float] | None = None,
     kws_gate: bool = False,
     record: str | os.PathLike[str] | None = None,
+    asr: str | os.PathLike[str] | None = None,
+    asr_options: Mapping[str, Any] | None = None,
     sample_rate: int = 16000,
     threads: int | None = 1,
 ) -> tuple[list[Stage], list[str]]:
     """The usual chain from registry names ("none" or None leaves a stage out): denoiser, then VAD, then
-    keyword spotter, then recorder (so the recording is the audio the VAD and spotter judged).
+    keyword spotter, then recogniser, then recorder (so the recording is the audio the stages judged).
     ``kws`` is a keyword model (ONNX path or ``zoo:NAME``) for ``kws.onnx``, with ``kws_threshold``
-    overriding its thresholds and ``kws_gate`` classifying only while the VAD hears speech.
+    overriding its thresholds and ``kws_gate`` classifying only while the VAD hears speech. ``asr`` is a
+    Whisper model (``zoo:whisper-tiny.en``, a folder) for ``asr.whisper``, after the spotter, with
+    ``asr_options`` (``partials``, ``beam``, ``language``, ``target``); it needs a VAD.
     ``sample_rate`` and ``threads`` go to the stages whose factories take them. A Silero VAD whose model
     cannot be fetched is replaced by the energy VAD, with a warning and a note. Returns (stages, notes)."""
     from edge_sdk.stages import stages as registry
@@ -36,6 +40,11 @@ def audio_stages(
     use_kws = kws is not None and os.fspath(kws) != "none"
     if kws_gate and not (use_kws and use_vad):
         raise BadInputError("gating the keyword spotter by VAD needs both a keyword model and a VAD")
+    use_asr = asr is not None and os.fspath(asr) != "none"
+    if use_asr and not use_vad:
+        raise BadInputError(
+            "speech recognition transcribes the segments a VAD finds: give a VAD (--vad silero)"
+        )
 
     def options(kind: str, name: str) -> dict[str, Any]:
         params = inspect.signature(registry.get(f"{kind}.{name}")).parameters
@@ -53,6 +62,9 @@ def audio_stages(
             gate = "vad" if kws_gate else None
             kws_stage = registry.get("kws.onnx")
             chain.append(kws_stage(kws, threshold=kws_threshold, gate=gate, **options("kws", "onnx")))
+        if use_asr:
+            asr_stage = registry.get("asr.whisper")
+            chain.append(asr_stage(asr, **dict(asr_options or {}), **options("asr", "whisper")))
         if record is not None:
             chain.append(registry.get("record.wav")(record, sample_rate=sample_rate))
     except BaseException:

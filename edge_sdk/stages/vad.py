@@ -8,6 +8,7 @@ segment rules; so the two detectors differ only in how they score a frame.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -21,6 +22,7 @@ import numpy as np
 from edge_sdk.errors import BadInputError, DownloadError
 from edge_sdk.stages import stages
 from edge_sdk.stages.base import Block, Event, SpeechSegment, SpeechStart, Stage
+from edge_sdk.stages.history import AudioHistory
 
 log = logging.getLogger("edge_sdk.stages.vad")
 
@@ -129,11 +131,13 @@ class FrameVAD(Stage):
     asks :meth:`score` for each, and lets a :class:`SegmentTracker` make the events. Subclasses
     implement ``score`` (and ``_reset_model`` if they keep state)."""
 
-    def __init__(self, frame: int, sample_rate: int, rules: SegmentRules) -> None:
+    def __init__(self, frame: int, sample_rate: int, rules: SegmentRules, keep_audio: float = 0.0) -> None:
         self.frame = frame
         self.sample_rate = sample_rate
         self.tracker = SegmentTracker(self.name, rules)
         self.frames = 0
+        # With keep_audio (seconds), each SpeechSegment carries its samples (as much of it as was kept).
+        self.history = AudioHistory(keep_audio, sample_rate) if keep_audio else None
         self.reset()
 
     def score(self, frame: np.ndarray) -> float:
@@ -150,6 +154,8 @@ class FrameVAD(Stage):
         self._consumed = 0  # samples scored so far
         self.tracker.reset()
         self._reset_model()
+        if self.history is not None:
+            self.history.reset()
 
     def process(self, block: Block) -> Block:
         if block.sample_rate != self.sample_rate:
@@ -158,13 +164,16 @@ class FrameVAD(Stage):
             )
         if self._origin is None:
             self._origin = block.start
-        self._buffer = np.concatenate([self._buffer, np.asarray(block.samples, np.float32).reshape(-1)])
+        samples = np.asarray(block.samples, np.float32).reshape(-1)
+        if self.history is not None:
+            self.history.append(samples, self._time(self._consumed + len(self._buffer)))
+        self._buffer = np.concatenate([self._buffer, samples])
         n = len(self._buffer) // self.frame
         for i in range(n):
             p = self.score(self._buffer[i * self.frame : (i + 1) * self.frame])
             t0 = self._time(self._consumed)
             self._consumed += self.frame
-            block.events.extend(self.tracker.update(p, t0, self._time(self._consumed)))
+            block.events.extend(self._with_audio(self.tracker.update(p, t0, self._time(self._consumed))))
         self.frames += n
         self._buffer = self._buffer[n * self.frame :]
         return block
@@ -173,7 +182,18 @@ class FrameVAD(Stage):
         # The partial frame left over is shorter than the detector can score; the segment ends at
         # the last scored sample or at the end of the stream, whichever the tracker decides.
         end = self._time(self._consumed + len(self._buffer))
-        block.events.extend(self.tracker.finish(end))
+        block.events.extend(self._with_audio(self.tracker.finish(end)))
+
+    def _with_audio(self, events: list[Event]) -> list[Event]:
+        if self.history is None:
+            return events
+        history = self.history
+        return [
+            dataclasses.replace(e, audio=history.between(e.start, e.end))
+            if isinstance(e, SpeechSegment)
+            else e
+            for e in events
+        ]
 
     def _time(self, samples: int) -> float:
         return (self._origin or 0.0) + samples / self.sample_rate
@@ -234,7 +254,8 @@ def stream_vad(
 class SileroVAD(FrameVAD):
     """Silero VAD as a loop stage. ``model`` is a zoo name (pulled into the cache on first use; a
     DownloadError when that fails offline) or a model/artifact path; ``threads`` for its session.
-    Segment options are those of :class:`SegmentRules`."""
+    Segment options are those of :class:`SegmentRules`; ``keep_audio`` seconds of history let each
+    SpeechSegment carry its samples."""
 
     name = "vad.silero"
 
@@ -245,6 +266,7 @@ class SileroVAD(FrameVAD):
         sample_rate: int = 16000,
         threads: int | None = 1,
         cache_dir: str | None = None,
+        keep_audio: float = 0.0,
         **rules: Any,
     ) -> None:
         from edge_sdk import zoo
@@ -252,7 +274,7 @@ class SileroVAD(FrameVAD):
 
         path = Path(model) if Path(model).exists() else zoo.pull(model, cache_dir=cache_dir)
         self.model = SileroModel(load(path, threads=threads), sample_rate)
-        super().__init__(self.model.chunk, sample_rate, SegmentRules(**rules))
+        super().__init__(self.model.chunk, sample_rate, SegmentRules(**rules), keep_audio)
 
     def score(self, frame: np.ndarray) -> float:
         return self.model.step(self.model.inputs(frame))
@@ -281,13 +303,14 @@ class EnergyVAD(FrameVAD):
         slope: float = 3.0,
         floor_window: float = 3.0,
         min_floor: float = -70.0,
+        keep_audio: float = 0.0,
         **rules: Any,
     ) -> None:
         self.margin, self.slope, self.min_floor = margin, slope, min_floor
         frame = max(1, round(sample_rate * frame_ms / 1000))
         # The window is kept as minima of a few sub-windows: constant memory however long the stream.
         self._sub_frames = max(1, round(floor_window / 6 * sample_rate / frame))
-        super().__init__(frame, sample_rate, SegmentRules(**rules))
+        super().__init__(frame, sample_rate, SegmentRules(**rules), keep_audio)
 
     def _reset_model(self) -> None:
         self._minima: deque[float] = deque(maxlen=6)
