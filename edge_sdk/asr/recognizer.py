@@ -83,8 +83,8 @@ class Recognizer:
     """A speech recogniser. Build it with :meth:`from_whisper`, :meth:`from_ctc` or
     :meth:`from_transducer`; ``transcribe`` audio at once or ``create_stream`` and feed it."""
 
-    def __init__(self, engine: Any, kind: str, options: DecodeOptions | None = None) -> None:
-        self.engine, self.kind = engine, kind
+    def __init__(self, engine: Any, kind: str, options: DecodeOptions | None = None, model: str = "") -> None:
+        self.engine, self.kind, self.model = engine, kind, model
         self.options = options or DecodeOptions()
 
     @classmethod
@@ -110,7 +110,7 @@ class Recognizer:
         )
         options = DecodeOptions(beam=beam, language=language)
         engine.prompt(language)  # an unsupported language fails here, naming the ones there are
-        return cls(engine, "whisper", options)
+        return cls(engine, "whisper", options, model=os.fspath(model))
 
     def transcribe(self, audio: Any, sample_rate: int = SAMPLE_RATE) -> Transcription:
         """The transcript of a whole recording (float samples; resampled and downmixed as needed)."""

@@ -9,7 +9,7 @@ import argparse
 
 from edge_sdk.cli import console
 from edge_sdk.cli.summary import print_summary
-from edge_sdk.stages import Event, KeywordDetected, names_of
+from edge_sdk.stages import Event, KeywordDetected, Transcript, names_of
 
 
 def add_parser(
@@ -20,8 +20,10 @@ def add_parser(
     p = subparsers.add_parser(
         "audio",
         parents=[common],
-        help="the live audio loop on a microphone or WAV file: denoiser, VAD, keyword spotter, recorder",
-        description="Run a live audio loop: source → denoiser → VAD → keyword spotter → recorder, events "
+        help="the live audio loop on a microphone or WAV file: denoiser, VAD, keyword spotter, speech "
+        "recogniser, recorder",
+        description="Run a live audio loop: source → denoiser → VAD → keyword spotter → speech recogniser → "
+        "recorder, events "
         "printed as they happen and a per-stage latency summary at the end (also on Ctrl-C, SIGTERM or "
         "SIGHUP, which exit 0).",
     )
@@ -57,6 +59,26 @@ def add_parser(
         action="store_true",
         help="classify only while the VAD hears speech (saves compute; needs --vad)",
     )
+    p.add_argument(
+        "--asr",
+        metavar="zoo:whisper-tiny.en|FOLDER",
+        help="transcribe each speech segment the VAD finds with this Whisper model (built and converted "
+        "once, then cached); transcripts are printed live",
+    )
+    p.add_argument(
+        "--asr-partials",
+        action="store_true",
+        help="also print partial transcripts while speech goes on (re-decoded every second; the words "
+        "two successive partials agree on are committed)",
+    )
+    p.add_argument("--asr-beam", type=int, default=1, metavar="N", help="beam width (default: 1, greedy)")
+    p.add_argument("--asr-language", metavar="CODE", help="language of the speech (multilingual models)")
+    p.add_argument(
+        "--asr-target",
+        default="onnx:int8-dynamic",
+        metavar="TARGET",
+        help="which converted artifacts to run (default: onnx:int8-dynamic; also onnx:fp32)",
+    )
     p.add_argument("--record", metavar="OUT.wav", help="record the (denoised) audio to a 16-bit WAV")
     p.add_argument("--events", metavar="OUT.jsonl", help="write every event as a JSON line")
     p.add_argument("--seconds", type=float, metavar="N", help="stop after N seconds of audio")
@@ -74,6 +96,9 @@ def add_parser(
 
 
 def _event_line(e: Event) -> str:
+    if isinstance(e, Transcript):
+        what = "transcript" if e.final else "partial"
+        return f"{e.time:9.3f} s  {e.stage:<14} {what:<16} [{e.start:.2f}-{e.end:.2f} s] {e.text}"
     if isinstance(e, KeywordDetected):
         return (
             f"{e.time:9.3f} s  {e.stage:<14} {e.kind:<16} {e.word.upper():<8} score={e.score:.3f}  "
@@ -109,6 +134,13 @@ def cmd_run_audio(args: argparse.Namespace) -> int:
             kws_threshold=args.kws_threshold,
             kws_gate=args.kws_gate,
             record=args.record,
+            asr=args.asr,
+            asr_options={
+                "partials": args.asr_partials,
+                "beam": args.asr_beam,
+                "language": args.asr_language,
+                "target": args.asr_target,
+            },
             sample_rate=args.sample_rate,
             threads=args.threads,
         )

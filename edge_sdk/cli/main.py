@@ -14,11 +14,11 @@ import sys
 
 from rich.text import Text
 
-from edge_sdk.cli import console, convert, demo, devices, inspect, models, run, train, verify
+from edge_sdk.cli import console, convert, demo, devices, inspect, models, run, train, transcribe, verify
 from edge_sdk.errors import EdgeSDKError, StageFailed
 
 # In the order ``edge-sdk --help`` lists them; each module has ``add_parser(subparsers, common)``.
-COMMANDS = (convert, inspect, run, models, devices, demo, verify, train)
+COMMANDS = (convert, inspect, run, transcribe, models, devices, demo, verify, train)
 
 
 class _Commands(argparse._SubParsersAction):  # type: ignore[type-arg]
