@@ -5,6 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 EXTRAS ?= torch,openvino,tflite,litert-torch,audio,camera,bench,train,prune,keras,dev
 ONNX2TF := onnx2tf==1.29.24
+PYCTCDECODE := pyctcdecode==0.5.0 pygtrie==2.5.0
 
 .PHONY: demo test lint bench clean
 
@@ -15,6 +16,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
 	# onnx2tf pins exact old versions of everything; it runs with ours (see the tflite extra)
 	$(PY) -m pip install --quiet --no-deps $(ONNX2TF)
+	# pyctcdecode (the CTC decoder's reference in the tests) declares numpy<2 but runs with ours
+	$(PY) -m pip install --quiet --no-deps $(PYCTCDECODE)
 	touch $@
 
 demo: $(STAMP)
