@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 EXTRAS ?= torch,openvino,tflite,litert-torch,audio,camera,bench,train,prune,keras,dev
 ONNX2TF := onnx2tf==1.29.24
-PYCTCDECODE := pyctcdecode==0.5.0 pygtrie==2.5.0
+PYCTCDECODE := pyctcdecode==0.5.0 pygtrie==2.6.2
 
 .PHONY: demo test lint bench clean
 

@@ -73,13 +73,14 @@ class Transcription:
 
 
 def looping(tokens: list[int]) -> int:
-    """How many trailing tokens are a decoder stuck in a loop (0 if none): the last n-gram (n 1 to 8)
-    said for the 4th time running when n <= 2, the 3rd when longer. Digit strings repeat a word three
-    times ("oh oh oh") in real speech, so single tokens need a fourth."""
-    for n in range(1, 9):
-        times = 4 if n <= 2 else 3
+    """How many trailing tokens are a decoder stuck in a loop (0 if none): the last n-gram said for the
+    4th time running when n <= 2 tokens, the 3rd when n < 6, the 2nd when longer (a whole phrase said
+    twice back to back). Digit strings repeat a word three times ("oh oh oh") in real speech, so single
+    tokens need a fourth."""
+    for n in range(1, 65):
+        times = 4 if n <= 2 else 3 if n < 6 else 2
         if len(tokens) < n * times:
-            break
+            continue
         tail = tokens[-n:]
         if all(tokens[-(k + 1) * n : len(tokens) - k * n] == tail for k in range(1, times)):
             return n * (times - 1)
