@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -66,6 +67,27 @@ def after_committed(committed: list[str], words: list[str]) -> list[str]:
     return words[n:]
 
 
+def _search_extras(
+    model: str | os.PathLike[str], tokens: Any, hotwords: Any, lm: str | os.PathLike[str] | None
+) -> dict[str, Any]:
+    """Hotwords given as text turned into token ids with the model's token table, and the LM read."""
+    extras: dict[str, Any] = {}
+    if hotwords:
+        from edge_sdk.asr.hotwords import Hotwords
+        from edge_sdk.asr.tokens import TokenTable
+
+        if isinstance(hotwords, Hotwords):
+            extras["hotwords"] = hotwords
+        else:
+            table = TokenTable.from_file(Path(tokens) if tokens else Path(model).parent / "tokens.txt")
+            extras["hotwords"] = Hotwords.from_text(list(hotwords), table)
+    if lm is not None:
+        from edge_sdk.asr.arpa import ArpaLM
+
+        extras["lm"] = ArpaLM.from_file(lm)
+    return extras
+
+
 @dataclass
 class StreamResult:
     """A stream's transcript: ``text`` = ``committed`` words (stable) + ``tentative`` ones; ``final`` once
@@ -111,6 +133,59 @@ class Recognizer:
         options = DecodeOptions(beam=beam, language=language)
         engine.prompt(language)  # an unsupported language fails here, naming the ones there are
         return cls(engine, "whisper", options, model=os.fspath(model))
+
+    @classmethod
+    def from_ctc(
+        cls,
+        model: str | os.PathLike[str],
+        *,
+        tokens: str | os.PathLike[str] | None = None,
+        beam: int = 1,
+        hotwords: Any = None,
+        lm: str | os.PathLike[str] | None = None,
+        device: str = "auto",
+        backend: str = "auto",
+        threads: int | None = 1,
+        **decoder_options: Any,
+    ) -> Recognizer:
+        """A CTC model (one ONNX file; ``tokens.txt`` beside it unless ``tokens`` names it): greedy with
+        ``beam`` 1, else prefix beam search with optional ``hotwords`` (phrases as text or token ids) and
+        an ARPA word language model ``lm`` (``alpha``, ``beta`` in ``decoder_options``)."""
+        from edge_sdk.asr.acoustic import CtcModel
+
+        engine = CtcModel(
+            model,
+            tokens=tokens,
+            beam=beam,
+            device=device,
+            backend=backend,
+            threads=threads,
+            **_search_extras(model, tokens, hotwords, lm),
+            **decoder_options,
+        )
+        return cls(engine, "ctc", model=os.fspath(model))
+
+    @classmethod
+    def from_transducer(
+        cls,
+        folder: str | os.PathLike[str],
+        *,
+        tokens: str | os.PathLike[str] | None = None,
+        method: str = "greedy_search",
+        beam: int = 4,
+        hotwords: Any = None,
+        threads: int = 1,
+        **search_options: Any,
+    ) -> Recognizer:
+        """A stateless transducer exported as sherpa-onnx lays it out (``encoder.onnx``, ``decoder.onnx``,
+        ``joiner.onnx`` and ``tokens.txt`` in ``folder``): ``greedy_search`` or ``modified_beam_search``."""
+        from edge_sdk.asr.acoustic import TransducerModel
+
+        extras = _search_extras(Path(folder) / "decoder.onnx", tokens, hotwords, None)
+        engine = TransducerModel(
+            folder, tokens=tokens, method=method, beam=beam, threads=threads, **extras, **search_options
+        )
+        return cls(engine, "transducer", model=os.fspath(folder))
 
     def transcribe(self, audio: Any, sample_rate: int = SAMPLE_RATE) -> Transcription:
         """The transcript of a whole recording (float samples; resampled and downmixed as needed)."""
