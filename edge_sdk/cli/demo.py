@@ -1,6 +1,7 @@
 """``edge-sdk demo``: the Silero VAD format matrix, then the live audio loop on the bundled noisy clip, then
 keyword spotting on the bundled commands clip (skipped, with a note, when zoo:commands is not bundled),
-then the video loop: the bundled clip with noise through the bundled video denoiser."""
+then speech recognition of the bundled LibriVox clip, then the video loop: the bundled clip with noise
+through the bundled video denoiser."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ def add_parser(
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run every part of the demo, then print its tables (or all of it as JSON)."""
+    from edge_sdk.demo import asr as demo_asr
     from edge_sdk.demo import audio as demo_audio
     from edge_sdk.demo import formats as demo_formats
     from edge_sdk.demo import kws as demo_kws
@@ -37,6 +39,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     kws, kws_summary = demo_kws.run()
     # the same clip without the denoiser, to show what the denoiser in front of the spotter changes
     kws_raw, _ = demo_kws.run(denoise="none")
+    asr = demo_asr.run()
     video, video_summary = demo_video.run(Path(args.out) / "video")
     if args.json:
         console.emit_json(
@@ -45,6 +48,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 "audio_loop": audio,
                 "keyword_spotting": kws,
                 "keyword_spotting_no_denoise": kws_raw,
+                "speech_recognition": asr,
                 "video_loop": {**video, "summary": video_summary.to_dict()},
             }
         )
@@ -52,8 +56,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _print_formats(result)
     _print_audio(audio, summaries)
     _print_kws(kws, kws_summary, kws_raw)
+    _print_asr(asr)
     _print_video(video, video_summary)
     return 0
+
+
+def _print_asr(asr: dict[str, Any]) -> None:
+    """Each transcript of the bundled clip beside the real one, with its word error rate."""
+    from edge_sdk.demo import asr as demo_asr
+
+    console.out.print(
+        f"\nSpeech recognition on {asr['clip']}: [--denoise] → Silero VAD → {asr['model']} (converted "
+        "by edge-sdk, onnx int8), one thread",
+        markup=False,
+        highlight=False,
+    )
+    console.out.print(f"reference: {asr['reference']}", markup=False, highlight=False)
+    if asr["rows"]:
+        console.table("transcripts against the reference", demo_asr.COLUMNS, demo_asr.table_rows(asr))
+    for note in asr["notes"]:
+        console.out.print(f"note: {note}", markup=False, highlight=False)
 
 
 def _print_formats(result: dict[str, Any]) -> None:
