@@ -35,7 +35,7 @@ MODEL_FILE = "whisper.json"
 VOCABULARY = "vocabulary.txt"
 KIND = "whisper"
 DEFAULT_TARGETS = ("onnx:fp32", "onnx:int8-dynamic")
-BUILD = 1
+BUILD = 3
 """Bumped whenever the graphs or the folder layout change, so a cached folder of an older build is rebuilt."""
 PARITY_CLIP = "librivox-sense-and-sensibility.wav"
 PARITY_SECONDS = (4.0, 12.0)  # two encoder lengths, so parity covers more than one frame count
@@ -115,7 +115,7 @@ def build_whisper(
     import onnx
 
     from edge_sdk.asr.tokenizer import WhisperTokenizer
-    from edge_sdk.audio.whisper_onnx import build_asr
+    from edge_sdk.audio.whisper_onnx import EMBEDDING, build_asr
     from edge_sdk.converters import convert
     from edge_sdk.converters.make import ConversionFailed
     from edge_sdk.converters.sources.ctranslate2 import read_ct2
@@ -141,16 +141,30 @@ def build_whisper(
         enc_feeds, dec_feeds = _parity_data(graphs["encoder"], graphs["decoder"], prompt, tokenizer.eot)
         artifacts: dict[str, dict[str, str]] = {}
         failed: dict[str, str] = {}
+        # Static int8 keeps the decoder's token embedding in float: a lookup table, not a product, whose
+        # per-channel quantisation onnxruntime cannot run on a gathered row. Dynamic int8 quantises it well.
+        static = [t for t in targets if t.split(":")[-1] == "int8"]
+        groups = [(static, {"exclude_nodes": [EMBEDDING]}), ([t for t in targets if t not in static], None)]
         for part, feeds in (("encoder", enc_feeds), ("decoder", dec_feeds)):
-            try:
-                made = convert(
-                    graphs[part], targets, out=tmp / part, name=part, parity_data=feeds, cache=cache
-                )
-            except ConversionFailed as e:
-                made = list(e.artifacts)
-                failed.update({f"{part} {t}": str(err).splitlines()[0] for t, err in e.failures.items()})
-            for target, art in zip(_targets_of(made), made, strict=True):
-                artifacts.setdefault(target, {})[part] = f"{part}/{Path(art.path).name}"
+            for group, options in groups:
+                if not group:
+                    continue
+                try:
+                    made = convert(
+                        graphs[part],
+                        group,
+                        out=tmp / part,
+                        name=part,
+                        parity_data=feeds,
+                        calibration=feeds,  # for the targets that calibrate (static int8): real speech
+                        options=options if part == "decoder" else None,
+                        cache=cache,
+                    )
+                except ConversionFailed as e:
+                    made = list(e.artifacts)
+                    failed.update({f"{part} {t}": str(err).splitlines()[0] for t, err in e.failures.items()})
+                for target, art in zip(_targets_of(made), made, strict=True):
+                    artifacts.setdefault(target, {})[part] = f"{part}/{Path(art.path).name}"
         complete = {t: parts for t, parts in artifacts.items() if set(parts) == {"encoder", "decoder"}}
         if not complete:
             raise ConversionFailed([], failed)

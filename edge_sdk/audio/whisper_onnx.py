@@ -24,6 +24,8 @@ from edge_sdk.errors import BadInputError
 OPSET = 17  # LayerNormalization; GELU is spelled with Erf (the Gelu op is opset 20)
 LN_EPS = 1e-5
 INPUT, OUTPUT = "mel", "hidden"
+EMBEDDING = "token_embedding"
+"""Name of the decoder's token-embedding lookup node (and its output)."""
 
 Weight = Callable[[str], np.ndarray]
 
@@ -241,7 +243,9 @@ def decoder_model(weights: Mapping[str, np.ndarray], *, num_heads: int) -> onnx.
     n_new = g.op("Gather", g.op("Shape", "tokens"), one, axis=0)
     total = g.op("Add", past, n_new)
     query_pos = g.op("Range", past, total, one)  # [n]
-    x = g.op("Add", g.op("Gather", emb, "tokens", axis=0), g.op("Gather", "positions", query_pos, axis=0))
+    # Named, so that quantisers can be told to keep the token embedding (a lookup table) in float.
+    g.nodes.append(helper.make_node("Gather", [emb, "tokens"], [EMBEDDING], name=EMBEDDING, axis=0))
+    x = g.op("Add", EMBEDDING, g.op("Gather", "positions", query_pos, axis=0))
     # Causal mask [n, past + n]: key position j is hidden from query position p when j > p.
     key_pos = g.op("Range", zero, total, one)
     later = g.op("Greater", g.op("Unsqueeze", key_pos, "zero_1d"), g.op("Unsqueeze", query_pos, "one_1d"))
