@@ -179,6 +179,10 @@ CASES: dict[str, Case] = {
     "edge-sdk run audio --source talk.wav --kws my-kws/model.onnx --kws-threshold 0.8": Case(
         needs=(TRAIN_KWS,), check=_contains("talk.wav"), marks=(NETWORK,)
     ),
+    # speech to text
+    "edge-sdk transcribe talk.wav --json": Case(env="models", check=_contains('"segments"'), marks=(NETWORK,)),
+    "edge-sdk run audio --source mic --denoise tiny --vad silero --asr zoo:whisper-tiny.en --asr-partials "
+    "--events events.jsonl": Case(until_event=True, check=_events_have("transcript"), marks=(AUDIO, NETWORK)),
     # live video
     "edge-sdk devices --video": Case(),
     "edge-sdk run video --source camera:0 --denoise zoo:video --preview :8080": Case(
@@ -260,11 +264,11 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, tiny_onnx: Path, make_samp
 @pytest.fixture(scope="module")
 def model_cache() -> Path:
     """The model cache of the suite's network tests (tests/edge_sdk/conftest.py), with what the README's
-    live lines pull: Silero VAD, NSNet2 and the speech embedding zoo:commands hears through."""
+    live lines pull: Silero VAD, NSNet2, the speech embedding zoo:commands hears through and Whisper."""
     from edge_sdk import zoo
 
     cache = REPO / ".cache" / "test-models"
-    for name in ("silero-vad", "nsnet2-16k", "oww-melspectrogram", "oww-speech-embedding"):
+    for name in ("silero-vad", "nsnet2-16k", "oww-melspectrogram", "oww-speech-embedding", "whisper-tiny.en"):
         zoo.pull(name, cache_dir=cache)
     return cache
 
