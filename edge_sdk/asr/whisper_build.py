@@ -216,14 +216,20 @@ def whisper_model(
                 "CTranslate2 Whisper folder (model.bin and vocabulary.txt/vocabulary.json/tokenizer.json), "
                 "or zoo:whisper-tiny.en"
             )
-    targets = sorted(targets)
     from edge_sdk.manifest import sha256_file
 
-    key = hashlib.sha256(
-        json.dumps([sha256_file(source / "model.bin"), targets, BUILD]).encode()
-    ).hexdigest()[:16]
-    built = zoo.cache_root(cache_dir) / "asr" / f"{source.name}-{key}"
-    if (built / MODEL_FILE).is_file():
-        return built
+    targets = sorted(targets)
+    # One folder per model and build; another folder only for targets no built folder has yet (or tried).
+    model_key = hashlib.sha256(json.dumps([sha256_file(source / "model.bin"), BUILD]).encode()).hexdigest()
+    root = zoo.cache_root(cache_dir) / "asr"
+    for folder in sorted(root.glob(f"{source.name}-{model_key[:12]}-*")):
+        record = folder / MODEL_FILE
+        if record.is_file():
+            built = json.loads(record.read_text(encoding="utf-8"))
+            tried = set(built.get("artifacts", {})) | {k.split(" ", 1)[-1] for k in built.get("failed", {})}
+            if set(targets) <= tried:
+                return folder
+    key = hashlib.sha256(json.dumps(targets).encode()).hexdigest()[:8]
+    built = root / f"{source.name}-{model_key[:12]}-{key}"
     log.info("building %s for %s (once; kept in %s)", model, ", ".join(targets), built)
     return build_whisper(source, built, targets, name=text.removeprefix("zoo:"))
