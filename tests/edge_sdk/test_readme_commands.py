@@ -180,7 +180,9 @@ CASES: dict[str, Case] = {
         needs=(TRAIN_KWS,), check=_contains("talk.wav"), marks=(NETWORK,)
     ),
     # speech to text
-    "edge-sdk transcribe talk.wav --json": Case(env="models", check=_contains('"segments"'), marks=(NETWORK,)),
+    "edge-sdk transcribe talk.wav --json": Case(
+        env="models", check=_contains('"segments"'), marks=(NETWORK,)
+    ),
     "edge-sdk run audio --source mic --denoise tiny --vad silero --asr zoo:whisper-tiny.en --asr-partials "
     "--events events.jsonl": Case(until_event=True, check=_events_have("transcript"), marks=(AUDIO, NETWORK)),
     # live video
