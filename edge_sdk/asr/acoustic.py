@@ -47,13 +47,17 @@ def _tokens(folder: Path, tokens: str | os.PathLike[str] | TokenTable | None) ->
     return TokenTable.from_file(path)
 
 
-def _transcription(result: DecodeResult, tokens: TokenTable, seconds: float) -> Transcription:
+def _transcription(result: DecodeResult, tokens: TokenTable, seconds: float, frames: int) -> Transcription:
+    """A decoding result as a Transcription; a token's time is the start of the output frame it was emitted
+    on (``frames`` output frames span the audio's ``seconds``, whatever the model's subsampling)."""
+    step = seconds / frames if frames else 0.0
     return Transcription(
         text=result.text or tokens.text(list(result.tokens)),
         token_ids=list(result.tokens),
         tokens=[tokens.symbols[t] for t in result.tokens],
         avg_logprob=result.score / max(1, len(result.tokens)),
         duration=seconds,
+        times=[round(f * step, 3) for f in result.frames],
     )
 
 
@@ -117,7 +121,7 @@ class CtcModel:
 
         lp = self.log_probs(audio)
         result = greedy(lp, tokens=self.tokens) if self.beam == 1 else self.decoder.decode(lp)
-        return _transcription(result, self.tokens, len(audio) / SAMPLE_RATE)
+        return _transcription(result, self.tokens, len(audio) / SAMPLE_RATE, len(lp))
 
 
 class TransducerModel:
@@ -149,4 +153,6 @@ class TransducerModel:
     def transcribe(self, audio: np.ndarray, options: Any = None) -> Transcription:
         """Text of ``audio`` (16 kHz mono float)."""
         encoded = self.model.encode(np.asarray(self.features(audio), np.float32))
-        return _transcription(self.search.decode(encoded), self.tokens, len(audio) / SAMPLE_RATE)
+        return _transcription(
+            self.search.decode(encoded), self.tokens, len(audio) / SAMPLE_RATE, len(encoded)
+        )

@@ -187,6 +187,18 @@ class Recognizer:
         )
         return cls(engine, "transducer", model=os.fspath(folder))
 
+    @classmethod
+    def from_model(cls, model: str | os.PathLike[str], **options: Any) -> Recognizer:
+        """Whichever factory ``model`` needs: a ``.onnx`` file is a CTC model, a folder with ``joiner.onnx``
+        a transducer, anything else (``zoo:NAME``, a CTranslate2 or built folder) Whisper. ``options``
+        go to that factory."""
+        path = Path(os.fspath(model))
+        if path.suffix == ".onnx":
+            return cls.from_ctc(path, **options)
+        if (path / "joiner.onnx").is_file():
+            return cls.from_transducer(path, **options)
+        return cls.from_whisper(model, **options)
+
     def transcribe(self, audio: Any, sample_rate: int = SAMPLE_RATE) -> Transcription:
         """The transcript of a whole recording (float samples; resampled and downmixed as needed)."""
         return self.engine.transcribe(as_mono_16k(audio, sample_rate), self.options)

@@ -63,13 +63,15 @@ class DecodeOptions:
 @dataclass
 class Transcription:
     """What one stretch of audio said: ``text``, its ``tokens`` (ids and strings), the mean log
-    probability of the tokens, and the seconds of audio it covers."""
+    probability of the tokens, the seconds of audio it covers, and where the model gives them (CTC,
+    transducers) each token's time in seconds from the start; Whisper without timestamps gives none."""
 
     text: str
     token_ids: list[int] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)
     avg_logprob: float = 0.0
     duration: float = 0.0
+    times: list[float] = field(default_factory=list)
 
 
 def looping(tokens: list[int]) -> int:

@@ -61,9 +61,9 @@ def add_parser(
     )
     p.add_argument(
         "--asr",
-        metavar="zoo:whisper-tiny.en|FOLDER",
-        help="transcribe each speech segment the VAD finds with this Whisper model (built and converted "
-        "once, then cached); transcripts are printed live",
+        metavar="zoo:whisper-tiny.en|FOLDER|CTC.onnx",
+        help="transcribe each speech segment the VAD finds with this model: Whisper (built and converted "
+        "once, then cached), a CTC .onnx or a sherpa-onnx transducer folder; transcripts are printed live",
     )
     p.add_argument(
         "--asr-partials",

@@ -1,5 +1,7 @@
 """Speech recognition stage ``asr.whisper``: transcribes each speech segment the VAD closes, and with
-``partials`` also the segment still going on, as ``Transcript`` events.
+``partials`` also the segment still going on, as ``Transcript`` events. Its model is Whisper by default;
+a CTC model (``.onnx``) or a transducer folder runs the same way (``Recognizer.from_model``), and the
+stage then names itself ``asr.ctc`` or ``asr.transducer``.
 
 The stage keeps the last ``MAX_SEGMENT`` seconds of audio it has seen and cuts each segment from it by
 the VAD's stream times, so it needs a VAD stage before it (``audio_stages`` refuses a chain without
@@ -12,6 +14,7 @@ its text changed.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from edge_sdk.errors import BadInputError
@@ -25,8 +28,9 @@ MAX_SEGMENT = 28.0
 
 @stages.register("asr.whisper")
 class WhisperStage(Stage):
-    """Whisper on VAD segments. ``model`` is ``zoo:whisper-tiny.en``, a CTranslate2 Whisper folder or a
-    built folder; ``target`` the artifacts to run; ``partials`` turns on streaming partial transcripts."""
+    """A recogniser on VAD segments. ``model`` is ``zoo:whisper-tiny.en``, a CTranslate2 Whisper folder, a
+    built folder, a CTC ``.onnx`` or a transducer folder; ``target`` and ``language`` are Whisper's;
+    ``partials`` turns on streaming partial transcripts; ``recognizer`` passes one already built."""
 
     name = "asr.whisper"
 
@@ -49,9 +53,14 @@ class WhisperStage(Stage):
             raise BadInputError(f"{self.name} hears 16000 Hz audio; the loop runs at {sample_rate} Hz")
         if partial_every <= 0:
             raise BadInputError(f"partial_every must be positive seconds, not {partial_every!r}")
-        self.recognizer = recognizer or Recognizer.from_whisper(
-            model, target=target, language=language, beam=beam, threads=threads
-        )
+        if recognizer is None:
+            is_whisper = not (str(model).endswith(".onnx") or (Path(model) / "joiner.onnx").is_file())
+            options: dict[str, Any] = {"beam": beam, "threads": threads}
+            if is_whisper:
+                options |= {"target": target, "language": language}
+            recognizer = Recognizer.from_model(model, **options)
+        self.recognizer = recognizer
+        self.name = f"asr.{recognizer.kind}"
         self.partials, self.partial_every = partials, partial_every
         self.sample_rate = sample_rate
         self.history = AudioHistory(MAX_SEGMENT + 2.0, sample_rate)
@@ -132,4 +141,5 @@ class WhisperStage(Stage):
             final=True,
             committed=t.text,
             tokens=tuple(t.tokens),
+            token_times=tuple(round(start + x, 6) for x in t.times),
         )

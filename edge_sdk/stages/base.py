@@ -56,7 +56,8 @@ class SpeechSegment(Event):
 class Transcript(Event):
     """What a speech recogniser heard between ``start`` and ``end`` (stream seconds). ``final`` is False
     for a partial transcript of speech still going on (it may change; its ``committed`` words will not)
-    and True once the segment has closed. ``tokens`` are the recogniser's tokens as text."""
+    and True once the segment has closed. ``tokens`` are the recogniser's tokens as text, and
+    ``token_times`` their stream times where the recogniser gives them (CTC and transducer models)."""
 
     kind: ClassVar[str] = "transcript"
     text: str = ""
@@ -65,6 +66,7 @@ class Transcript(Event):
     final: bool = True
     committed: str = ""
     tokens: tuple[str, ...] = ()
+    token_times: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -141,3 +141,23 @@ def test_a_ctc_model_of_another_kind_or_with_the_wrong_tokens_is_refused(tmp_pat
         Recognizer.from_ctc(path).transcribe(np.zeros(16000, np.float32))
     with pytest.raises(BadInputError, match="no token table"):
         Recognizer.from_ctc(path, tokens=tmp_path / "missing.txt")
+
+
+def test_the_live_stage_runs_a_ctc_model_and_gives_token_times_in_stream_seconds(tmp_path: Path) -> None:
+    from edge_sdk.devices.sources.wav_file import WavFile
+    from edge_sdk.live.audio import AudioLoop
+    from edge_sdk.stages import Transcript
+    from edge_sdk.stages.chain import audio_stages
+
+    path = ctc_model(tmp_path / "ctc")
+    assert Recognizer.from_model(path).kind == "ctc"
+    events: list[object] = []
+    stages, _ = audio_stages(vad="energy", asr=path)
+    with WavFile(LIBRIVOX / "sense_and_sensibility_01_austen_64kb-0870.wav") as source:
+        AudioLoop(source, stages, on_event=events.append).run()
+    finals = [e for e in events if isinstance(e, Transcript)]
+    assert finals and all(t.stage == "asr.ctc" for t in finals)
+    for t in finals:
+        assert len(t.token_times) == len(t.tokens) > 0
+        assert t.start <= t.token_times[0] and t.token_times[-1] <= t.end
+        assert list(t.token_times) == sorted(t.token_times)
