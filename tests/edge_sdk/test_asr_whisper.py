@@ -174,3 +174,21 @@ def test_transcribe_command_json(built: Path, capsys: pytest.CaptureFixture[str]
     first = result["segments"][0]
     assert 0 <= first["start"] < first["end"] <= result["duration"] and first["tokens"]
     assert wer([reference(UTTERANCE)], [result["text"]]).wer <= 0.15
+
+
+def test_multilingual_whisper_base_is_joined_from_its_two_wheels_and_takes_a_language(
+    whisper_cache: Path, tmp_path: Path
+) -> None:
+    import subprocess
+
+    base = Recognizer.from_whisper("zoo:whisper-base", language="en", cache_dir=whisper_cache)
+    audio, rate, _ = read_wav(LIBRIVOX / f"{UTTERANCE}.wav")
+    assert wer([reference(UTTERANCE)], [base.transcribe(audio, rate).text]).wer <= 0.1
+    wav = tmp_path / "de.wav"
+    subprocess.run(["espeak-ng", "-v", "de", "-w", str(wav), "Wie geht es Ihnen heute?"], check=True)
+    german = Recognizer.from_whisper("zoo:whisper-base", language="de", cache_dir=whisper_cache)
+    # espeak-ng's German is robotic: ask only that German words come out, as they do on any CPU
+    heard = set(german.transcribe(*read_wav(wav)[:2]).text.lower().replace(",", " ").split())
+    assert heard & {"wie", "geht", "es", "ihnen", "heute"}, heard
+    with pytest.raises(BadInputError, match="unsupported language 'xx'; this model takes: .*de, .*en"):
+        Recognizer.from_whisper("zoo:whisper-base", language="xx", cache_dir=whisper_cache)
