@@ -17,16 +17,19 @@ from typing import Any
 import numpy as np
 
 from edge_sdk.asr.features import feature_function
+from edge_sdk.asr.frames import META_KIND
 from edge_sdk.asr.scoring import DecodeResult, log_softmax
 from edge_sdk.asr.tokens import TokenTable
 from edge_sdk.asr.whisper import SAMPLE_RATE, Transcription
 from edge_sdk.errors import BadInputError
 
 
-def _metadata(path: Path) -> tuple[dict[str, str], list[Any]]:
+def model_info(path: Path) -> tuple[dict[str, str], list[Any]]:
     """A model file's metadata and its graph inputs' shapes (dims as ints or names)."""
     import onnx
 
+    if not path.is_file():
+        raise BadInputError(f"ASR model file not found: {path}")
     try:
         model = onnx.load(os.fspath(path), load_external_data=False)
     except Exception as e:
@@ -47,17 +50,20 @@ def _tokens(folder: Path, tokens: str | os.PathLike[str] | TokenTable | None) ->
     return TokenTable.from_file(path)
 
 
-def _transcription(result: DecodeResult, tokens: TokenTable, seconds: float, frames: int) -> Transcription:
+def _transcription(
+    result: DecodeResult, tokens: TokenTable, seconds: float, frames: int, pad: float
+) -> Transcription:
     """A decoding result as a Transcription; a token's time is the start of the output frame it was emitted
-    on (``frames`` output frames span the audio's ``seconds``, whatever the model's subsampling)."""
-    step = seconds / frames if frames else 0.0
+    on (``frames`` output frames span the audio's ``seconds`` and the ``pad`` of silence either side,
+    whatever the model's subsampling), within the audio."""
+    step = (seconds + 2 * pad) / frames if frames else 0.0
     return Transcription(
         text=result.text or tokens.text(list(result.tokens)),
         token_ids=list(result.tokens),
         tokens=[tokens.symbols[t] for t in result.tokens],
         avg_logprob=result.score / max(1, len(result.tokens)),
         duration=seconds,
-        times=[round(f * step, 3) for f in result.frames],
+        times=[round(min(max(f * step - pad, 0.0), seconds), 3) for f in result.frames],
     )
 
 
@@ -81,9 +87,9 @@ class CtcModel:
         from edge_sdk.asr.ctc import CtcDecoder
 
         self.path = Path(model)
-        metadata, shapes = _metadata(self.path)
-        if metadata.get("edge_sdk.asr.kind", "ctc") != "ctc":
-            raise BadInputError(f"{self.path} is a {metadata['edge_sdk.asr.kind']} model, not a CTC model")
+        metadata, shapes = model_info(self.path)
+        if metadata.get(META_KIND, "ctc") != "ctc":
+            raise BadInputError(f"{self.path} is a {metadata[META_KIND]} model, not a CTC model")
         first = shapes[0] if shapes else []
         if len(first) != 3:
             raise BadInputError(
@@ -92,7 +98,7 @@ class CtcModel:
             )
         self.channels_first = isinstance(first[1], int) and first[1] > 0 and not isinstance(first[2], int)
         dim = first[1] if self.channels_first else first[2]
-        self.features, self.front_end = feature_function(
+        self.features, self.front_end, self.pad = feature_function(
             metadata, dim if isinstance(dim, int) and dim else None
         )
         self.tokens = _tokens(self.path.parent, tokens)
@@ -121,7 +127,7 @@ class CtcModel:
 
         lp = self.log_probs(audio)
         result = greedy(lp, tokens=self.tokens) if self.beam == 1 else self.decoder.decode(lp)
-        return _transcription(result, self.tokens, len(audio) / SAMPLE_RATE, len(lp))
+        return _transcription(result, self.tokens, len(audio) / SAMPLE_RATE, len(lp), self.pad)
 
 
 class TransducerModel:
@@ -142,8 +148,8 @@ class TransducerModel:
 
         self.folder = Path(folder)
         self.model = OnnxTransducer.from_dir(self.folder, threads=threads)
-        metadata, _ = _metadata(self.folder / "encoder.onnx")
-        self.features, self.front_end = feature_function(metadata, self.model.feature_dim)
+        metadata, _ = model_info(self.folder / "encoder.onnx")
+        self.features, self.front_end, self.pad = feature_function(metadata, self.model.feature_dim)
         self.tokens = _tokens(self.folder, tokens)
         options = {"method": method, "hotwords": hotwords, **search_options}
         if method != "greedy_search":
@@ -154,5 +160,5 @@ class TransducerModel:
         """Text of ``audio`` (16 kHz mono float)."""
         encoded = self.model.encode(np.asarray(self.features(audio), np.float32))
         return _transcription(
-            self.search.decode(encoded), self.tokens, len(audio) / SAMPLE_RATE, len(encoded)
+            self.search.decode(encoded), self.tokens, len(audio) / SAMPLE_RATE, len(encoded), self.pad
         )

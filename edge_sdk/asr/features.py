@@ -16,12 +16,11 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from edge_sdk.asr.frames import META_FRONT_END, META_PAD, utterance_frames
 from edge_sdk.errors import BadInputError
 
 SAMPLE_RATE = 16000
 FRAME_SHIFT, FRAME_LENGTH, N_FFT = 160, 400, 512
-META_FRONT_END = "edge_sdk.asr.front_end"
-"""ONNX metadata key of a model trained on one of the SDK's front ends (its settings as JSON)."""
 
 
 def _mel(f: np.ndarray | float) -> np.ndarray:
@@ -73,16 +72,19 @@ def kaldi_fbank(audio: np.ndarray, num_bins: int = 80, low: float = 20.0, high: 
 
 def feature_function(
     metadata: Mapping[str, str], feature_dim: int | None
-) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+) -> tuple[Callable[[np.ndarray], np.ndarray], str, float]:
     """How to compute a model's input features from 16 kHz audio, and its name: the SDK front end its
-    metadata names, else Kaldi fbank with as many bins as its input has (80 when that is not fixed)."""
+    metadata names (with the silence it pads an utterance with, ``edge_sdk.asr.pad_seconds``), else Kaldi
+    fbank with as many bins as its input has (80 when that is not fixed). The third value is the silence
+    (seconds) put before and after the audio, which token times must take off."""
     if META_FRONT_END in metadata:
         from edge_sdk.audio import front_end
 
         try:
             fe = front_end.from_dict(json.loads(metadata[META_FRONT_END]))
+            pad = float(metadata.get(META_PAD, 0.0))
         except (ValueError, BadInputError) as e:
             raise BadInputError(f"metadata '{META_FRONT_END}' is not a front end's settings: {e}") from e
-        return fe.features, fe.describe()
+        return functools.partial(utterance_frames, cfg=fe, pad_seconds=pad), fe.describe(), pad
     bins = feature_dim or 80
-    return functools.partial(kaldi_fbank, num_bins=bins), f"kaldi-fbank-{bins}"
+    return functools.partial(kaldi_fbank, num_bins=bins), f"kaldi-fbank-{bins}", 0.0
