@@ -188,16 +188,32 @@ class Recognizer:
         return cls(engine, "transducer", model=os.fspath(folder))
 
     @classmethod
-    def from_model(cls, model: str | os.PathLike[str], **options: Any) -> Recognizer:
-        """Whichever factory ``model`` needs: a ``.onnx`` file is a CTC model, a folder with ``joiner.onnx``
-        a transducer, anything else (``zoo:NAME``, a CTranslate2 or built folder) Whisper. ``options``
-        go to that factory."""
-        path = Path(os.fspath(model))
-        if path.suffix == ".onnx":
-            return cls.from_ctc(path, **options)
-        if (path / "joiner.onnx").is_file():
-            return cls.from_transducer(path, **options)
-        return cls.from_whisper(model, **options)
+    def from_model(
+        cls,
+        model: str | os.PathLike[str],
+        *,
+        beam: int = 1,
+        threads: int = 1,
+        target: str = "onnx:int8-dynamic",
+        language: str | None = None,
+    ) -> Recognizer:
+        """Whichever factory ``model`` needs: a ``.onnx`` file (or a bundled ``zoo:NAME`` whose folder holds
+        one, e.g. ``zoo:digits-asr``) is a CTC model, a folder with ``joiner.onnx`` a transducer (modified
+        beam search when ``beam`` > 1), anything else (``zoo:whisper-tiny.en``, a CTranslate2 or built
+        folder) Whisper, which alone takes ``target`` and ``language``."""
+        from edge_sdk import zoo
+
+        text = os.fspath(model)
+        shipped = zoo.bundled(text) if text.startswith("zoo:") else None
+        path = shipped or Path(text)
+        if path.suffix == ".onnx" or (path / "joiner.onnx").is_file():
+            if language is not None:
+                raise BadInputError(f"{text}: a language is chosen for Whisper models only")
+            if path.suffix == ".onnx":
+                return cls.from_ctc(path, beam=beam, threads=threads)
+            method = "modified_beam_search" if beam > 1 else "greedy_search"
+            return cls.from_transducer(path, method=method, beam=max(beam, 2), threads=threads)
+        return cls.from_whisper(model, target=target, language=language, beam=beam, threads=threads)
 
     def transcribe(self, audio: Any, sample_rate: int = SAMPLE_RATE) -> Transcription:
         """The transcript of a whole recording (float samples; resampled and downmixed as needed)."""

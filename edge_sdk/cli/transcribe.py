@@ -32,13 +32,14 @@ def add_parser(
     p.add_argument(
         "--model",
         default="zoo:whisper-tiny.en",
-        metavar="zoo:whisper-tiny.en|FOLDER",
-        help="a Whisper model: the zoo's, a CTranslate2 Whisper folder, or a folder edge-sdk built",
+        metavar="zoo:whisper-tiny.en|FOLDER|CTC.onnx",
+        help="a Whisper model (the zoo's, a CTranslate2 Whisper folder, or a folder edge-sdk built), a CTC "
+        ".onnx, a sherpa-onnx transducer folder, or zoo:digits-asr (digits and command words)",
     )
     p.add_argument(
         "--target",
         default="onnx:int8-dynamic",
-        help="which converted artifacts to run (default: onnx:int8-dynamic; also onnx:fp32)",
+        help="which converted Whisper artifacts to run (default: onnx:int8-dynamic; also onnx:fp32)",
     )
     p.add_argument("--language", metavar="CODE", help="language of the speech (multilingual models only)")
     p.add_argument("--beam", type=int, default=1, metavar="N", help="beam width (default: 1, greedy)")
@@ -99,7 +100,7 @@ def transcribe_file(path: str, recognizer: Any, vad: str) -> dict[str, Any]:
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from edge_sdk.asr import Recognizer
 
-    recognizer = Recognizer.from_whisper(
+    recognizer = Recognizer.from_model(
         args.model, target=args.target, language=args.language, beam=args.beam, threads=args.threads
     )
     results = []

@@ -14,7 +14,6 @@ its text changed.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from edge_sdk.errors import BadInputError
@@ -54,11 +53,9 @@ class WhisperStage(Stage):
         if partial_every <= 0:
             raise BadInputError(f"partial_every must be positive seconds, not {partial_every!r}")
         if recognizer is None:
-            is_whisper = not (str(model).endswith(".onnx") or (Path(model) / "joiner.onnx").is_file())
-            options: dict[str, Any] = {"beam": beam, "threads": threads}
-            if is_whisper:
-                options |= {"target": target, "language": language}
-            recognizer = Recognizer.from_model(model, **options)
+            recognizer = Recognizer.from_model(
+                model, beam=beam, threads=threads or 1, target=target, language=language
+            )
         self.recognizer = recognizer
         self.name = f"asr.{recognizer.kind}"
         self.partials, self.partial_every = partials, partial_every

@@ -18,6 +18,7 @@ from edge_sdk.asr.frames import META_FRONT_END, META_KIND
 from edge_sdk.asr.text import normalize, wer
 from edge_sdk.asr.tokens import TokenTable
 from edge_sdk.asr.transducer import OnnxTransducer
+from edge_sdk.errors import BadInputError
 from edge_sdk.train import asr_data
 
 torch = pytest.importorskip("torch")
@@ -119,3 +120,19 @@ def test_shipped_ctc_transcribes_a_real_tidigits_recording(
         ["two nine three four zero"], [hyp], normalizer=lambda s: normalize(s, digits_oh_as_zero=True)
     )
     assert result.wer < 0.5, hyp
+
+
+@pytest.mark.network
+@pytest.mark.skipif(not Path("/usr/share/asterisk/sounds/en/digits/7.wav").exists(), reason="needs Asterisk")
+def test_transcribe_runs_the_bundled_digits_model_by_its_zoo_name(
+    embedding_cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge_sdk.cli import main
+
+    monkeypatch.setenv("EDGE_SDK_CACHE", str(embedding_cache))
+    wav = "/usr/share/asterisk/sounds/en/digits/7.wav"  # 8 kHz: resampled by the source
+    assert main(["transcribe", "--json", "--model", "zoo:digits-asr", wav]) == 0
+    (result,) = json.loads(capsys.readouterr().out)["files"]
+    assert result["text"] == "seven" and result["segments"][0]["tokens"] == ["▁seven"]
+    with pytest.raises(BadInputError, match="language is chosen for Whisper models only"):
+        Recognizer.from_model("zoo:digits-asr", language="en")
