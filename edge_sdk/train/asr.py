@@ -29,6 +29,7 @@ from edge_sdk.audio import front_end
 from edge_sdk.errors import BadInputError, MissingExtraError
 from edge_sdk.integrity import atomic_write
 from edge_sdk.train import asr_data, kws_data
+from edge_sdk.train.command import recipe_command
 from edge_sdk.train.kws_data import AugmentConfig
 
 log = logging.getLogger("edge_sdk.train.asr")
@@ -294,17 +295,6 @@ def _voice_counts(utts: list[asr_data.Utterance]) -> dict[str, int]:
     return counts
 
 
-def _command(argv: list[str] | None) -> str:
-    # the output folder's own name only: a card must not name the machine it was made on
-    argv = list(argv or [])
-    for i, a in enumerate(argv[:-1]):
-        if a == "--out":
-            argv[i + 1] = Path(argv[i + 1]).name
-    if argv[:2] == ["train", "asr"]:
-        return "edge-sdk " + " ".join(argv)
-    return "python -m edge_sdk.train.asr " + " ".join(argv)
-
-
 def model_card(report: dict[str, Any], args: argparse.Namespace) -> str:
     """MODEL_CARD.md: what the models are, their data, held-out voices and figures."""
     data, held = report["data"], report["data"]["held_out"]
@@ -377,7 +367,7 @@ def model_card(report: dict[str, Any], args: argparse.Namespace) -> str:
         "Only these words can be recognised; any other word comes out as the nearest of them or nothing. "
         "Trained on synthetic voices: real speakers, children and far-field rooms are out of domain.",
         "",
-        f"Command: `{_command(report.get('argv'))}`",
+        f"Command: `{recipe_command('asr', report.get('argv'))}`",
         "",
     ]
     return "\n".join(lines)

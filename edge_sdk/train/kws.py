@@ -41,6 +41,7 @@ from edge_sdk.integrity import atomic_write
 from edge_sdk.stages import make as make_stage
 from edge_sdk.stages.kws import softmax
 from edge_sdk.train import kws_data, kws_running
+from edge_sdk.train.command import recipe_command
 from edge_sdk.train.kws_data import SILENCE, UNKNOWN, AugmentConfig, Clip, KwsData
 
 log = logging.getLogger("edge_sdk.train.kws")
@@ -596,13 +597,6 @@ def eval_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _command(argv: list[str]) -> str:
-    """The command line that made a model: the CLI's when it came through ``edge-sdk train kws``."""
-    if argv[:2] == ["train", "kws"]:
-        return "edge-sdk " + " ".join(argv)
-    return "python -m edge_sdk.train.kws " + " ".join(argv)
-
-
 def model_card(report: dict[str, Any], args: argparse.Namespace) -> str:
     """MODEL_CARD.md: what the model is, what it was trained on, which voices were held out, figures."""
     labels, tr, data = report["labels"], report["training"], report["data"]
@@ -710,7 +704,7 @@ def model_card(report: dict[str, Any], args: argparse.Namespace) -> str:
         "domain unless the `real` rows above say otherwise. The thresholds were tuned on the same held-out "
         "voices they are reported on.",
         "",
-        f"Command: `{_command(getattr(args, 'argv', None) or [])}`",
+        f"Command: `{recipe_command('kws', getattr(args, 'argv', None) or [])}`",
         "",
     ]
     return "\n".join(lines)
