@@ -57,7 +57,9 @@ class System:
     info: Callable[[], dict[str, Any]]
 
 
-def _ours(model: str, target: str, beam: int = 1) -> tuple[Callable[[], Any], Callable[[], dict[str, Any]]]:
+def _ours(
+    model: str, target: str, beam: int = 1, window: str = "audio"
+) -> tuple[Callable[[], Any], Callable[[], dict[str, Any]]]:
     state: dict[str, Any] = {}
 
     def load() -> Callable[[np.ndarray], str]:
@@ -65,7 +67,7 @@ def _ours(model: str, target: str, beam: int = 1) -> tuple[Callable[[], Any], Ca
         from edge_sdk.asr.whisper_build import whisper_model
 
         folder = whisper_model(model, TARGETS)
-        state["r"] = r = Recognizer.from_whisper(folder, target=target, beam=beam, threads=1)
+        state["r"] = r = Recognizer.from_whisper(folder, target=target, beam=beam, window=window, threads=1)
         return lambda audio: r.transcribe(audio).text
 
     def info() -> dict[str, Any]:
@@ -81,7 +83,14 @@ def _ours(model: str, target: str, beam: int = 1) -> tuple[Callable[[], Any], Ca
         )
         chosen = r.engine.decoder.selection.to_dict()
         backend = f"{chosen['backend']}/{chosen['accelerator']}"
-        return {"model": model, "target": target, "beam": beam, "size_bytes": size, "backend": backend}
+        return {
+            "model": model,
+            "target": target,
+            "beam": beam,
+            "window": window,
+            "size_bytes": size,
+            "backend": backend,
+        }
 
     return load, info
 
@@ -103,6 +112,11 @@ def systems() -> dict[str, System]:
     out = {}
     for name, noisy, (load, info) in (
         ("edge-sdk tiny.en onnx int8-dynamic", True, _ours("zoo:whisper-tiny.en", "onnx:int8-dynamic")),
+        (
+            "edge-sdk tiny.en onnx int8-dynamic, 30 s window",
+            True,
+            _ours("zoo:whisper-tiny.en", "onnx:int8-dynamic", window="full"),
+        ),
         (
             "edge-sdk tiny.en onnx int8-dynamic beam 5",
             False,
@@ -344,6 +358,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--json", type=Path, help="write the raw results (hypotheses included) here")
     p.add_argument("--system", action="append", help="run only these systems (default: all)")
     p.add_argument("--quick", action="store_true", help="two utterances per set: a smoke test")
+    p.add_argument(
+        "--merge",
+        type=Path,
+        help="results of an earlier run (its --json): systems run now replace or join them in the report",
+    )
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -368,9 +387,17 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"asr_quality: {name} failed:\n{done.stderr[-3000:]}", file=sys.stderr)
             continue
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    if args.merge:
+        ran = {r["system"] for r in results}
+        earlier = [r for r in json.loads(args.merge.read_text(encoding="utf-8")) if r["system"] not in ran]
+        order = list(systems())
+        results = sorted(
+            earlier + results, key=lambda r: order.index(r["system"]) if r["system"] in order else 99
+        )
     command = "python bench/asr_quality.py" + (f" --out {args.out}" if args.out else "")
     command += "".join(f" --system '{s}'" for s in args.system or [])
     command += " --quick" if args.quick else ""
+    command += f" --merge {args.merge}" if args.merge else ""
     page = report(results, command, cpu_flags())
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")

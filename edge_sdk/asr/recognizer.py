@@ -117,6 +117,7 @@ class Recognizer:
         target: str = "onnx:int8-dynamic",
         language: str | None = None,
         beam: int = 1,
+        window: str = "audio",
         device: str = "auto",
         backend: str = "auto",
         threads: int | None = 1,
@@ -124,13 +125,14 @@ class Recognizer:
     ) -> Recognizer:
         """Whisper from ``model``: ``zoo:whisper-tiny.en``, a CTranslate2 Whisper folder (built and
         converted once, then cached) or a folder built by ``edge_sdk.asr.whisper_build``; ``target`` picks
-        the artifacts (``onnx:fp32``, ``onnx:int8-dynamic``, ``openvino:fp32`` when built)."""
+        the artifacts (``onnx:fp32``, ``onnx:int8-dynamic``, ``openvino:fp32`` when built); ``window``
+        ``"audio"`` encodes only the audio there is, ``"full"`` 30 s as Whisper was trained."""
         from edge_sdk.asr.whisper import open_whisper
 
         engine = open_whisper(
             model, target=target, device=device, backend=backend, threads=threads, cache_dir=cache_dir
         )
-        options = DecodeOptions(beam=beam, language=language)
+        options = DecodeOptions(beam=beam, language=language, window=window)
         engine.prompt(language)  # an unsupported language fails here, naming the ones there are
         return cls(engine, "whisper", options, model=os.fspath(model))
 
@@ -196,11 +198,12 @@ class Recognizer:
         threads: int = 1,
         target: str = "onnx:int8-dynamic",
         language: str | None = None,
+        window: str = "audio",
     ) -> Recognizer:
         """Whichever factory ``model`` needs: a ``.onnx`` file (or a bundled ``zoo:NAME`` whose folder holds
         one, e.g. ``zoo:digits-asr``) is a CTC model, a folder with ``joiner.onnx`` a transducer (modified
         beam search when ``beam`` > 1), anything else (``zoo:whisper-tiny.en``, a CTranslate2 or built
-        folder) Whisper, which alone takes ``target`` and ``language``."""
+        folder) Whisper, which alone takes ``target``, ``language`` and ``window``."""
         from edge_sdk import zoo
 
         text = os.fspath(model)
@@ -213,7 +216,9 @@ class Recognizer:
                 return cls.from_ctc(path, beam=beam, threads=threads)
             method = "modified_beam_search" if beam > 1 else "greedy_search"
             return cls.from_transducer(path, method=method, beam=max(beam, 2), threads=threads)
-        return cls.from_whisper(model, target=target, language=language, beam=beam, threads=threads)
+        return cls.from_whisper(
+            model, target=target, language=language, beam=beam, window=window, threads=threads
+        )
 
     def transcribe(self, audio: Any, sample_rate: int = SAMPLE_RATE) -> Transcription:
         """The transcript of a whole recording (float samples; resampled and downmixed as needed)."""

@@ -74,6 +74,12 @@ def add_parser(
     p.add_argument("--asr-beam", type=int, default=1, metavar="N", help="beam width (default: 1, greedy)")
     p.add_argument("--asr-language", metavar="CODE", help="language of the speech (multilingual models)")
     p.add_argument(
+        "--asr-window",
+        default="audio",
+        choices=["audio", "full"],
+        help="Whisper: encode only the segment's audio (default, fast) or a full 30 s window (more accurate)",
+    )
+    p.add_argument(
         "--asr-target",
         default="onnx:int8-dynamic",
         metavar="TARGET",
@@ -139,6 +145,7 @@ def cmd_run_audio(args: argparse.Namespace) -> int:
                 "partials": args.asr_partials,
                 "beam": args.asr_beam,
                 "language": args.asr_language,
+                "window": args.asr_window,
                 "target": args.asr_target,
             },
             sample_rate=args.sample_rate,

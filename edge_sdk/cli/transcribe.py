@@ -44,6 +44,13 @@ def add_parser(
     p.add_argument("--language", metavar="CODE", help="language of the speech (multilingual models only)")
     p.add_argument("--beam", type=int, default=1, metavar="N", help="beam width (default: 1, greedy)")
     p.add_argument(
+        "--window",
+        default="audio",
+        choices=["audio", "full"],
+        help="Whisper: encode only the audio there is (default, fast) or a full 30 s window as Whisper was "
+        "trained (about 2 WER points better on real speech, several times the CPU)",
+    )
+    p.add_argument(
         "--vad",
         default="silero",
         choices=["silero", "energy", "none"],
@@ -101,7 +108,12 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     from edge_sdk.asr import Recognizer
 
     recognizer = Recognizer.from_model(
-        args.model, target=args.target, language=args.language, beam=args.beam, threads=args.threads
+        args.model,
+        target=args.target,
+        language=args.language,
+        beam=args.beam,
+        window=args.window,
+        threads=args.threads,
     )
     results = []
     for path in args.files:
@@ -117,6 +129,12 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
                 console.err.print(f"note: {note}", markup=False, highlight=False)
     if args.json:
         console.emit_json(
-            {"model": str(args.model), "target": args.target, "beam": args.beam, "files": results}
+            {
+                "model": str(args.model),
+                "target": args.target,
+                "beam": args.beam,
+                "window": args.window,
+                "files": results,
+            }
         )
     return 0

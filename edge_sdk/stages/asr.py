@@ -28,7 +28,8 @@ MAX_SEGMENT = 28.0
 @stages.register("asr.whisper")
 class WhisperStage(Stage):
     """A recogniser on VAD segments. ``model`` is ``zoo:whisper-tiny.en``, a CTranslate2 Whisper folder, a
-    built folder, a CTC ``.onnx`` or a transducer folder; ``target`` and ``language`` are Whisper's;
+    built folder, a CTC ``.onnx`` or a transducer folder; ``target``, ``language`` and ``window`` are
+    Whisper's;
     ``partials`` turns on streaming partial transcripts; ``recognizer`` passes one already built."""
 
     name = "asr.whisper"
@@ -40,6 +41,7 @@ class WhisperStage(Stage):
         target: str = "onnx:int8-dynamic",
         language: str | None = None,
         beam: int = 1,
+        window: str = "audio",
         partials: bool = False,
         partial_every: float = 1.0,
         sample_rate: int = 16000,
@@ -54,7 +56,7 @@ class WhisperStage(Stage):
             raise BadInputError(f"partial_every must be positive seconds, not {partial_every!r}")
         if recognizer is None:
             recognizer = Recognizer.from_model(
-                model, beam=beam, threads=threads or 1, target=target, language=language
+                model, beam=beam, threads=threads or 1, target=target, language=language, window=window
             )
         self.recognizer = recognizer
         self.name = f"asr.{recognizer.kind}"

@@ -159,3 +159,13 @@ def test_a_vad_that_keeps_audio_hands_each_segment_its_samples() -> None:
     for s in segments:
         assert s.audio is not None and abs(len(s.audio) - round((s.end - s.start) * 16000)) <= 1
         assert np.abs(s.audio).max() > 0.01  # speech, not silence
+
+
+def test_the_window_option_pads_to_30_s_or_only_a_little() -> None:
+    from edge_sdk.asr import DecodeOptions
+
+    assert DecodeOptions().pad_seconds(3.0) == 0.5
+    assert DecodeOptions(window="full").pad_seconds(3.0) == 27.0
+    assert DecodeOptions(window="full").pad_seconds(29.9) == 0.5
+    with pytest.raises(BadInputError, match="window must be one of audio, full"):
+        DecodeOptions(window="long")

@@ -67,6 +67,12 @@ def test_real_read_speech_is_transcribed_by_both_precisions(built: Path, target:
     assert got.token_ids and len(got.tokens) == len(got.token_ids)
 
 
+def test_a_full_30_s_window_transcribes_the_same_speech_as_whisper_was_trained(built: Path) -> None:
+    audio, rate, _ = read_wav(LIBRIVOX / f"{UTTERANCE}.wav")
+    full = Recognizer.from_whisper(built, window="full").transcribe(audio, rate)
+    assert wer([reference(UTTERANCE)], [full.text]).wer <= 0.1, full.text
+
+
 def test_beam_search_finds_a_transcript_at_least_as_likely_and_as_good(recognizer: Recognizer) -> None:
     audio, rate, _ = read_wav(LIBRIVOX / f"{UTTERANCE}.wav")
     greedy = recognizer.transcribe(audio, rate)
