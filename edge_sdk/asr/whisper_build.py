@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from importlib import resources
@@ -35,11 +36,15 @@ MODEL_FILE = "whisper.json"
 VOCABULARY = "vocabulary.txt"
 KIND = "whisper"
 DEFAULT_TARGETS = ("onnx:fp32", "onnx:int8-dynamic")
-BUILD = 3
+BUILD = 4
 """Bumped whenever the graphs or the folder layout change, so a cached folder of an older build is rebuilt."""
 PARITY_CLIP = "librivox-sense-and-sensibility.wav"
 PARITY_SECONDS = (4.0, 12.0)  # two encoder lengths, so parity covers more than one frame count
 PARITY_STEPS = 6  # decoder calls recorded per clip: the prompt, then single tokens with a growing cache
+MIN_COSINE = 0.95
+"""A converted half whose outputs' cosine similarity to fp32 on the parity speech is below this is not
+offered: dynamic int8 keeps 0.98-0.998 on tiny.en and base, static int8 fell to 0.3-0.8 and lost most
+words (bench/asr_quality.py)."""
 
 
 def _sample_audio() -> np.ndarray:
@@ -109,8 +114,9 @@ def build_whisper(
     as ONNX and convert it to each of ``targets``; write the model folder ``out`` and return it.
 
     Every target's parity against the fp32 graphs is measured on real speech (the bundled LibriVox clip).
-    A target that fails to convert is left out of the folder and named in ``whisper.json``'s
-    ``failed``; when none converts, ConversionFailed is raised and nothing is written.
+    A target that fails to convert, or whose outputs land further from fp32 than ``MIN_COSINE``, is left
+    out of the folder and named with the reason in ``whisper.json``'s ``failed``; when none is left,
+    ConversionFailed is raised and nothing is written.
     """
     import onnx
 
@@ -164,6 +170,14 @@ def build_whisper(
                     made = list(e.artifacts)
                     failed.update({f"{part} {t}": str(err).splitlines()[0] for t, err in e.failures.items()})
                 for target, art in zip(_targets_of(made), made, strict=True):
+                    cosine = float((art.parity or {}).get("cosine_similarity") or 0.0)
+                    if cosine < MIN_COSINE:
+                        failed[f"{part} {target}"] = (
+                            f"outputs too far from fp32 on real speech (cosine {cosine:.3f} < {MIN_COSINE}): "
+                            "this quantisation loses Whisper's words; use onnx:int8-dynamic"
+                        )
+                        shutil.rmtree(art.path, ignore_errors=True)
+                        continue
                     artifacts.setdefault(target, {})[part] = f"{part}/{Path(art.path).name}"
         complete = {t: parts for t, parts in artifacts.items() if set(parts) == {"encoder", "decoder"}}
         if not complete:

@@ -198,3 +198,15 @@ def test_multilingual_whisper_base_is_joined_from_its_two_wheels_and_takes_a_lan
     assert heard & {"wie", "geht", "es", "ihnen", "heute"}, heard
     with pytest.raises(BadInputError, match="unsupported language 'xx'; this model takes: .*de, .*en"):
         Recognizer.from_whisper("zoo:whisper-base", language="xx", cache_dir=whisper_cache)
+
+
+def test_static_int8_is_converted_measured_and_refused_with_its_reason(whisper_cache: Path) -> None:
+    from edge_sdk.asr.whisper_build import MIN_COSINE
+
+    folder = whisper_model("zoo:whisper-tiny.en", ["onnx:fp32", "onnx:int8"], cache_dir=whisper_cache)
+    record = json.loads((folder / MODEL_FILE).read_text())
+    assert set(record["artifacts"]) == {"onnx:fp32"}
+    assert any(k.endswith(" onnx:int8") and f"< {MIN_COSINE}" in v for k, v in record["failed"].items())
+    assert not any(p.name.endswith("onnx-int8") for p in (folder / "decoder").iterdir())
+    with pytest.raises(BadInputError, match="no onnx:int8 artifacts.*failed.*int8-dynamic"):
+        Recognizer.from_whisper(folder, target="onnx:int8")
