@@ -36,10 +36,10 @@ MODEL_FILE = "whisper.json"
 VOCABULARY = "vocabulary.txt"
 KIND = "whisper"
 DEFAULT_TARGETS = ("onnx:fp32", "onnx:int8-dynamic")
-BUILD = 4
+BUILD = 5
 """Bumped whenever the graphs or the folder layout change, so a cached folder of an older build is rebuilt."""
 PARITY_CLIP = "librivox-sense-and-sensibility.wav"
-PARITY_SECONDS = (4.0, 12.0)  # two encoder lengths, so parity covers more than one frame count
+PARITY_CLIPS = ((4.0, "audio"), (12.0, "audio"), (4.0, "full"))  # lengths and windows the encoder sees
 PARITY_STEPS = 6  # decoder calls recorded per clip: the prompt, then single tokens with a growing cache
 MIN_COSINE = 0.95
 """A converted half whose outputs' cosine similarity to fp32 on the parity speech is below this is not
@@ -57,20 +57,21 @@ def _sample_audio() -> np.ndarray:
 def _parity_data(
     encoder: Path, decoder: Path, prompt: list[int], eot: int
 ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]:
-    """Real inputs for both graphs: the bundled speech clip's mel at two lengths, and the decoder calls a
-    greedy transcription of each makes (so parity is measured on the cache sizes decoding produces)."""
+    """Real inputs for both graphs: the bundled speech clip's encoder inputs at two lengths and in both
+    windows, and the decoder calls a greedy transcription of each makes (so parity is measured on the
+    cache sizes decoding produces)."""
     import onnxruntime as ort
 
-    from edge_sdk.asr.whisper import mel_frames
+    from edge_sdk.asr.whisper import encoder_inputs
 
     audio = _sample_audio()
     enc = ort.InferenceSession(str(encoder), providers=["CPUExecutionProvider"])
     dec = ort.InferenceSession(str(decoder), providers=["CPUExecutionProvider"])
     enc_feeds, dec_feeds = [], []
-    for seconds in PARITY_SECONDS:
-        mel = mel_frames(audio[: int(seconds * 16000)])[None]
-        enc_feeds.append({"mel": mel})
-        cross_k, cross_v = enc.run(None, {"mel": mel})
+    for seconds, window in PARITY_CLIPS:
+        feed = encoder_inputs(audio[: int(seconds * 16000)], window)
+        enc_feeds.append(feed)
+        cross_k, cross_v = enc.run(None, feed)
         past = np.zeros((*cross_k.shape[:3], 0, cross_k.shape[4]), np.float32)
         feed = {"tokens": np.array([prompt], np.int64), "past_k": past, "past_v": past}
         for _ in range(PARITY_STEPS):

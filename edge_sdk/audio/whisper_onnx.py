@@ -24,6 +24,8 @@ from edge_sdk.errors import BadInputError
 OPSET = 17  # LayerNormalization; GELU is spelled with Erf (the Gelu op is opset 20)
 LN_EPS = 1e-5
 INPUT, OUTPUT = "mel", "hidden"
+POSITION_IDS = "position_ids"
+"""The speech-recognition encoder's input naming the positional-table row of each encoder position."""
 EMBEDDING = "token_embedding"
 """Name of the decoder's token-embedding lookup node (and its output)."""
 
@@ -127,20 +129,15 @@ def _finish(g: _Graph, name: str, inputs: list[Any], outputs: list[Any]) -> onnx
 
 
 def _encoder_body(g: _Graph, weight: Weight, prefix: str, n_layers: int, dynamic: bool) -> str:
-    """Conv stem, positions (sliced to the frames there are when ``dynamic``), blocks, final LayerNorm."""
+    """Conv stem, positions, blocks, final LayerNorm. ``dynamic``: the positions are the rows of the table
+    the ``position_ids`` input names (one per encoder position), else the first N/2 rows."""
     x = INPUT
     for conv, stride in (("conv1", 1), ("conv2", 2)):
         w = g.const(f"{prefix}/{conv}/weight", weight(f"{prefix}/{conv}/weight"))
         b = g.const(f"{prefix}/{conv}/bias", weight(f"{prefix}/{conv}/bias"))
         x = g.gelu(g.op("Conv", x, w, b, kernel_shape=[3], pads=[1, 1], strides=[stride]))
     x = g.op("Transpose", x, perm=[0, 2, 1])  # [b, T, d]
-    if dynamic:
-        g.const("zero_1d", np.array([0], np.int64))
-        g.const("one_1d", np.array([1], np.int64))
-        n_pos = g.op("Slice", g.op("Shape", x), "one_1d", g.const("two_1d", np.array([2], np.int64)))
-        positions = g.op("Slice", "positions", "zero_1d", n_pos, "zero_1d")
-    else:
-        positions = "positions"
+    positions = g.op("Gather", "positions", POSITION_IDS, axis=0) if dynamic else "positions"
     x = g.op("Add", x, positions)
     for layer in range(n_layers):
         name = f"{prefix}/layer_{layer}"
@@ -187,8 +184,10 @@ def asr_encoder_model(weights: Mapping[str, np.ndarray], *, num_heads: int) -> o
     table (only the audio there is is encoded, not 30 s of padding), and for every decoder layer the
     cross-attention keys and values of the encoded audio, computed once per utterance.
 
-    Input ``mel`` ``[batch, 80, frames]``; outputs ``cross_k`` and ``cross_v``
-    ``[layers, batch, heads, frames/2, d/heads]`` (the decoder's ``cross_k``/``cross_v`` inputs).
+    Inputs ``mel`` ``[batch, 80, frames]`` and ``position_ids`` int64 ``[frames/2]``, the row of the
+    positional table each encoder position takes (``0 .. frames/2 - 1`` is Whisper's own layout; a short
+    window may end with the table's last rows, where Whisper always saw the end of its 30 s). Outputs
+    ``cross_k`` and ``cross_v`` ``[layers, batch, heads, frames/2, d/heads]`` (the decoder's inputs).
     """
     weight = _lookup(weights)
     enc_layers, dec_layers = _n_layers(weights, "encoder"), _n_layers(weights, "decoder")
@@ -197,6 +196,7 @@ def asr_encoder_model(weights: Mapping[str, np.ndarray], *, num_heads: int) -> o
     g = _Graph()
     _model_graph(g, num_heads, d)
     g.const("kv_split", np.array([d, d], np.int64))
+    g.const("zero_1d", np.array([0], np.int64))
     g.const("positions", positions)
     x = _encoder_body(g, weight, "encoder", enc_layers, dynamic=True)
     ks, vs = [], []
@@ -212,7 +212,10 @@ def asr_encoder_model(weights: Mapping[str, np.ndarray], *, num_heads: int) -> o
     return _finish(
         g,
         "whisper_asr_encoder",
-        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["batch", n_mels, "frames"])],
+        [
+            helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, ["batch", n_mels, "frames"]),
+            helper.make_tensor_value_info(POSITION_IDS, TensorProto.INT64, ["positions"]),
+        ],
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, kv_shape) for n in ("cross_k", "cross_v")],
     )
 

@@ -11,7 +11,7 @@ import pytest
 
 from edge_sdk.asr.recognizer import after_committed, agreed_prefix, as_mono_16k
 from edge_sdk.asr.tokenizer import WhisperTokenizer, read_vocabulary
-from edge_sdk.asr.whisper import WhisperDecoder, looping, mel_frames
+from edge_sdk.asr.whisper import WhisperDecoder, encoder_inputs, looping, mel_frames
 from edge_sdk.errors import BadInputError
 from edge_sdk.stages import SpeechSegment, Transcript
 from edge_sdk.stages.history import AudioHistory
@@ -122,9 +122,25 @@ def test_the_audio_history_is_cut_by_stream_time_and_forgets_the_oldest() -> Non
 
 
 def test_whisper_mel_frames_are_even_padded_and_at_most_30_s() -> None:
-    assert mel_frames(np.zeros(16000, np.float32)).shape == (80, 150)  # 1 s + 0.5 s of silence
+    assert mel_frames(np.zeros(16000, np.float32)).shape == (80, 200)  # 1 s + 1 s of silence
     assert mel_frames(np.zeros(0, np.float32)).shape[1] % 2 == 0
     assert mel_frames(np.zeros(40 * 16000, np.float32)).shape == (80, 3000)
+
+
+def test_a_short_window_ends_with_silence_at_the_last_positions_and_a_full_one_is_whispers() -> None:
+    audio = (0.1 * np.sin(np.arange(3 * 16000) / 10.0)).astype(np.float32)
+    short = encoder_inputs(audio, "audio")
+    ids = short["position_ids"]
+    assert short["mel"].shape == (1, 80, 2 * len(ids))
+    assert list(ids[:200]) == list(range(200)) and list(ids[-200:]) == list(range(1300, 1500))
+    assert len(ids) == 200 + 200  # 3 s of audio and 1 s of padding, then 4 s of tail
+    assert np.all(short["mel"][0, :, 400:] == short["mel"].min())  # the tail is silence
+    full = encoder_inputs(audio, "full")
+    assert full["mel"].shape == (1, 80, 3000) and list(full["position_ids"]) == list(range(1500))
+    word = encoder_inputs(audio[:16000], "audio")  # a word or two: no tail
+    assert list(word["position_ids"]) == list(range(100))
+    long = encoder_inputs(np.zeros(29 * 16000, np.float32), "audio")
+    assert len(long["position_ids"]) == 1500 and long["position_ids"][-1] == 1499  # no room left for a tail
 
 
 def test_audio_is_brought_to_16_khz_mono_and_bad_audio_is_named() -> None:
@@ -161,11 +177,9 @@ def test_a_vad_that_keeps_audio_hands_each_segment_its_samples() -> None:
         assert np.abs(s.audio).max() > 0.01  # speech, not silence
 
 
-def test_the_window_option_pads_to_30_s_or_only_a_little() -> None:
+def test_the_window_option_is_checked() -> None:
     from edge_sdk.asr import DecodeOptions
 
-    assert DecodeOptions().pad_seconds(3.0) == 0.5
-    assert DecodeOptions(window="full").pad_seconds(3.0) == 27.0
-    assert DecodeOptions(window="full").pad_seconds(29.9) == 0.5
+    assert DecodeOptions().window == "audio" and DecodeOptions(window="full").window == "full"
     with pytest.raises(BadInputError, match="window must be one of audio, full"):
         DecodeOptions(window="long")

@@ -116,7 +116,10 @@ def test_the_asr_encoder_takes_any_length_and_gives_the_decoders_keys_and_values
     w = small_asr_whisper()
     mel = np.random.default_rng(n_frames).standard_normal((2, 80, n_frames)).astype(np.float32)
     hidden = session(encoder_model(w, n_frames, num_heads=HEADS)).run(None, {"mel": mel})[0]
-    cross_k, cross_v = session(asr_encoder_model(w, num_heads=HEADS)).run(None, {"mel": mel})
+    ids = np.arange(n_frames // 2, dtype=np.int64)
+    cross_k, cross_v = session(asr_encoder_model(w, num_heads=HEADS)).run(
+        None, {"mel": mel, "position_ids": ids}
+    )
     assert cross_k.shape == cross_v.shape == (2, 2, HEADS, n_frames // 2, D // HEADS)
     for layer in range(2):
         kv = hidden @ w[f"decoder/layer_{layer}/attention/linear_1/weight"].T
@@ -131,7 +134,10 @@ def test_decoding_with_the_kv_cache_matches_the_whole_sequence_in_torch() -> Non
     w = small_asr_whisper()
     mel = np.random.default_rng(3).standard_normal((2, 80, 30)).astype(np.float32)
     hidden = session(encoder_model(w, 30, num_heads=HEADS)).run(None, {"mel": mel})[0]
-    cross_k, cross_v = session(asr_encoder_model(w, num_heads=HEADS)).run(None, {"mel": mel})
+    ids = np.arange(15, dtype=np.int64)
+    cross_k, cross_v = session(asr_encoder_model(w, num_heads=HEADS)).run(
+        None, {"mel": mel, "position_ids": ids}
+    )
     tokens = np.random.default_rng(4).integers(0, VOCAB, (2, 9))
     expected = torch_decoder(w, tokens, hidden)  # [2, 9, vocab]
     decoder = session(decoder_model(w, num_heads=HEADS))
@@ -151,3 +157,18 @@ def test_decoding_with_the_kv_cache_matches_the_whole_sequence_in_torch() -> Non
         )
         assert past_k.shape[3] == stop
         np.testing.assert_allclose(logits, expected[:, stop - 1], atol=1e-3, rtol=0)
+
+
+def test_position_ids_pick_the_rows_of_the_positional_table() -> None:
+    # An encoder given rows 0-9 and 34-39 of the table equals one whose table starts with those rows.
+    w = small_asr_whisper()
+    ids = np.concatenate([np.arange(10), np.arange(34, 40)]).astype(np.int64)
+    w2 = dict(w)
+    w2["encoder/position_encodings/encodings"] = w["encoder/position_encodings/encodings"][ids]
+    mel = np.random.default_rng(7).standard_normal((1, 80, 32)).astype(np.float32)
+    expected = session(asr_encoder_model(w2, num_heads=HEADS)).run(
+        None, {"mel": mel, "position_ids": np.arange(16, dtype=np.int64)}
+    )
+    got = session(asr_encoder_model(w, num_heads=HEADS)).run(None, {"mel": mel, "position_ids": ids})
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
