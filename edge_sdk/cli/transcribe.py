@@ -48,7 +48,7 @@ def add_parser(
         default="audio",
         choices=["audio", "full"],
         help="Whisper: encode only the audio there is (default, fast) or a full 30 s window as Whisper was "
-        "trained (about 2 WER points better on real speech, several times the CPU)",
+        "trained (about a WER point better on real speech, five times the CPU)",
     )
     p.add_argument(
         "--vad",
