@@ -50,6 +50,16 @@ def _tokens(folder: Path, tokens: str | os.PathLike[str] | TokenTable | None) ->
     return TokenTable.from_file(path)
 
 
+def _hotwords(hotwords: Any, tokens: TokenTable) -> Any:
+    """Hotwords as the decoders take them: a ``Hotwords`` as it is, phrases given as text spelt with the
+    model's own token table, nothing for none."""
+    from edge_sdk.asr.hotwords import Hotwords
+
+    if not hotwords or isinstance(hotwords, Hotwords):
+        return hotwords or None
+    return Hotwords.from_text(list(hotwords), tokens)
+
+
 def _transcription(
     result: DecodeResult, tokens: TokenTable, seconds: float, frames: int, pad: float
 ) -> Transcription:
@@ -84,6 +94,7 @@ class CtcModel:
         **decoder_options: Any,
     ) -> None:
         from edge_sdk import load
+        from edge_sdk.asr.arpa import ArpaLM
         from edge_sdk.asr.ctc import CtcDecoder
 
         self.path = Path(model)
@@ -103,7 +114,10 @@ class CtcModel:
         )
         self.tokens = _tokens(self.path.parent, tokens)
         self.session = load(self.path, device=device, backend=backend, threads=threads)
-        self.decoder = CtcDecoder(self.tokens, beam=beam, hotwords=hotwords, lm=lm, **decoder_options)
+        if lm is not None and not isinstance(lm, ArpaLM):
+            lm = ArpaLM.from_file(lm)
+        hot = _hotwords(hotwords, self.tokens)
+        self.decoder = CtcDecoder(self.tokens, beam=beam, hotwords=hot, lm=lm, **decoder_options)
         self.beam = beam
 
     def log_probs(self, audio: np.ndarray) -> np.ndarray:
@@ -151,7 +165,7 @@ class TransducerModel:
         metadata, _ = model_info(self.folder / "encoder.onnx")
         self.features, self.front_end, self.pad = feature_function(metadata, self.model.feature_dim)
         self.tokens = _tokens(self.folder, tokens)
-        options = {"method": method, "hotwords": hotwords, **search_options}
+        options = {"method": method, "hotwords": _hotwords(hotwords, self.tokens), **search_options}
         if method != "greedy_search":
             options["beam"] = beam
         self.search = self.model.search(self.tokens, **options)

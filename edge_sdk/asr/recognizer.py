@@ -67,27 +67,6 @@ def after_committed(committed: list[str], words: list[str]) -> list[str]:
     return words[n:]
 
 
-def _search_extras(
-    model: str | os.PathLike[str], tokens: Any, hotwords: Any, lm: str | os.PathLike[str] | None
-) -> dict[str, Any]:
-    """Hotwords given as text turned into token ids with the model's token table, and the LM read."""
-    extras: dict[str, Any] = {}
-    if hotwords:
-        from edge_sdk.asr.hotwords import Hotwords
-        from edge_sdk.asr.tokens import TokenTable
-
-        if isinstance(hotwords, Hotwords):
-            extras["hotwords"] = hotwords
-        else:
-            table = TokenTable.from_file(Path(tokens) if tokens else Path(model).parent / "tokens.txt")
-            extras["hotwords"] = Hotwords.from_text(list(hotwords), table)
-    if lm is not None:
-        from edge_sdk.asr.arpa import ArpaLM
-
-        extras["lm"] = ArpaLM.from_file(lm)
-    return extras
-
-
 @dataclass
 class StreamResult:
     """A stream's transcript: ``text`` = ``committed`` words (stable) + ``tentative`` ones; ``final`` once
@@ -159,10 +138,11 @@ class Recognizer:
             model,
             tokens=tokens,
             beam=beam,
+            hotwords=hotwords,
+            lm=lm,
             device=device,
             backend=backend,
             threads=threads,
-            **_search_extras(model, tokens, hotwords, lm),
             **decoder_options,
         )
         return cls(engine, "ctc", model=os.fspath(model))
@@ -183,9 +163,14 @@ class Recognizer:
         ``joiner.onnx`` and ``tokens.txt`` in ``folder``): ``greedy_search`` or ``modified_beam_search``."""
         from edge_sdk.asr.acoustic import TransducerModel
 
-        extras = _search_extras(Path(folder) / "decoder.onnx", tokens, hotwords, None)
         engine = TransducerModel(
-            folder, tokens=tokens, method=method, beam=beam, threads=threads, **extras, **search_options
+            folder,
+            tokens=tokens,
+            method=method,
+            beam=beam,
+            hotwords=hotwords,
+            threads=threads,
+            **search_options,
         )
         return cls(engine, "transducer", model=os.fspath(folder))
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_sdk.asr.scoring import log_softmax
 from edge_sdk.asr.tokenizer import WhisperTokenizer
 from edge_sdk.audio import whisper_mel
 from edge_sdk.errors import BadInputError
@@ -124,11 +125,6 @@ def looping(tokens: list[int]) -> int:
     return 0
 
 
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-
-
 class WhisperDecoder:
     """The encoder and decoder sessions of one built Whisper folder with its tokenizer and settings."""
 
@@ -179,7 +175,7 @@ class WhisperDecoder:
         out = self.decoder.run(
             {"tokens": tokens, "past_k": past[0], "past_v": past[1], "cross_k": cross[0], "cross_v": cross[1]}
         )
-        return _log_softmax(out["logits"].astype(np.float64)), (out["present_k"], out["present_v"])
+        return log_softmax(out["logits"].astype(np.float64)), (out["present_k"], out["present_v"])
 
     def _mask(self, logprobs: np.ndarray, first: bool) -> np.ndarray:
         return np.where(self._blocked_first if first else self._blocked, -np.inf, logprobs)

@@ -11,8 +11,6 @@ import argparse
 import time
 from typing import Any
 
-import numpy as np
-
 from edge_sdk.cli import console
 
 
@@ -65,6 +63,7 @@ def transcribe_file(path: str, recognizer: Any, vad: str) -> dict[str, Any]:
     """One file's transcript: its segments (start, end, text, tokens), the whole text, and the CPU time
     it took against the audio's length."""
     from edge_sdk.devices.sources.audio import open_audio_source
+    from edge_sdk.devices.sources.wav_file import read_wav
     from edge_sdk.live.audio import AudioLoop
     from edge_sdk.stages import Transcript
     from edge_sdk.stages.chain import audio_stages
@@ -72,26 +71,23 @@ def transcribe_file(path: str, recognizer: Any, vad: str) -> dict[str, Any]:
     cpu = time.process_time()
     events: list[Any] = []
     notes: list[str] = []
-    with open_audio_source(path, sample_rate=16000, block_size=1600) as source:
-        if vad == "none":
-            blocks = [np.asarray(b, np.float32) for b in source]
-            audio = np.concatenate(blocks or [np.zeros(0, np.float32)])[
-                : getattr(source, "num_samples", None)
-            ]
-            t = recognizer.transcribe(audio)
-            duration = len(audio) / 16000
-            segments = [{"start": 0.0, "end": round(duration, 3), "text": t.text, "tokens": t.tokens}]
-        else:
+    if vad == "none":
+        audio, rate, _ = read_wav(path)
+        t = recognizer.transcribe(audio, rate)
+        duration = len(audio) / rate
+        segments = [{"start": 0.0, "end": round(duration, 3), "text": t.text, "tokens": t.tokens}]
+    else:
+        with open_audio_source(path, sample_rate=16000, block_size=1600) as source:
             stages, notes = audio_stages(
                 vad=vad, asr=recognizer.model, asr_options={"recognizer": recognizer}
             )
             summary = AudioLoop(source, stages, on_event=events.append, notes=notes).run()
-            duration = summary.audio_seconds
-            segments = [
-                {"start": e.start, "end": e.end, "text": e.text, "tokens": list(e.tokens)}
-                for e in events
-                if isinstance(e, Transcript) and e.final
-            ]
+        duration = summary.audio_seconds
+        segments = [
+            {"start": e.start, "end": e.end, "text": e.text, "tokens": list(e.tokens)}
+            for e in events
+            if isinstance(e, Transcript) and e.final
+        ]
     cpu = time.process_time() - cpu
     return {
         "path": path,

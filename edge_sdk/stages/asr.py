@@ -29,8 +29,8 @@ MAX_SEGMENT = 28.0
 class WhisperStage(Stage):
     """A recogniser on VAD segments. ``model`` is ``zoo:whisper-tiny.en``, a CTranslate2 Whisper folder, a
     built folder, a CTC ``.onnx`` or a transducer folder; ``target``, ``language`` and ``window`` are
-    Whisper's;
-    ``partials`` turns on streaming partial transcripts; ``recognizer`` passes one already built."""
+    Whisper's; ``partials`` turns on streaming partial transcripts; ``recognizer`` passes one already
+    built."""
 
     name = "asr.whisper"
 
@@ -63,7 +63,6 @@ class WhisperStage(Stage):
         self.partials, self.partial_every = partials, partial_every
         self.sample_rate = sample_rate
         self.history = AudioHistory(MAX_SEGMENT + 2.0, sample_rate)
-        self.segments = 0
         self.reset()
 
     def reset(self) -> None:
@@ -130,7 +129,6 @@ class WhisperStage(Stage):
     def _final(self, start: float, end: float, time: float) -> Transcript:
         audio = self.history.between(start, end)
         t = self.recognizer.transcribe(audio, self.sample_rate)
-        self.segments += 1
         return Transcript(
             self.name,
             round(time, 6),
