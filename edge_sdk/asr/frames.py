@@ -22,6 +22,8 @@ from edge_sdk.errors import BadInputError
 META_FRONT_END = "edge_sdk.asr.front_end"
 META_KIND = "edge_sdk.asr.kind"
 META_PAD = "edge_sdk.asr.pad_seconds"
+#: Frames a streaming model hears past the frame it emits on (absent: 3, the recipe's first models').
+META_LOOKAHEAD = "edge_sdk.asr.lookahead_frames"
 KINDS = ("ctc", "transducer")
 #: Silence either side of an utterance: about half the speech embedding's receptive field.
 PAD_SECONDS = 0.4

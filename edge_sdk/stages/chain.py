@@ -12,6 +12,22 @@ from edge_sdk.errors import BadInputError
 from edge_sdk.stages.base import Stage
 
 
+def keyword_stage_kind(model: str | os.PathLike[str], cache_dir: Any = None) -> str:
+    """Which spotter runs a keyword model: ``ctc`` for a CTC recogniser of keywords and filler
+    (``kws.ctc``), else ``onnx`` (a window classifier, ``kws.onnx``)."""
+    from edge_sdk.stages.kws import model_file
+    from edge_sdk.stages.kws_ctc import is_ctc_model
+
+    return "ctc" if is_ctc_model(model_file(model, cache_dir)) else "onnx"
+
+
+def keyword_spotter(model: str | os.PathLike[str], **options: Any) -> Any:
+    """The spotter stage a keyword model runs in (``kws.onnx`` or ``kws.ctc``), built with ``options``."""
+    from edge_sdk.stages import stages as registry
+
+    return registry.get(f"kws.{keyword_stage_kind(model, options.get('cache_dir'))}")(model, **options)
+
+
 def audio_stages(
     *,
     denoise: str | None = None,
@@ -27,7 +43,8 @@ def audio_stages(
 ) -> tuple[list[Stage], list[str]]:
     """The usual chain from registry names ("none" or None leaves a stage out): denoiser, then VAD, then
     keyword spotter, then recogniser, then recorder (so the recording is the audio the stages judged).
-    ``kws`` is a keyword model (ONNX path or ``zoo:NAME``) for ``kws.onnx``, with ``kws_threshold``
+    ``kws`` is a keyword model (ONNX path or ``zoo:NAME``) for ``kws.onnx`` (``kws.ctc`` when it is a
+    CTC recogniser), with ``kws_threshold``
     overriding its thresholds and ``kws_gate`` classifying only while the VAD hears speech. ``asr`` is a
     Whisper model (``zoo:whisper-tiny.en``, a folder) for ``asr.whisper``, after the spotter, with
     ``asr_options`` (``partials``, ``beam``, ``language``, ``target``); it needs a VAD.
@@ -60,8 +77,9 @@ def audio_stages(
             chain.append(stage)
         if use_kws:
             gate = "vad" if kws_gate else None
-            kws_stage = registry.get("kws.onnx")
-            chain.append(kws_stage(kws, threshold=kws_threshold, gate=gate, **options("kws", "onnx")))
+            kind = keyword_stage_kind(kws)
+            kws_stage = registry.get(f"kws.{kind}")
+            chain.append(kws_stage(kws, threshold=kws_threshold, gate=gate, **options("kws", kind)))
         if use_asr:
             asr_stage = registry.get("asr.whisper")
             chain.append(asr_stage(asr, **dict(asr_options or {}), **options("asr", "whisper")))

@@ -63,7 +63,7 @@ class KwsModelInfo:
         return self.labels[len(FILLERS) :]
 
 
-def _model_file(model: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None) -> Path:
+def model_file(model: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None) -> Path:
     """The ONNX file ``model`` names: a path (a file, or an artifact folder holding model.onnx) or a
     zoo name (``zoo:commands`` or ``commands``)."""
     from edge_sdk import zoo
@@ -239,8 +239,12 @@ class KeywordSpotter(Stage):
             raise BadInputError(f"kws smoothing is a number of windows >= 1, not {smoothing}")
         if refractory < 0 or gate_hangover < 0:
             raise BadInputError("kws refractory and gate_hangover are seconds and must not be negative")
-        self.path = _model_file(model, cache_dir)
-        self.info = read_kws_metadata(self.path)
+        self.path = model_file(model, cache_dir)
+        #: Frames a window holds, and how many a window must have before it is classified.
+        self._n = self._min_window = 0
+        #: Frames between a window's end and the frame its posterior is about (a model's look-ahead).
+        self._lag = 0
+        self._open(load(self.path, threads=threads, backend=backend, device=device, accelerator=accelerator))
         cfg = self.info.features
         if cfg.sample_rate != sample_rate:
             raise BadInputError(
@@ -253,14 +257,16 @@ class KeywordSpotter(Stage):
         self.gate = "vad" if gate == "vad" else None
         self.gate_hangover = gate_hangover
         self.thresholds = self._thresholds(threshold)
-        self.session = load(
-            self.path, threads=threads, backend=backend, device=device, accelerator=accelerator
-        )
-        self._input, self._output, self._batched = _check_io(self.session, self.info, self.path)
         self._stream = cfg.stream(threads=threads, cache_dir=cache_dir)
-        self._n = cfg.n_frames()
         self._keyword_ids = np.arange(len(FILLERS), len(self.info.labels))
         self.reset()
+
+    def _open(self, session: Session) -> None:
+        """Read the model's contract: ``info`` (labels, front end, thresholds), its I/O and window size."""
+        self.session = session
+        self.info = read_kws_metadata(self.path)
+        self._input, self._output, self._batched = _check_io(session, self.info, self.path)
+        self._n = self._min_window = self.info.features.n_frames()
 
     def _thresholds(self, threshold: float | Mapping[str, float] | None) -> dict[str, float]:
         words = self.info.keywords
@@ -317,14 +323,18 @@ class KeywordSpotter(Stage):
         frames = np.concatenate([self._frames, new])
         total = first + len(new)
         # Window ending at frame count F (frames F-n..F-1) is due when (F - n) is a multiple of the hop.
-        due = [f for f in range(max(first + 1, self._n), total + 1) if (f - self._n) % self.hop_frames == 0]
+        due = [
+            f
+            for f in range(max(first + 1, self._min_window), total + 1)
+            if (f - self._min_window) % self.hop_frames == 0
+        ]
         self._frames = frames[-self._n :]
         if not due:
             return block
         base = total - len(frames)  # frame count at frames[0]
-        windows = np.stack([frames[f - base - self._n : f - base] for f in due])[:, None]
+        windows = [frames[max(0, f - base - self._n) : f - base] for f in due]
         for f, posterior in zip(due, self._classify(windows), strict=True):
-            event = self._decide(posterior, f, now)
+            event = self._decide(posterior, f - self._lag, now)
             if event is not None:
                 block.events.append(event)
         return block
@@ -361,13 +371,30 @@ class KeywordSpotter(Stage):
         self._posteriors.clear()
         self._armed = dict.fromkeys(self._armed, True)
 
-    def _classify(self, windows: np.ndarray) -> np.ndarray:
+    def _classify(self, frames: list[np.ndarray]) -> np.ndarray:
+        """Posteriors ``[windows, labels]`` of windows of frames (each ``[n, dims]``)."""
+        windows = np.stack(frames)[:, None]
         self.windows += len(windows)
         if self._batched:
             logits = self.session.run({self._input: windows})[self._output]
         else:  # a model exported with batch 1: one window per run
             logits = np.concatenate([self.session.run({self._input: w[None]})[self._output] for w in windows])
         return softmax(logits)
+
+    @property
+    def window_front_end(self) -> FrontEnd:
+        """The front end with the window one decision is judged on offline (benchmarks, threshold
+        tuning): the model's own window."""
+        return self.info.features
+
+    def window_scores(self, outputs: np.ndarray) -> np.ndarray:
+        """Label scores ``[windows, labels]`` (argmax is the decision) of the model's raw output for whole
+        windows: a classifier's logits as they are."""
+        return np.asarray(outputs)
+
+    def window_input(self, windows: np.ndarray) -> np.ndarray:
+        """The model's input for windows of features ``[N, 1, frames, dims]``: these as they are."""
+        return np.asarray(windows, np.float32)
 
     def _decide(self, posterior: np.ndarray, frames: int, now: float) -> KeywordDetected | None:
         """Smooth, re-arm words that fell below threshold, and fire the best word that may fire."""

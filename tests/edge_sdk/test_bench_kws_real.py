@@ -129,10 +129,10 @@ def test_mixture_is_seeded_by_name_and_holds_its_snr(ks: ModuleType, bench_modul
 def test_streams_fire_the_same_words_in_worker_processes(
     kr: ModuleType, ks: ModuleType, bench_module
 ) -> None:
-    from edge_sdk.stages.kws import _model_file
+    from edge_sdk.stages.kws import model_file
 
     corpus = bench_module("speech_corpus")
-    model = _model_file("zoo:commands-mfcc", None)
+    model = model_file("zoo:commands-mfcc", None)
     sets = kr.real_sets(kr.DIGITS, asterisk_limit=6)
     streams = [(r.name, r.audio) for r in sets.keyword][:6] + ks.chunks(sets.free, 10.0)[:2]
     conds = ks.conditions(["babble"], [0])
@@ -149,12 +149,12 @@ def test_streams_fire_the_same_words_in_worker_processes(
 
 
 def test_loop_cost_gates_the_spotter_by_the_vad(bench_module) -> None:
-    from edge_sdk.stages.kws import _model_file
+    from edge_sdk.stages.kws import model_file
 
     kc = bench_module("kws_cost", "soxr")
     rng = np.random.default_rng(0)
     talk = (rng.standard_normal(16000) * np.hanning(16000) * 0.3).astype(np.float32)
-    c = kc.loop_cost(_model_file("zoo:commands-mfcc", None), [talk], 6.0)
+    c = kc.loop_cost(model_file("zoo:commands-mfcc", None), [talk], 6.0)
     assert c["audio_seconds"] == 6.0 and c["stage_names"][0] == "denoise.tiny"
     on, gated = c["runs"]["ungated"], c["runs"]["gated"]
     assert on["kws_skipped"] == 0 and on["kws_windows"] > 0
