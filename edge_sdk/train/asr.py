@@ -54,7 +54,7 @@ def _norm(text: str) -> str:
 
 
 def _text(ids: list[int]) -> str:
-    return " ".join(asr_data.VOCAB[i - 1] for i in ids if i > 0)
+    return asr_data.decode(ids)
 
 
 Example = tuple[np.ndarray, list[int], str]
@@ -67,17 +67,19 @@ def make_frames(
     augs: list[AugmentConfig],
     seed: int,
     noise_id: str,
+    filler: bool = False,
 ) -> list[Example]:
     """(frames, token ids, reference text) of every utterance under each augmentation; utterances with too
-    few frames for their tokens are left out (CTC cannot emit them)."""
+    few frames for their tokens are left out (CTC cannot emit them). The reference is the token text, so
+    other words count as ``FILLER`` when the model has one."""
     out = []
     for p, aug in enumerate(augs):
         for u in utts:
             frames = asr_data.degraded_frames(u, cfg, noise, aug, (seed, p), noise_id)
-            ids = asr_data.encode(u.words)
+            ids = asr_data.encode(u.words, filler)
             repeats = sum(a == b for a, b in zip(ids, ids[1:], strict=False))
             if len(frames) >= len(ids) + repeats:
-                out.append((frames, ids, " ".join(u.words)))
+                out.append((frames, ids, asr_data.decode(ids)))
     return out
 
 
@@ -134,9 +136,9 @@ def train_head(
     from edge_sdk.train.asr_model import CtcModel, TransducerModel, n_params, rnnt_loss
 
     torch.manual_seed(args.seed)
-    vocab = len(asr_data.token_symbols())
+    vocab = len(asr_data.token_symbols(args.filler > 0))
     model: Any = (
-        CtcModel(cfg.dims(), vocab, args.hidden)
+        CtcModel(cfg.dims(), vocab, args.hidden, args.lookahead)
         if kind == "ctc"
         else TransducerModel(cfg.dims(), vocab, args.hidden, args.hidden)
     )
@@ -216,13 +218,24 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.time()
     sets = {
         "train": asr_data.synthesize(
-            args.sentences, "train", seed=args.seed, engines=engines, workers=args.workers
+            args.sentences, "train", seed=args.seed, engines=engines, workers=args.workers, filler=args.filler
         ),
         "dev": asr_data.synthesize(
-            args.dev_sentences, "train", seed=args.seed, engines=engines, workers=args.workers, tag="-dev"
+            args.dev_sentences,
+            "train",
+            seed=args.seed,
+            engines=engines,
+            workers=args.workers,
+            tag="-dev",
+            filler=args.filler,
         ),
         "test": asr_data.synthesize(
-            args.test_sentences, "test", seed=args.seed, engines=engines, workers=args.workers
+            args.test_sentences,
+            "test",
+            seed=args.seed,
+            engines=engines,
+            workers=args.workers,
+            filler=args.filler,
         )
         if args.test_sentences
         else [],
@@ -233,13 +246,14 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         s: kws_data.make_noise(args.noise_seconds, args.seed + k) for k, s in ((0, "train"), (1000, "test"))
     }
     augs = [LIGHT] + [AugmentConfig()] * max(0, args.passes - 1)
-    train_set = make_frames(sets["train"], cfg, noise["train"], augs, args.seed, f"train-{args.seed}")
+    filler = args.filler > 0
+    train_set = make_frames(sets["train"], cfg, noise["train"], augs, args.seed, f"train-{args.seed}", filler)
     dev_set = make_frames(
-        sets["dev"], cfg, noise["train"], [AugmentConfig()], args.seed + 1, f"train-{args.seed}"
+        sets["dev"], cfg, noise["train"], [AugmentConfig()], args.seed + 1, f"train-{args.seed}", filler
     )
     test_sets = {
         f"held-out-voices-{name}": make_frames(
-            sets["test"], cfg, noise["test"], [aug], args.seed + 2, f"test-{args.seed}"
+            sets["test"], cfg, noise["test"], [aug], args.seed + 2, f"test-{args.seed}", filler
         )
         for name, aug in (("clean", AugmentConfig.none()), ("noisy", AugmentConfig()))
         if sets["test"]
@@ -250,11 +264,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         raise BadInputError("too few utterances to train on; raise --sentences and --dev-sentences")
     allf = np.concatenate([e[0] for e in train_set])
     stats = (allf.mean(0).astype(np.float32), (1.0 / (allf.std(0) + 1e-5)).astype(np.float32))
-    atomic_write(out / "tokens.txt", asr_data.tokens_txt())
+    atomic_write(out / "tokens.txt", asr_data.tokens_txt(filler))
     kinds = ["ctc", "transducer"] if args.head == "both" else [args.head]
     report: dict[str, Any] = {
         "front_end": cfg.to_dict(),
         "vocabulary": list(asr_data.VOCAB),
+        "filler": args.filler,
         "data": {
             "engines": list(engines),
             "piper": asr_data.piper_available() and asr_data.PIPER in engines,
@@ -285,6 +300,19 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     atomic_write(out / "eval.json", json.dumps(report, indent=1))
     atomic_write(out / "MODEL_CARD.md", model_card(report, args))
     return report
+
+
+def filler_text(report: dict[str, Any]) -> str:
+    """The model card's words on filler training (none for a model without it)."""
+    share = report.get("filler") or 0.0
+    if not share:
+        return ""
+    return (
+        f"{100 * share:.0f} % of them are running speech of other words (prose sentences of Python's own "
+        "documentation and strings of other words, with every vocabulary word, digit and homophone "
+        f"removed; `asr_data.draw_carrier_words`) with 0-3 vocabulary words put among them, every run of "
+        f"other words one `{asr_data.FILLER}` token; the rest are "
+    )
 
 
 def _voice_counts(utts: list[asr_data.Utterance]) -> dict[str, int]:
@@ -324,8 +352,8 @@ def model_card(report: dict[str, Any], args: argparse.Namespace) -> str:
         "",
         f"Synthesised speech only: {data['utterances']['train']} training utterances "
         f"({data['hours_train_audio']} h before augmentation; voices by engine {data['voices_train']}), "
-        "each a string of 1-7 words (60 % digit strings, 25 % command strings, 15 % both) spoken in one "
-        "synthesiser call, so the words run together; each heard in "
+        f"{filler_text(report)}each a string of 1-7 words (60 % digit strings, 25 % command strings, 15 % "
+        "both) spoken in one synthesiser call, so the words run together; each heard in "
         f"{data['passes']} augmented versions (noise and babble at 0-30 dB SNR, reverberation, telephone "
         "band, level; `kws_data.degrade`).",
         "",
@@ -364,8 +392,15 @@ def model_card(report: dict[str, Any], args: argparse.Namespace) -> str:
         "",
         "## Limits",
         "",
-        "Only these words can be recognised; any other word comes out as the nearest of them or nothing. "
-        "Trained on synthetic voices: real speakers, children and far-field rooms are out of domain.",
+        (
+            f"Only these words can be recognised; any other speech comes out as `{asr_data.FILLER}` (as "
+            "trained; look-alike words the carriers never held can still come out as a keyword). "
+            "Run as a keyword spotter: `edge-sdk run audio --kws PATH/model.onnx` (stage `kws.ctc`). "
+            if report.get("filler")
+            else "Only these words can be recognised; any other word comes out as the nearest of them or "
+            "nothing. "
+        )
+        + "Trained on synthetic voices: real speakers, children and far-field rooms are out of domain.",
         "",
         f"Command: `{recipe_command('asr', report.get('argv'))}`",
         "",
@@ -383,10 +418,25 @@ def build_arg_parser(p: argparse.ArgumentParser | None = None) -> argparse.Argum
     p.add_argument("--sentences", type=int, default=3000, help="synthesised training utterances")
     p.add_argument("--dev-sentences", dest="dev_sentences", type=int, default=300)
     p.add_argument("--test-sentences", dest="test_sentences", type=int, default=200, help="held-out voices")
+    p.add_argument(
+        "--filler",
+        type=float,
+        default=0.0,
+        help="share of utterances that are running speech of other words, heard as the <unk> token "
+        "(a model that spots its words in any speech; see edge_sdk.stages.kws_ctc)",
+    )
     p.add_argument("--passes", type=int, default=2, help="augmented versions of each training utterance")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--hidden", type=int, default=128)
+    p.add_argument(
+        "--lookahead",
+        type=int,
+        default=3,
+        choices=range(4),
+        help="frames (80 ms each) the CTC model hears past the one it emits on; a keyword spotter decides "
+        "that much later",
+    )
     p.add_argument("--eval-every", dest="eval_every", type=int, default=250)
     p.add_argument(
         "--engines",

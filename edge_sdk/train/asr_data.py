@@ -43,24 +43,72 @@ PIPER = "piper"
 PIPER_SHARE = 0.15
 #: Share of the utterances that are digit strings, command strings; the rest mix both.
 TEXT_SHARES = (0.6, 0.25)
+#: The filler token: any run of words outside ``VOCAB`` (models trained with ``filler > 0`` only).
+FILLER = "<unk>"
+#: Number words that are not digits: the nearest misses of a digit ("sixteen", "sixty" against "six"),
+#: said wherever digits are (amounts, times, dates).
+NUMBER_WORDS = (
+    *"ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split(),
+    *"twenty thirty forty fifty sixty seventy eighty ninety hundred thousand million".split(),
+    *"first second third fourth fifth sixth seventh eighth ninth tenth".split(),
+)
+#: Share of filler carriers that are strings of ``NUMBER_WORDS`` rather than running speech.
+NUMBER_SHARE = 0.25
 
 
-def token_symbols() -> list[str]:
-    """The model's output symbols: the blank, then each word of ``VOCAB`` as a whole-word piece."""
-    return [BLANK, *(PIECE + w for w in VOCAB)]
+def token_symbols(filler: bool = False) -> list[str]:
+    """The model's output symbols: the blank, then each word of ``VOCAB`` as a whole-word piece, then
+    ``FILLER`` for a model that also hears other speech."""
+    return [BLANK, *(PIECE + w for w in VOCAB), *([FILLER] if filler else [])]
 
 
-def tokens_txt() -> str:
+def tokens_txt(filler: bool = False) -> str:
     """``tokens.txt`` in sherpa-onnx's format (``<blk> 0`` first)."""
-    return "".join(f"{s} {i}\n" for i, s in enumerate(token_symbols()))
+    return "".join(f"{s} {i}\n" for i, s in enumerate(token_symbols(filler)))
 
 
-def encode(words: Sequence[str]) -> list[int]:
-    """Token ids of a word string (every word must be in ``VOCAB``)."""
-    bad = [w for w in words if w not in VOCAB]
-    if bad:
-        raise BadInputError(f"words outside the recogniser's vocabulary: {bad}")
-    return [VOCAB.index(w) + 1 for w in words]
+def encode(words: Sequence[str], filler: bool = False) -> list[int]:
+    """Token ids of a word string. Without ``filler`` every word must be in ``VOCAB``; with it each run of
+    other words is one ``FILLER`` token."""
+    if not filler:
+        bad = [w for w in words if w not in VOCAB]
+        if bad:
+            raise BadInputError(f"words outside the recogniser's vocabulary: {bad}")
+    out: list[int] = []
+    for w in words:
+        i = VOCAB.index(w) + 1 if w in VOCAB else len(VOCAB) + 1
+        if not (i == len(VOCAB) + 1 and out and out[-1] == i):
+            out.append(i)
+    return out
+
+
+def decode(ids: Sequence[int]) -> str:
+    """The words of token ids (blank left out, ``FILLER`` as itself)."""
+    return " ".join(VOCAB[i - 1] if i <= len(VOCAB) else FILLER for i in ids if i > 0)
+
+
+def banned_words() -> set[str]:
+    """Words a filler carrier must not hold: the vocabulary, the digits and their homophones."""
+    from edge_sdk.train.kws_running import banned_words as kws_banned
+
+    return kws_banned(VOCAB) | {"o", "owe"}
+
+
+def draw_carrier_words(
+    rng: np.random.Generator, carriers: tuple[list[str], list[str], set[str]]
+) -> list[str]:
+    """Running speech of other words (the KWS recipe's carriers: prose or strings of other words; a share
+    ``NUMBER_SHARE`` strings of 1-4 ``NUMBER_WORDS``) with 0-3 words of ``VOCAB`` put among them, so the
+    model learns to hear its words inside sentences and everything else as ``FILLER``."""
+    from edge_sdk.train.kws_running import carrier
+
+    if rng.random() < NUMBER_SHARE:
+        words = [str(w) for w in rng.choice(NUMBER_WORDS, int(rng.integers(1, 5)))]
+    else:
+        words = carrier(rng, *carriers) or ["well"]
+    for _ in range(int(rng.choice(4, p=[0.3, 0.35, 0.2, 0.15]))):
+        words.insert(int(rng.integers(0, len(words) + 1)), str(VOCAB[int(rng.integers(len(VOCAB)))]))
+    return words
 
 
 def draw_words(rng: np.random.Generator) -> list[str]:
@@ -173,11 +221,25 @@ def synthesize(
     engines: Sequence[str] = (*kws_data.ENGINES, PIPER),
     workers: int = 2,
     tag: str = "",
+    filler: float = 0.0,
 ) -> list[Utterance]:
     """``n`` utterances by voices of ``split``; deterministic for (seed, split, tag): another ``tag``
-    draws other texts and voices of the same split (the development set's)."""
+    draws other texts and voices of the same split (the development set's). A share ``filler`` of them
+    are running speech of other words (``draw_carrier_words``)."""
     rng = np.random.default_rng([seed, zlib.crc32(f"asr-{split}{tag}".encode())])
-    jobs = [(draw_words(rng), v) for v in draw_voices(n, split, rng, engines)]
+    voices = draw_voices(n, split, rng, engines)
+    if filler > 0:
+        from edge_sdk.train.kws_running import prose_sentences
+
+        banned = banned_words()
+        others = [w for w in kws_data.unknown_words(VOCAB) if not set(w.split()) & banned]
+        carriers = (prose_sentences(), others, banned)
+        texts = [
+            draw_carrier_words(rng, carriers) if rng.random() < filler else draw_words(rng) for _ in voices
+        ]
+    else:
+        texts = [draw_words(rng) for _ in voices]
+    jobs = list(zip(texts, voices, strict=True))
     speech_data.prefetch([{"text": " ".join(w), **v.kwargs()} for w, v in jobs if v.engine == "festival"])
 
     def one(job: tuple[list[str], Voice]) -> Utterance:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edge_sdk.asr.frames import META_FRONT_END, META_KIND, META_PAD, PAD_SECONDS
+from edge_sdk.asr.frames import META_FRONT_END, META_KIND, META_LOOKAHEAD, META_PAD, PAD_SECONDS
 from edge_sdk.integrity import atomic_write
 from edge_sdk.train.asr_model import CONTEXT, CtcModel, TransducerModel
 
@@ -78,8 +78,13 @@ def _check(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path, inputs
         raise RuntimeError(f"{path.name}: ONNX differs from torch by {np.abs(got - ref).max():.2e}")
 
 
-def _meta(cfg: Any, kind: str) -> dict[str, str]:
-    return {META_FRONT_END: json.dumps(cfg.to_dict()), META_KIND: kind, META_PAD: str(PAD_SECONDS)}
+def _meta(cfg: Any, kind: str, lookahead: int = 3) -> dict[str, str]:
+    return {
+        META_FRONT_END: json.dumps(cfg.to_dict()),
+        META_KIND: kind,
+        META_PAD: str(PAD_SECONDS),
+        META_LOOKAHEAD: str(lookahead),
+    }
 
 
 def export_ctc(model: CtcModel, cfg: Any, folder: Path) -> Path:
@@ -91,7 +96,7 @@ def export_ctc(model: CtcModel, cfg: Any, folder: Path) -> Path:
         folder / "model.onnx",
         (["features"], ["log_probs"]),
         {"features": {0: "N", 1: "T"}, "log_probs": {0: "N", 1: "T"}},
-        _meta(cfg, "ctc"),
+        _meta(cfg, "ctc", model.encoder.lookahead),
         f"edge-sdk small CTC recogniser on the {cfg.kind} front end (edge_sdk.train.asr)",
     )
 

@@ -1,7 +1,8 @@
 """The small recogniser's torch modules and its transducer loss.
 
 * ``Encoder``: per-value normalisation (constants from training frames, kept in the graph), two 1-D
-  convolutions along time (5 and 3 frames, 3 frames of look-ahead in all) and one unidirectional GRU:
+  convolutions along time (5 and 3 frames, 0-3 frames of look-ahead in all, 3 by default: a keyword
+  spotter decides that many frames after the newest) and one unidirectional GRU:
   it reads the front end's frames ``[N, T, D]`` left to right, so it can run on a stream.
 * ``CtcModel``: the encoder and a linear layer to log-probabilities over the blank and the words.
 * ``TransducerModel``: the same encoder projected to the joiner's width, a stateless decoder
@@ -19,21 +20,32 @@ import torch
 from torch import nn
 
 CONTEXT = 2
+#: Frames of look-ahead of the encoder at most (and by default): its convolutions centred.
+LOOKAHEAD = 3
 
 
 class Encoder(nn.Module):
     """Frames ``[N, T, D]`` -> ``[N, T, hidden]``."""
 
-    def __init__(self, dims: int, hidden: int = 128, dropout: float = 0.15) -> None:
+    def __init__(
+        self, dims: int, hidden: int = 128, dropout: float = 0.15, lookahead: int = LOOKAHEAD
+    ) -> None:
         super().__init__()
+        if not 0 <= lookahead <= LOOKAHEAD:
+            raise ValueError(f"look-ahead is 0-{LOOKAHEAD} frames, not {lookahead}")
         self.register_buffer("mean", torch.zeros(dims))
         self.register_buffer("inv_std", torch.ones(dims))
+        # the first convolution takes up to 2 future frames, the second the rest; the others are past ones
+        ahead = (min(2, lookahead), lookahead - min(2, lookahead))
+        self.lookahead = lookahead
         self.convs = nn.Sequential(
             nn.Dropout(dropout / 2),
-            nn.Conv1d(dims, hidden, 5, padding=2),
+            nn.ConstantPad1d((4 - ahead[0], ahead[0]), 0.0),
+            nn.Conv1d(dims, hidden, 5),
             nn.ReLU(),
             nn.Dropout(dropout),
-            nn.Conv1d(hidden, hidden, 3, padding=1),
+            nn.ConstantPad1d((2 - ahead[1], ahead[1]), 0.0),
+            nn.Conv1d(hidden, hidden, 3),
             nn.ReLU(),
             nn.Dropout(dropout),
         )
@@ -49,9 +61,9 @@ class Encoder(nn.Module):
 class CtcModel(nn.Module):
     """Frames -> log-probabilities ``[N, T, vocab]`` (blank first)."""
 
-    def __init__(self, dims: int, vocab: int, hidden: int = 128) -> None:
+    def __init__(self, dims: int, vocab: int, hidden: int = 128, lookahead: int = LOOKAHEAD) -> None:
         super().__init__()
-        self.encoder = Encoder(dims, hidden)
+        self.encoder = Encoder(dims, hidden, lookahead=lookahead)
         self.out = nn.Linear(hidden, vocab)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -75,12 +75,15 @@ def test_recipe_trains_and_exports_models_our_decoders_run(
     args = build_arg_parser().parse_args(
         ["--out", str(out), "--sentences", "10", "--dev-sentences", "3", "--test-sentences", "0",
          "--steps", "4", "--eval-every", "2", "--batch", "4", "--passes", "1", "--hidden", "32",
-         "--engines", "espeak-ng,flite", "--noise-seconds", "2"]
+         "--engines", "espeak-ng,flite", "--noise-seconds", "2", "--filler", "0.5"]
     )  # fmt: skip
     report = train(args)
     assert set(report["models"]) == {"ctc", "transducer"}
     assert {p.name for p in out.iterdir()} >= {*FILES, "tokens.txt", "MODEL_CARD.md", "eval.json"}
     tokens = TokenTable.from_file(out / "tokens.txt")
+    # --filler: other speech is one more token, and the card says how the model was trained to hear it
+    assert tokens.symbols[-1] == asr_data.FILLER and len(tokens) == len(asr_data.VOCAB) + 2
+    assert "running speech of other words" in (out / "MODEL_CARD.md").read_text()
     audio = asr_data.speak(["two", "five"], asr_data.kws_data.Voice("espeak-ng", "en-us+m1"))
     ctc = Recognizer.from_ctc(out / "model.onnx")
     frames = ctc.engine.features(audio)
