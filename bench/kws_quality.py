@@ -42,7 +42,8 @@ from edge_sdk.audio.features import KwsFeatureConfig, kws_features
 from edge_sdk.audio.mix import rms
 from edge_sdk.devices.cpu import this_cpu
 from edge_sdk.stages import make as make_stage
-from edge_sdk.stages.kws import KeywordSpotter, KwsModelInfo, detection_latency, read_kws_metadata
+from edge_sdk.stages.chain import keyword_spotter
+from edge_sdk.stages.kws import KeywordSpotter, KwsModelInfo, detection_latency
 from edge_sdk.train import kws_data, speech_data
 from edge_sdk.train.kws import batch_features
 from edge_sdk.train.kws_data import SR, AugmentConfig, Clip
@@ -179,14 +180,19 @@ def harvard_negatives(banned: set[str], n_voices: int, seed: int) -> list[tuple[
 # -- measurements ------------------------------------------------------------------------------------
 
 
-def onnx_logits(path: Path, x: np.ndarray) -> np.ndarray:
+def onnx_logits(spotter: KeywordSpotter, x: np.ndarray) -> np.ndarray:
+    """The spotter's label scores (argmax decides) of windows ``x`` ``[n,1,frames,dims]``, its model run
+    by onnxruntime directly on one thread."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(spotter.path), opts, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
-    return np.concatenate([sess.run(None, {name: x[i : i + 256]})[0] for i in range(0, len(x), 256)])
+    x = spotter.window_input(x)
+    return spotter.window_scores(
+        np.concatenate([sess.run(None, {name: x[i : i + 256]})[0] for i in range(0, len(x), 256)])
+    )
 
 
 def accuracy(logits: np.ndarray, y: np.ndarray, labels: list[str]) -> dict[str, Any]:
@@ -282,7 +288,7 @@ def false_accepts(
     ``s.chunk_seconds``, streamed clean and in each real noise kind at each SNR of ``s.fa_snrs`` (and the
     synthetic sentences, on top, clean and at ``s.fa_synthetic_snrs``); every keyword event is a false
     accept. The target is judged on the real speech alone."""
-    spotter = KeywordSpotter(model, threads=1)
+    spotter = keyword_spotter(model, threads=1)
     t0 = time.time()
     groups: dict[str, list] = {}
     for r in sets.free:
@@ -335,7 +341,7 @@ def false_accepts(
 def latency_stream(model: Path, clips: list[Clip], noise: dict, s: Settings, seed: int) -> dict[str, Any]:
     """Held-out keyword clips strung together with 1.2-2.0 s gaps, at 20 dB SNR in test noise; each
     word's true span is its trimmed clip (energy within 35 dB of its peak, plus 20 ms either side)."""
-    spotter = KeywordSpotter(model, threads=1)
+    spotter = keyword_spotter(model, threads=1)
     kws = spotter.info.keywords
     rng = np.random.default_rng([seed, 17])
     chosen = []
@@ -378,7 +384,11 @@ def model_parameters(path: Path) -> dict[str, Any]:
 
 
 def int8_formats(
-    model: Path, calib: np.ndarray, evals: dict[str, tuple[np.ndarray, np.ndarray]], labels, s: Settings
+    spotter: KeywordSpotter,
+    calib: np.ndarray,
+    evals: dict[str, tuple[np.ndarray, np.ndarray]],
+    labels,
+    s: Settings,
 ) -> list[dict[str, Any]]:
     """fp32 and int8 of each format through ``convert`` and a one-thread ``runtimes`` Session: accuracy
     on every evaluation set, file size, median single-window latency. A failed conversion is a row with
@@ -386,6 +396,8 @@ def int8_formats(
     from edge_sdk.converters.convert import convert
     from edge_sdk.runtimes import load
 
+    model = spotter.path
+    calib = spotter.window_input(calib)
     cal = [{"features": calib[i : i + 1]} for i in range(len(calib))]
     rows = []
     with tempfile.TemporaryDirectory(prefix="kws-quality-") as tmp:
@@ -408,11 +420,17 @@ def int8_formats(
                     batch = 64 if not isinstance(spec.shape[0], int) else 1
                     out = sess.output_names[0]
                     for name, (x, y) in evals.items():
-                        logits = np.concatenate(
-                            [sess.run({spec.name: x[i : i + batch]})[out] for i in range(0, len(x), batch)]
+                        x = spotter.window_input(x)
+                        logits = spotter.window_scores(
+                            np.concatenate(
+                                [
+                                    sess.run({spec.name: x[i : i + batch]})[out]
+                                    for i in range(0, len(x), batch)
+                                ]
+                            )
                         )
                         row[name] = accuracy(logits, y, labels)["accuracy"]
-                    one = evals[next(iter(evals))][0][:1]
+                    one = spotter.window_input(evals[next(iter(evals))][0][:1])
                     for _ in range(10):
                         sess.run({spec.name: one})
                     times = []
@@ -431,18 +449,20 @@ def int8_formats(
 
 def measure(model_ref: str, s: Settings, seed: int = SEED, log=print) -> dict[str, Any]:
     """Every measurement on one model; a JSON-ready dict."""
-    from edge_sdk.stages.kws import _model_file
+    from edge_sdk.stages.kws import model_file
 
     t_start = time.time()
-    path = _model_file(model_ref, None)
-    info: KwsModelInfo = read_kws_metadata(path)
-    labels, words, cfg = list(info.labels), list(info.keywords), info.features
+    path = model_file(model_ref, None)
+    spotter = keyword_spotter(path, threads=1)
+    info: KwsModelInfo = spotter.info
+    labels, words, cfg = list(info.labels), list(info.keywords), spotter.window_front_end
     report: dict[str, Any] = {
         "model": model_ref,
         "path": _repo_relative(path),
         "sha256": _sha256(path),
         "labels": labels,
-        "thresholds": info.thresholds,
+        "spotter": spotter.name,
+        "thresholds": spotter.thresholds,
         "parameters": model_parameters(path),
         "seed": seed,
         "settings": {k: v for k, v in vars(s).items()},
@@ -463,7 +483,7 @@ def measure(model_ref: str, s: Settings, seed: int = SEED, log=print) -> dict[st
     ):
         x, y = features_of(clips, labels, noise, aug, seed, cfg, den)
         evals[f"synthetic-{cond}"] = (x, y)
-        report["synthetic"][cond] = accuracy(onnx_logits(path, x), y, labels)
+        report["synthetic"][cond] = accuracy(onnx_logits(spotter, x), y, labels)
     log("real recordings ...")
     bank = speech_corpus.NoiseBank()
     kinds, missing = kws_stream.real_noise_kinds(bank, seed)
@@ -475,7 +495,7 @@ def measure(model_ref: str, s: Settings, seed: int = SEED, log=print) -> dict[st
     report["real"] = {"recordings": real["recordings"], "sets": {}}
     for name, (x, lab) in real["sets"].items():
         y = np.array([labels.index(w) for w in lab])
-        report["real"]["sets"][name] = accuracy(onnx_logits(path, x), y, labels)
+        report["real"]["sets"][name] = accuracy(onnx_logits(spotter, x), y, labels)
     if real["sets"]:
         clean = [v for k, v in real["sets"].items() if k.endswith("clean")]
         noisy = [v for k, v in real["sets"].items() if not k.endswith("clean")]
@@ -485,7 +505,7 @@ def measure(model_ref: str, s: Settings, seed: int = SEED, log=print) -> dict[st
             x = np.concatenate([g[0] for g in group])
             y = np.array([labels.index(w) for g in group for w in g[1]])
             evals[key] = (x, y)
-            report["real"][key] = accuracy(onnx_logits(path, x), y, labels)
+            report["real"][key] = accuracy(onnx_logits(spotter, x), y, labels)
     log(f"real keyword recordings streamed ({len(sets.keyword)}, noise: {', '.join(kinds) or 'none'}) ...")
     report["real_stream"] = real_keywords(path, sets, kinds, bank, words, s, seed)
     log("false accepts on keyword-free speech ...")
@@ -511,7 +531,7 @@ def measure(model_ref: str, s: Settings, seed: int = SEED, log=print) -> dict[st
         ]
     )
     report["calibration"] = {"windows": int(len(calib)), "per_word": s.calib_per_word}
-    report["formats"] = int8_formats(path, calib, evals, labels, s)
+    report["formats"] = int8_formats(spotter, calib, evals, labels, s)
     report["seconds"] = round(time.time() - t_start, 1)
     return report
 

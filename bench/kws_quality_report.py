@@ -347,8 +347,9 @@ def _cost_section(r: dict[str, Any]) -> list[str]:
     )
     on, gated = c["runs"]["ungated"], c["runs"]["gated"]
     windows = gated["kws_windows"] + gated["kws_skipped"]
-    if windows and on["stages"].get("kws.onnx"):
-        change = gated["stages"]["kws.onnx"] / on["stages"]["kws.onnx"] - 1
+    stage = r.get("spotter", "kws.onnx")
+    if windows and on["stages"].get(stage):
+        change = gated["stages"][stage] / on["stages"][stage] - 1
         lines.append(
             f"\nThe gate skipped {_pct(gated['kws_skipped'] / windows, 0)} of the spotter's windows and "
             f"changed its CPU time by {100 * change:+.0f} %: its front end runs on every block either way, "
@@ -520,12 +521,21 @@ def _notes_args(r: dict[str, Any]) -> dict[str, Any]:
         "syn_utts": r["negatives"]["synthetic_utterances"],
         "hv": s["harvard_voices"],
         "thresholds": ", ".join(f"{w} {v:.2f}" for w, v in r["false_accepts"]["thresholds"].items()),
+        "spotter_settings": SPOTTER_SETTINGS.get(r.get("spotter", "kws.onnx"), r.get("spotter", "")),
         "lpw": s["latency_per_word"],
         "calib": r["calibration"]["windows"],
         "cpw": s["calib_per_word"],
         "runs": s["latency_runs"],
     }
 
+
+SPOTTER_SETTINGS = {
+    "kws.onnx": "the `kws.onnx` stage, default settings: a window every 100 ms (80 ms on an embedding), "
+    "smoothing over 3 windows, 1 s refractory",
+    "kws.ctc": "the `kws.ctc` stage, default settings: every 80 ms the CTC model runs on the last 2 s of "
+    "embedding frames and the frame 3 frames (240 ms) before the newest is judged, no smoothing, 0.3 s "
+    "refractory",
+}
 
 NOTES = """## How it was made
 
@@ -539,8 +549,10 @@ of the model's length by `kws_data.augment`: clean (`AugmentConfig.none()`: -6 d
 (`AugmentConfig()`, the training augmentation: noise from a test bank (`kws_data.make_noise({noise_seconds},
 seed+1000)`, its
 babble from held-out-voice unknown words) at 0-25 dB SNR, reverberation, telephone band, gain). Accuracy is
-the argmax over all labels, fp32 through onnxruntime, features through `train.kws.batch_features` (the
-model's own front end, from its metadata).
+the argmax over all labels (for `kws.ctc`: the keyword whose peak posterior over the window is highest if
+it reaches its threshold, else `_unknown_` where filler peaks above one half, else `_silence_`), fp32
+through onnxruntime, features through `train.kws.batch_features` (the model's own front end, from its
+metadata).
 
 **Real noise.** The recorded kinds of `bench/speech_corpus.NoiseBank` (every kind but the generated white
 and pink noise): {kinds}. Its babble is six talkers drawn from the training split of the Asterisk prompts
@@ -565,8 +577,7 @@ pocketsphinx's card recordings (`cards.transcription`), its connected-digit reco
 grammar `goforward.gram`). A numeral of several digits has no single reading (`1234`), so its prompt is left
 out. A homophone of a keyword (`to`, `for`, `know`) is optional: the keyword firing there is not counted
 either way. Each recording, at -6 dBFS peak with 0.5 s before and 1 s after, is streamed whole through a
-fresh `KeywordSpotter` (the `kws.onnx` stage, default settings: a window every 100 ms (80 ms on an embedding),
-smoothing over 3 windows, 1 s refractory, the model's thresholds {thresholds}) in 100 ms blocks, clean and
+fresh spotter ({spotter_settings}, the thresholds {thresholds}) in 100 ms blocks, clean and
 in each real noise kind at
 {real_snrs} dB SNR; the words it fires are aligned in order with the keywords the transcript says (edit
 distance: hits, substitutions, misses, insertions).

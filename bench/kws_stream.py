@@ -22,6 +22,7 @@ import speech_corpus
 
 from edge_sdk.audio.mix import rms
 from edge_sdk.stages.base import Block
+from edge_sdk.stages.chain import keyword_spotter
 from edge_sdk.stages.kws import KeywordSpotter
 
 log = logging.getLogger("bench.kws_stream")
@@ -111,7 +112,7 @@ def _worker_job(job: tuple[int, int]) -> list[str]:
     i, c = job
     s = _SHARED
     if "spotter" not in s:
-        s["spotter"] = KeywordSpotter(s["model"], threads=1)
+        s["spotter"] = keyword_spotter(s["model"], threads=1)
     name, audio = s["streams"][i]
     cond = s["conditions"][c]
     return [
