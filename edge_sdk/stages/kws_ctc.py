@@ -26,7 +26,7 @@ from edge_sdk.audio import front_end
 from edge_sdk.audio.front_end import FrontEnd
 from edge_sdk.errors import BadInputError
 from edge_sdk.stages import stages
-from edge_sdk.stages.kws import FILLERS, KeywordSpotter, KwsModelInfo
+from edge_sdk.stages.kws import FILLERS, META_THRESHOLDS, KeywordSpotter, KwsModelInfo, _check_thresholds
 
 if TYPE_CHECKING:
     from edge_sdk.runtimes.session import Session
@@ -59,8 +59,10 @@ class CtcKeywordSpotter(KeywordSpotter):
 
     ``model`` is the CTC ``model.onnx`` (a path, its folder, or a zoo name); ``keywords`` limits which of
     its words fire (default all; "oh" fires as "zero"); ``context`` is the seconds of frames each run
-    sees. The other options are ``kws.onnx``'s, with a shorter refractory period (the re-arming already
-    stops one word from firing twice) and no smoothing (a CTC posterior is a spike, not a plateau).
+    sees. Thresholds: ``threshold``, else the model's metadata (the recipe's choice on its development
+    set), else 0.5. The other options are ``kws.onnx``'s, with a shorter refractory period (the
+    re-arming already stops one word from firing twice) and no smoothing (a CTC posterior is a spike,
+    not a plateau).
     """
 
     name = "kws.ctc"
@@ -117,7 +119,13 @@ class CtcKeywordSpotter(KeywordSpotter):
                 w = ALIASES.get(w, w)
                 label = labels.index(w) if w in labels else 1
             self._columns[i, label] = 1.0
-        self.info = KwsModelInfo(labels, cfg)
+        tuned = json.loads(meta.get(META_THRESHOLDS, "{}") or "{}")
+        if not isinstance(tuned, dict):
+            raise BadInputError(
+                f"{where}: metadata '{META_THRESHOLDS}' must be a JSON object {{word: threshold}}"
+            )
+        tuned = {w: t for w, t in tuned.items() if w in wanted}
+        self.info = KwsModelInfo(labels, cfg, _check_thresholds(tuned, labels, where))
         try:
             lag = int(meta.get(META_LOOKAHEAD, LOOKAHEAD_FRAMES))
         except ValueError as e:

@@ -121,6 +121,59 @@ def score(model: Any, kind: str, examples: list[Example]) -> float:
     return wer([e[2] for e in examples], hyps, normalizer=_norm).wer
 
 
+#: Thresholds the recipe tries for a spotter, and how much a false fire weighs against a hit: a user
+#: forgives a missed word said again far more readily than a device acting on a word nobody said.
+THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.2, 0.96, 0.05))
+FALSE_FIRE_WEIGHT = 5.0
+
+
+def spotted_words() -> list[str]:
+    """The words a ``kws.ctc`` stage fires for this vocabulary ("oh" fires as zero)."""
+    return [w for w in asr_data.VOCAB if w != asr_data.OH]
+
+
+def fires(posterior: np.ndarray, threshold: float) -> int:
+    """How often a word fires on its per-frame posterior as the ``kws.ctc`` stage fires it: each rise to
+    ``threshold`` or above, the word re-armed when it falls below."""
+    above = posterior >= threshold
+    return int(above[0]) + int(np.sum(above[1:] & ~above[:-1]))
+
+
+def choose_threshold(model: Any, examples: list[Example]) -> dict[str, Any]:
+    """The one threshold for every word (of ``THRESHOLDS``) with the most hits less ``FALSE_FIRE_WEIGHT``
+    per false fire on ``examples`` (the development set), each word's fires counted against how often the
+    reference says it; its hits, misses and false fires at each threshold are kept for the card."""
+    torch = _torch()
+    words = spotted_words()
+    column = {w: [asr_data.VOCAB.index(w) + 1] for w in words}
+    column["zero"].append(asr_data.VOCAB.index(asr_data.OH) + 1)
+    model.eval()
+    counts = {t: [0, 0, 0] for t in THRESHOLDS}  # hits, misses, false fires
+    with torch.no_grad():
+        for i in range(0, len(examples), 64):
+            chunk = examples[i : i + 64]
+            x, _, t_lens, _ = _batch(chunk, torch)
+            post = model(x).exp().numpy()
+            for (_, ids, _), p, n in zip(chunk, post, t_lens.tolist(), strict=True):
+                said = [asr_data.decode([i]) for i in ids]
+                for w in words:
+                    want = sum(s == w or (w == "zero" and s == asr_data.OH) for s in said)
+                    trace = p[:n, column[w]].sum(axis=1)
+                    for t in THRESHOLDS:
+                        got = fires(trace, t)
+                        counts[t][0] += min(got, want)
+                        counts[t][1] += max(0, want - got)
+                        counts[t][2] += max(0, got - want)
+    best = max(THRESHOLDS, key=lambda t: (counts[t][0] - FALSE_FIRE_WEIGHT * counts[t][2], -t))
+    return {
+        "threshold": float(best),
+        "false_fire_weight": FALSE_FIRE_WEIGHT,
+        "by_threshold": {
+            str(t): dict(zip(("hits", "misses", "false"), c, strict=True)) for t, c in counts.items()
+        },
+    }
+
+
 def train_head(
     kind: str,
     cfg: Any,
@@ -292,7 +345,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             from edge_sdk.train import asr_export
 
             if kind == "ctc":
-                asr_export.export_ctc(model, cfg, out)
+                thresholds = None
+                if filler:
+                    summary["spotting"] = choose_threshold(model, dev_set)
+                    thresholds = dict.fromkeys(spotted_words(), summary["spotting"]["threshold"])
+                asr_export.export_ctc(model, cfg, out, thresholds)
             else:
                 asr_export.export_transducer(model, cfg, out)
             report["models"][kind] = summary
@@ -386,6 +443,18 @@ def model_card(report: dict[str, Any], args: argparse.Namespace) -> str:
             f"| {kind} | {m['parameters']} | {m['steps']} ({m['best_step']}) | {100 * m['dev_wer']:.1f} % | "
             f"{cells[0]} | {cells[1]} | {m['seconds']:.0f} |"
         )
+    for kind, m in report["models"].items():
+        spot = m.get("spotting")
+        if spot:
+            at = spot["by_threshold"][str(spot["threshold"])]
+            lines += [
+                "",
+                f"As a keyword spotter (`kws.ctc`), the {kind} model's threshold is {spot['threshold']:g} "
+                f"for every word: of {', '.join(spot['by_threshold'])} the one with the most hits less "
+                f"{spot['false_fire_weight']:g} per false fire on the development set (its utterances "
+                f"decoded whole; each word's fires against how often the reference says it): "
+                f"{at['hits']} hits, {at['misses']} misses, {at['false']} false fires there.",
+            ]
     lines += [
         "",
         "Real speech: see `docs/asr-digits.md` (`bench/asr_digits.py`).",

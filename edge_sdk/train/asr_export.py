@@ -24,6 +24,7 @@ from torch import nn
 
 from edge_sdk.asr.frames import META_FRONT_END, META_KIND, META_LOOKAHEAD, META_PAD, PAD_SECONDS
 from edge_sdk.integrity import atomic_write
+from edge_sdk.stages.kws import META_THRESHOLDS
 from edge_sdk.train.asr_model import CONTEXT, CtcModel, TransducerModel
 
 OPSET = 17
@@ -87,16 +88,20 @@ def _meta(cfg: Any, kind: str, lookahead: int = 3) -> dict[str, str]:
     }
 
 
-def export_ctc(model: CtcModel, cfg: Any, folder: Path) -> Path:
-    """``folder/model.onnx`` of a CTC model."""
+def export_ctc(model: CtcModel, cfg: Any, folder: Path, thresholds: dict[str, float] | None = None) -> Path:
+    """``folder/model.onnx`` of a CTC model; ``thresholds`` (keyword → posterior) go into its metadata for
+    the ``kws.ctc`` stage."""
     x = torch.randn(2, 30, cfg.dims()) * 3
+    meta = _meta(cfg, "ctc", model.encoder.lookahead)
+    if thresholds:
+        meta[META_THRESHOLDS] = json.dumps(thresholds)
     return _write(
         model,
         (x,),
         folder / "model.onnx",
         (["features"], ["log_probs"]),
         {"features": {0: "N", 1: "T"}, "log_probs": {0: "N", 1: "T"}},
-        _meta(cfg, "ctc", model.encoder.lookahead),
+        meta,
         f"edge-sdk small CTC recogniser on the {cfg.kind} front end (edge_sdk.train.asr)",
     )
 

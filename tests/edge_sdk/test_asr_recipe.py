@@ -55,6 +55,13 @@ def test_transducer_loss_equals_the_textbook_recursion() -> None:
         assert math.isclose(float(got[b]), -(a[-1, -1] + float(lp[b, n_t - 1, n_u, 0])), rel_tol=1e-5)
 
 
+def test_a_word_fires_on_each_rise_to_the_threshold() -> None:
+    from edge_sdk.train.asr import fires
+
+    trace = np.array([0.9, 0.2, 0.6, 0.7, 0.1, 0.55, 0.0])
+    assert [fires(trace, t) for t in (0.5, 0.65, 0.8, 0.95)] == [3, 2, 1, 0]
+
+
 def test_tokens_are_whole_words_with_the_blank_first() -> None:
     lines = asr_data.tokens_txt().splitlines()
     assert lines[0] == "<blk> 0" and len(lines) == len(asr_data.VOCAB) + 1
@@ -84,6 +91,14 @@ def test_recipe_trains_and_exports_models_our_decoders_run(
     # --filler: other speech is one more token, and the card says how the model was trained to hear it
     assert tokens.symbols[-1] == asr_data.FILLER and len(tokens) == len(asr_data.VOCAB) + 2
     assert "running speech of other words" in (out / "MODEL_CARD.md").read_text()
+    # ...and its CTC model carries the spotting threshold chosen on the development set
+    from edge_sdk.stages.kws import META_THRESHOLDS
+    from edge_sdk.train.asr import THRESHOLDS, spotted_words
+
+    chosen = report["models"]["ctc"]["spotting"]["threshold"]
+    assert chosen in THRESHOLDS and "transducer" not in report["models"]["ctc"].get("spotting", {})
+    meta = model_info(out / "model.onnx")[0]
+    assert json.loads(meta[META_THRESHOLDS]) == dict.fromkeys(spotted_words(), chosen)
     audio = asr_data.speak(["two", "five"], asr_data.kws_data.Voice("espeak-ng", "en-us+m1"))
     ctc = Recognizer.from_ctc(out / "model.onnx")
     frames = ctc.engine.features(audio)
