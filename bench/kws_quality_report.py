@@ -545,7 +545,8 @@ homophones of a keyword) and `_silence_` windows, all spoken by voices that `kws
 "test" and that training never hears: espeak-ng family {fams}, espeak-ng variants {vars} in every family,
 flite voice {flite}; random speeds and pitches from the seed (base voices used here: {voices}). The voices
 and the draws differ from the trainer's own held-out set (another seed). Each clip is placed in a window
-of the model's length by `kws_data.augment`: clean (`AugmentConfig.none()`: -6 dBFS peak) and noisy
+of the model's length (for `kws.ctc`, 0.8 s longer: the recogniser's silence either side, as a stream gives
+it audio past the word) by `kws_data.augment`: clean (`AugmentConfig.none()`: -6 dBFS peak) and noisy
 (`AugmentConfig()`, the training augmentation: noise from a test bank (`kws_data.make_noise({noise_seconds},
 seed+1000)`, its
 babble from held-out-voice unknown words) at 0-25 dB SNR, reverberation, telephone band, gain). Accuracy is

@@ -367,7 +367,8 @@ def filler_text(report: dict[str, Any]) -> str:
     return (
         f"{100 * share:.0f} % of them are running speech of other words (prose sentences of Python's own "
         "documentation and strings of other words, with every vocabulary word, digit and homophone "
-        f"removed; `asr_data.draw_carrier_words`) with 0-3 vocabulary words put among them, every run of "
+        f"removed; {100 * asr_data.NUMBER_SHARE:.0f} % of them strings of number words such as sixteen, "
+        "sixty, first; `asr_data.draw_carrier_words`) with 0-3 vocabulary words put among them, every run of "
         f"other words one `{asr_data.FILLER}` token; the rest are "
     )
 
@@ -397,13 +398,25 @@ def model_card(report: dict[str, Any], args: argparse.Namespace) -> str:
         "the utterance (`edge_sdk.asr.frames.utterance_frames`; the settings are in each file's "
         "`edge_sdk.asr.front_end` metadata).",
         "",
-        "* CTC (`model.onnx`): `features` [N, T, D] -> `log_probs` [N, T, V]; decode with "
-        "`edge_sdk.asr.ctc`.",
-        "* Transducer (`encoder.onnx`, `decoder.onnx`, `joiner.onnx`, sherpa-onnx's stateless layout, "
-        "context 2): decode with `edge_sdk.asr.transducer.OnnxTransducer`.",
+        *(
+            [
+                "* CTC (`model.onnx`): `features` [N, T, D] -> `log_probs` [N, T, V]; decode with "
+                "`edge_sdk.asr.ctc`."
+            ]
+            if "ctc" in report["models"]
+            else []
+        ),
+        *(
+            [
+                "* Transducer (`encoder.onnx`, `decoder.onnx`, `joiner.onnx`, sherpa-onnx's stateless "
+                "layout, context 2): decode with `edge_sdk.asr.transducer.OnnxTransducer`."
+            ]
+            if "transducer" in report["models"]
+            else []
+        ),
         "",
-        "Encoder: per-value normalisation, Conv1d 5 and 3 frames, one unidirectional GRU (look-ahead 3 "
-        "frames), so it can run on a stream.",
+        "Encoder: per-value normalisation, Conv1d 5 and 3 frames, one unidirectional GRU (look-ahead: "
+        f"{getattr(args, 'lookahead', 3)} of its 80 ms frames), so it can run on a stream.",
         "",
         "## Data",
         "",
