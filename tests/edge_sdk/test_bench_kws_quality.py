@@ -136,3 +136,41 @@ def test_the_running_speech_development_set_scores_every_window(
     assert got["1e-06"]["recall"] == 1.0
     assert got["1e-06"]["windows_per_hour"] == pytest.approx(per_hour, rel=1e-3)
     assert got["1"]["windows_per_hour"] <= got["own"]["windows_per_hour"] <= per_hour
+
+
+@pytest.mark.network
+def test_a_ctc_spotter_goes_through_the_same_measurements(
+    kq: ModuleType,
+    embedding_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    bench_module: Callable[..., ModuleType],
+) -> None:
+    monkeypatch.setenv("EDGE_SDK_CACHE", str(embedding_cache))
+    s = kq.Settings(
+        per_word=1,
+        calib_per_word=1,
+        harvard_voices=1,
+        asterisk_limit=2,
+        latency_per_word=1,
+        real_positions=1,
+        latency_runs=3,
+        noise_seconds=1.0,
+        real_snrs=(10,),
+        fa_snrs=(10,),
+        chunk_seconds=20.0,
+        cost_seconds=3.0,
+        formats=("onnx",),
+    )
+    r = kq.measure("zoo:commands-ctc", s, log=lambda m: None)
+    assert (
+        r["spotter"] == "kws.ctc" and r["labels"][:2] == ["_silence_", "_unknown_"] and len(r["labels"]) == 22
+    )
+    assert set(r["thresholds"].values()) == {0.85}
+    assert "kws.ctc" in r["cost"]["stage_names"]
+    rows = {(row["format"], row["precision"]): row for row in r["formats"]}
+    assert "error" not in rows["onnx", "fp32"] and "error" not in rows["onnx", "int8"]
+    # the Session's scores of the windows are the benchmark's own (one scoring for both)
+    assert rows["onnx", "fp32"]["synthetic-clean"] == pytest.approx(r["synthetic"]["clean"]["accuracy"])
+    r.update(argv=["--model", "zoo:commands-ctc"], load_average_at_start=0.0, cpus=2)
+    md = bench_module("kws_quality_report").to_markdown(r)
+    assert "the `kws.ctc` stage" in md and "0.8 s longer" in md
