@@ -18,6 +18,13 @@ pytestmark = [
 ]
 
 
+def smoke_settings(kq: ModuleType, **sizes: object) -> object:
+    """The benchmark's settings at their smallest, with ``sizes`` on top."""
+    smallest = dict(calib_per_word=1, harvard_voices=1, latency_per_word=1, real_positions=1, latency_runs=5)
+    smallest.update(noise_seconds=1.0, real_snrs=(10,), fa_snrs=(10,), chunk_seconds=20.0, cost_seconds=3.0)
+    return kq.Settings(**{**smallest, **sizes})
+
+
 @pytest.fixture(scope="module")
 def kq(bench_module: Callable[..., ModuleType]) -> ModuleType:
     """bench/kws_quality.py imported as a module."""
@@ -56,22 +63,9 @@ def test_every_measurement_runs_on_a_tiny_model(
 ) -> None:
     kws_quality_report = bench_module("kws_quality_report")
 
-    s = kq.Settings(
-        per_word=2,
-        calib_per_word=1,
-        harvard_voices=1,
-        asterisk_limit=3,
-        latency_per_word=1,
-        real_positions=1,
-        latency_runs=5,
-        noise_seconds=1.0,
-        real_snrs=(10,),
-        fa_snrs=(10,),
-        chunk_seconds=20.0,
-        cost_seconds=3.0,
-        jobs=2,
+    r = kq.measure(
+        str(tiny_model), smoke_settings(kq, per_word=2, asterisk_limit=3, jobs=2), log=lambda m: None
     )
-    r = kq.measure(str(tiny_model), s, log=lambda m: None)
     assert r["labels"] == ["_silence_", "_unknown_", "yes", "seven"]
     for cond in ("clean", "noisy"):
         assert r["synthetic"][cond]["n"] >= 4 and 0 <= r["synthetic"][cond]["accuracy"] <= 1
@@ -146,21 +140,7 @@ def test_a_ctc_spotter_goes_through_the_same_measurements(
     bench_module: Callable[..., ModuleType],
 ) -> None:
     monkeypatch.setenv("EDGE_SDK_CACHE", str(embedding_cache))
-    s = kq.Settings(
-        per_word=1,
-        calib_per_word=1,
-        harvard_voices=1,
-        asterisk_limit=2,
-        latency_per_word=1,
-        real_positions=1,
-        latency_runs=3,
-        noise_seconds=1.0,
-        real_snrs=(10,),
-        fa_snrs=(10,),
-        chunk_seconds=20.0,
-        cost_seconds=3.0,
-        formats=("onnx",),
-    )
+    s = smoke_settings(kq, per_word=1, asterisk_limit=2, formats=("onnx",))
     r = kq.measure("zoo:commands-ctc", s, log=lambda m: None)
     assert (
         r["spotter"] == "kws.ctc" and r["labels"][:2] == ["_silence_", "_unknown_"] and len(r["labels"]) == 22
