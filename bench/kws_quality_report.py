@@ -435,8 +435,13 @@ def misses(r: dict[str, Any]) -> list[str]:
                     "Misses dominate: the model does not recognise this real voice's digits where the "
                     "stream has them, most of them said inside longer prompts. Real keyword recordings "
                     "in training (`--data`), synthesised sentences closer to real ones (`--running`), a "
-                    "front end trained on real speech where the model has none, or a recogniser that "
-                    "decodes the words (CTC) are what close that."
+                    "front end trained on real speech where the model has none, or "
+                    + (
+                        "a threshold chosen on speech more like this (the model's was chosen on noisy "
+                        "synthetic sentences) are what close that."
+                        if r.get("spotter") == "kws.ctc"
+                        else "a recogniser that decodes the words (`kws.ctc`) are what close that."
+                    )
                     if d["misses"] >= max(d["substitutions"], d["insertions"])
                     else "Insertions and substitutions dominate: per-word thresholds tuned on real speech, "
                     "or a confirming second stage on a longer context, trade them for some recall."
