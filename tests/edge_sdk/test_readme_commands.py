@@ -10,10 +10,10 @@ GStreamer camera) must end with exit 2 and a message that says what is missing.
 ``test_every_readme_command_has_a_case`` fails when the README gains a command that has no case here,
 and when a case's command has left the README.
 
-Two lines cannot run as written in a test's time: ``train kws`` on ten words trains for many minutes, so
-it gets flags that bound its work (appended, the line itself is unchanged); ``train kws --data
-speech_commands_v0.02`` names a dataset that is not here, and must say so (the layout itself is trained
-on in test_kws_recipe.py).
+Three lines cannot run as written in a test's time: ``train kws`` on ten words and ``train asr`` train
+for many minutes, so they get flags that bound their work (appended, the line itself is unchanged);
+``train kws --data speech_commands_v0.02`` names a dataset that is not here, and must say so (the layout
+itself is trained on in test_kws_recipe.py).
 """
 
 from __future__ import annotations
@@ -178,6 +178,13 @@ CASES: dict[str, Case] = {
     "--events events.jsonl": Case(until_event=True, check=_events_have("speech"), marks=(AUDIO, NETWORK)),
     "edge-sdk run audio --source talk.wav --kws my-kws/model.onnx --kws-threshold 0.8": Case(
         needs=(TRAIN_KWS,), check=_contains("talk.wav"), marks=(NETWORK,)
+    ),
+    "edge-sdk run audio --source mic --vad silero --kws zoo:commands-ctc --kws-gate "
+    "--events events.jsonl": Case(until_event=True, check=_events_have("speech"), marks=(AUDIO, NETWORK)),
+    "edge-sdk train asr --out my-ctc-kws --head ctc --filler 0.5 --lookahead 1": Case(
+        extra=("--sentences", "10", "--dev-sentences", "3", "--test-sentences", "0", "--steps", "2"),
+        check=_files("my-ctc-kws/model.onnx", "my-ctc-kws/tokens.txt", "my-ctc-kws/MODEL_CARD.md"),
+        marks=(NETWORK,),
     ),
     # speech to text
     "edge-sdk transcribe talk.wav --json": Case(
