@@ -148,10 +148,10 @@ def read_kws_metadata(path: str | os.PathLike[str]) -> KwsModelInfo:
         raise BadInputError(
             f"{where}: metadata '{META_THRESHOLDS}' must be a JSON object {{word: threshold}}"
         )
-    return KwsModelInfo(tuple(labels), features, _check_thresholds(thresholds, labels, where))
+    return KwsModelInfo(tuple(labels), features, check_thresholds(thresholds, labels, where))
 
 
-def _check_thresholds(thresholds: Mapping[str, Any], labels: Sequence[str], where: str) -> dict[str, float]:
+def check_thresholds(thresholds: Mapping[str, Any], labels: Sequence[str], where: str) -> dict[str, float]:
     keywords = list(labels[len(FILLERS) :])
     out: dict[str, float] = {}
     for word, value in thresholds.items():
@@ -274,8 +274,8 @@ class KeywordSpotter(Stage):
         if threshold is None:
             return base
         if isinstance(threshold, Mapping):
-            return {**base, **_check_thresholds(threshold, self.info.labels, "kws threshold")}
-        return _check_thresholds(dict.fromkeys(words, threshold), self.info.labels, "kws threshold")
+            return {**base, **check_thresholds(threshold, self.info.labels, "kws threshold")}
+        return check_thresholds(dict.fromkeys(words, threshold), self.info.labels, "kws threshold")
 
     def reset(self) -> None:
         """Forget the stream: features, window history, smoothing, refractory and gate state."""

@@ -16,17 +16,19 @@ import dataclasses
 import json
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edge_sdk.asr.acoustic import model_info
 from edge_sdk.asr.frames import META_FRONT_END, META_KIND, META_LOOKAHEAD, PAD_SECONDS
 from edge_sdk.asr.tokens import TokenTable
 from edge_sdk.audio import front_end
 from edge_sdk.audio.front_end import FrontEnd
 from edge_sdk.errors import BadInputError
 from edge_sdk.stages import stages
-from edge_sdk.stages.kws import FILLERS, META_THRESHOLDS, KeywordSpotter, KwsModelInfo, _check_thresholds
+from edge_sdk.stages.kws import FILLERS, META_THRESHOLDS, KeywordSpotter, KwsModelInfo, check_thresholds
 
 if TYPE_CHECKING:
     from edge_sdk.runtimes.session import Session
@@ -39,18 +41,15 @@ ALIASES = {"oh": "zero"}
 FILLER_TOKENS = ("<unk>",)
 #: Frames of a model's look-ahead when its metadata does not say (the recipe's centred convolutions).
 LOOKAHEAD_FRAMES = 3
-DEFAULT_THRESHOLD = 0.5
 
 
 def is_ctc_model(path: str | os.PathLike[str]) -> bool:
-    """Whether an ONNX file is a CTC recogniser of ``edge_sdk.train.asr`` (metadata kind ``ctc``)."""
-    import onnx
-
+    """Whether an ONNX file is a CTC recogniser of ``edge_sdk.train.asr`` (metadata kind ``ctc``); an
+    unreadable file is not (the stage that opens it says why)."""
     try:
-        model = onnx.load(os.fspath(path), load_external_data=False)
-    except Exception:
+        return model_info(Path(path))[0].get(META_KIND) == "ctc"
+    except BadInputError:
         return False
-    return any(p.key == META_KIND and p.value == "ctc" for p in model.metadata_props)
 
 
 @stages.register("kws.ctc")
@@ -83,13 +82,9 @@ class CtcKeywordSpotter(KeywordSpotter):
         super().__init__(model, threshold=threshold, smoothing=smoothing, refractory=refractory, **options)
 
     def _open(self, session: Session) -> None:
-        import onnx
-
         self.session = session
         where = f"keyword recogniser {self.path}"
-        meta = {
-            p.key: p.value for p in onnx.load(os.fspath(self.path), load_external_data=False).metadata_props
-        }
+        meta = model_info(self.path)[0]
         if meta.get(META_KIND) != "ctc" or META_FRONT_END not in meta:
             raise BadInputError(
                 f"{where} is not a CTC recogniser of `edge-sdk train asr` (metadata {META_KIND}=ctc and "
@@ -125,7 +120,7 @@ class CtcKeywordSpotter(KeywordSpotter):
                 f"{where}: metadata '{META_THRESHOLDS}' must be a JSON object {{word: threshold}}"
             )
         tuned = {w: t for w, t in tuned.items() if w in wanted}
-        self.info = KwsModelInfo(labels, cfg, _check_thresholds(tuned, labels, where))
+        self.info = KwsModelInfo(labels, cfg, check_thresholds(tuned, labels, where))
         try:
             lag = int(meta.get(META_LOOKAHEAD, LOOKAHEAD_FRAMES))
         except ValueError as e:
