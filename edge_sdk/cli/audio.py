@@ -60,6 +60,13 @@ def add_parser(
         help="classify only while the VAD hears speech (saves compute; needs --vad)",
     )
     p.add_argument(
+        "--kws-verify",
+        metavar="zoo:whisper-tiny.en",
+        help="confirm each keyword with this speech recogniser before it fires: the spotter proposes at a "
+        "low threshold (--kws-threshold, default 0.3) and the recogniser checks the word in the 1.6 s "
+        "around it (more real words heard, far fewer false alarms; 0.4 s more latency)",
+    )
+    p.add_argument(
         "--asr",
         metavar="zoo:whisper-tiny.en|FOLDER|CTC.onnx",
         help="transcribe each speech segment the VAD finds with this model: Whisper (built and converted "
@@ -139,6 +146,7 @@ def cmd_run_audio(args: argparse.Namespace) -> int:
             kws=args.kws,
             kws_threshold=args.kws_threshold,
             kws_gate=args.kws_gate,
+            kws_verify=args.kws_verify,
             record=args.record,
             asr=args.asr,
             asr_options={

@@ -21,11 +21,27 @@ def keyword_stage_kind(model: str | os.PathLike[str], cache_dir: Any = None) -> 
     return "ctc" if is_ctc_model(model_file(model, cache_dir)) else "onnx"
 
 
-def keyword_spotter(model: str | os.PathLike[str], **options: Any) -> Any:
-    """The spotter stage a keyword model runs in (``kws.onnx`` or ``kws.ctc``), built with ``options``."""
+def keyword_spotter(
+    model: str | os.PathLike[str], *, verify: str | os.PathLike[str] | None = None, **options: Any
+) -> Any:
+    """The spotter stage a keyword model runs in (``kws.onnx`` or ``kws.ctc``), built with ``options``.
+    With ``verify`` (a recogniser: ``zoo:whisper-tiny.en``) the spotter proposes, at ``threshold`` or
+    else ``kws_verify.PROPOSAL_THRESHOLD``, and ``kws.verify`` confirms each proposal with the recogniser."""
     from edge_sdk.stages import stages as registry
 
-    return registry.get(f"kws.{keyword_stage_kind(model, options.get('cache_dir'))}")(model, **options)
+    use_verify = verify is not None and os.fspath(verify) != "none"
+    if use_verify and options.get("threshold") is None:
+        from edge_sdk.stages.kws_verify import PROPOSAL_THRESHOLD
+
+        options["threshold"] = PROPOSAL_THRESHOLD
+    stage = registry.get(f"kws.{keyword_stage_kind(model, options.get('cache_dir'))}")(model, **options)
+    if not use_verify:
+        return stage
+    try:
+        return registry.get("kws.verify")(stage, verify, threads=options.get("threads", 1))
+    except BaseException:
+        stage.close()
+        raise
 
 
 def audio_stages(
@@ -35,6 +51,7 @@ def audio_stages(
     kws: str | os.PathLike[str] | None = None,
     kws_threshold: float | Mapping[str, float] | None = None,
     kws_gate: bool = False,
+    kws_verify: str | os.PathLike[str] | None = None,
     record: str | os.PathLike[str] | None = None,
     asr: str | os.PathLike[str] | None = None,
     asr_options: Mapping[str, Any] | None = None,
@@ -45,7 +62,9 @@ def audio_stages(
     keyword spotter, then recogniser, then recorder (so the recording is the audio the stages judged).
     ``kws`` is a keyword model (ONNX path or ``zoo:NAME``) for ``kws.onnx`` (``kws.ctc`` when it is a
     CTC recogniser), with ``kws_threshold``
-    overriding its thresholds and ``kws_gate`` classifying only while the VAD hears speech. ``asr`` is a
+    overriding its thresholds and ``kws_gate`` classifying only while the VAD hears speech; with
+    ``kws_verify`` (a recogniser, ``zoo:whisper-tiny.en``) it proposes and ``kws.verify`` confirms
+    (``keyword_spotter``). ``asr`` is a
     Whisper model (``zoo:whisper-tiny.en``, a folder) for ``asr.whisper``, after the spotter, with
     ``asr_options`` (``partials``, ``beam``, ``language``, ``target``); it needs a VAD.
     ``sample_rate`` and ``threads`` go to the stages whose factories take them. A Silero VAD whose model
@@ -57,6 +76,8 @@ def audio_stages(
     use_kws = kws is not None and os.fspath(kws) != "none"
     if kws_gate and not (use_kws and use_vad):
         raise BadInputError("gating the keyword spotter by VAD needs both a keyword model and a VAD")
+    if kws_verify is not None and os.fspath(kws_verify) != "none" and not use_kws:
+        raise BadInputError("verifying keywords needs a keyword model to propose them (--kws)")
     use_asr = asr is not None and os.fspath(asr) != "none"
     if use_asr and not use_vad:
         raise BadInputError(
@@ -78,8 +99,11 @@ def audio_stages(
         if use_kws:
             gate = "vad" if kws_gate else None
             kind = keyword_stage_kind(kws)
-            kws_stage = registry.get(f"kws.{kind}")
-            chain.append(kws_stage(kws, threshold=kws_threshold, gate=gate, **options("kws", kind)))
+            chain.append(
+                keyword_spotter(
+                    kws, verify=kws_verify, threshold=kws_threshold, gate=gate, **options("kws", kind)
+                )
+            )
         if use_asr:
             asr_stage = registry.get("asr.whisper")
             chain.append(asr_stage(asr, **dict(asr_options or {}), **options("asr", "whisper")))

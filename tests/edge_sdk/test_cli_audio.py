@@ -177,8 +177,11 @@ def test_bad_keyword_model_options(speech_wav: Path, tmp_path: Path) -> None:
     assert r.returncode == 2 and "missing.onnx" in r.stderr and "does not exist" in r.stderr
     r = cli("run", "audio", "--source", str(speech_wav), "--vad", "none", "--kws", "x.onnx", "--kws-gate")
     assert r.returncode == 2 and "needs both a keyword model and a VAD" in r.stderr
+    r = cli("run", "audio", "--source", str(speech_wav), "--kws-verify", "zoo:whisper-tiny.en")
+    assert r.returncode == 2 and "verifying keywords needs a keyword model" in r.stderr
     r = cli("run", "audio", "--help")
     assert "--kws" in r.stdout and "--kws-threshold" in r.stdout and "keyword spotter" in r.stdout
+    assert "--kws-verify" in r.stdout
 
 
 def test_devices_audio_lists_inputs() -> None:

@@ -181,6 +181,8 @@ CASES: dict[str, Case] = {
     ),
     "edge-sdk run audio --source mic --vad silero --kws zoo:commands-ctc --kws-gate "
     "--events events.jsonl": Case(until_event=True, check=_events_have("speech"), marks=(AUDIO, NETWORK)),
+    "edge-sdk run audio --source mic --vad silero --kws zoo:commands-ctc --kws-verify zoo:whisper-tiny.en "
+    "--events events.jsonl": Case(until_event=True, check=_events_have("speech"), marks=(AUDIO, NETWORK)),
     "edge-sdk train asr --out my-ctc-kws --head ctc --filler 0.5 --lookahead 1": Case(
         extra=("--sentences", "10", "--dev-sentences", "3", "--test-sentences", "0", "--steps", "2"),
         check=_files("my-ctc-kws/model.onnx", "my-ctc-kws/tokens.txt", "my-ctc-kws/MODEL_CARD.md"),

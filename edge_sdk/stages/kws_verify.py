@@ -1,0 +1,181 @@
+"""Keyword spotting in two stages, ``kws.verify``: a small spotter proposes keywords at a low threshold, and
+a speech recogniser confirms each proposal on the audio around it.
+
+A spotter small enough to run on every audio frame cannot both hear most real keywords and stay silent
+on look-alike speech ("to" for two, "for" for four, "fourth"): a threshold trades one for the other. A
+recogniser hears words in context, but costs too much to run on every frame. Run together, the spotter
+decides *when* to look and the recogniser *what* was said: the recogniser runs only on proposals (a few
+per minute of speech), so its cost follows the proposals, not the audio. This is how deployed wake-word
+systems pair a small on-device detector with a larger verifier.
+
+A proposal waits until ``after`` seconds of audio past its decision have been heard, so the recogniser
+hears the word's end and what follows (which tells "two" in "press 2" from "to"); it is then confirmed
+when the word is among the recogniser's words for the ``before`` + ``after`` seconds around it, read
+as spoken (numerals as their digits' or their number's words, an ordinal's last word not a keyword).
+A confirmed keyword fires at the stream time of its confirmation, so the wait is in its latency.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+from typing import Any
+
+from edge_sdk.errors import BadInputError
+from edge_sdk.stages import stages
+from edge_sdk.stages.base import Block, KeywordDetected, Stage
+from edge_sdk.stages.history import AudioHistory
+from edge_sdk.stages.kws_ctc import ALIASES
+
+__all__ = ["PROPOSAL_THRESHOLD", "KeywordVerifier", "spoken_words"]
+
+log = logging.getLogger("edge_sdk.stages.kws_verify")
+
+PROPOSAL_THRESHOLD = 0.3
+"""The first stage's threshold when it proposes for a verifier and none is given: a round figure fixed
+before the verifier was measured (the spotter's own tuned thresholds are for firing alone)."""
+
+_ONES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+_TEENS = ("ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen")
+_TEENS += ("nineteen",)
+_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
+_TOKEN = re.compile(r"[0-9]+(?:st|nd|rd|th)?|[a-z]+")
+
+
+def cardinal(n: int) -> list[str]:
+    """The words of a whole number below a million as it is read ("one hundred five")."""
+    if n < 10:
+        return [_ONES[n]]
+    if n < 20:
+        return [_TEENS[n - 10]]
+    if n < 100:
+        return [_TENS[n // 10]] + (cardinal(n % 10) if n % 10 else [])
+    if n < 1000:
+        return cardinal(n // 100) + ["hundred"] + (cardinal(n % 100) if n % 100 else [])
+    return cardinal(n // 1000) + ["thousand"] + (cardinal(n % 1000) if n % 1000 else [])
+
+
+def _numeral(token: str) -> list[str]:
+    digits = token.rstrip("stndrh")
+    ordinal = digits != token
+    words = cardinal(int(digits)) if len(digits) <= 6 else []
+    if ordinal:
+        return words[:-1]  # "4th" is "fourth": its last word is no keyword
+    if len(digits) == 1 or len(digits) == 2:
+        return words
+    # "415" is said "four one five" as often as "four hundred fifteen": a word of either reading was said
+    # (a year, "1985", is neither; its digits read one by one still name the digits a speaker would say).
+    return words + [_ONES[int(c)] for c in digits]
+
+
+def spoken_words(text: str) -> list[str]:
+    """The words a transcript says, as a keyword spotter names them: lower case, numerals read out
+    ("7" → seven, "21" → twenty one, "4th" → no keyword), "oh" as zero."""
+    out: list[str] = []
+    for token in _TOKEN.findall(text.lower()):
+        if token[0].isdigit():
+            out += _numeral(token)
+        else:
+            out.append(ALIASES.get(token, token))
+    return out
+
+
+@stages.register("kws.verify")
+class KeywordVerifier(Stage):
+    """A keyword spotter (``spotter``, a ``kws.onnx`` or ``kws.ctc`` stage, built at a low threshold)
+    whose events are confirmed by a speech recogniser before they fire (see the module's docstring).
+
+    ``model`` is the recogniser (Whisper by default: ``zoo:whisper-tiny.en`` or any model
+    ``Recognizer.from_model`` takes; ``recognizer`` passes one already built); ``before`` and ``after``
+    are the seconds of audio it hears before and after a proposal's decision. The stage has the spotter's
+    ``info`` and ``thresholds``; ``proposed``, ``confirmed`` and ``transcripts`` count its work.
+    """
+
+    name = "kws.verify"
+
+    def __init__(
+        self,
+        spotter: Any,
+        model: str | os.PathLike[str] = "zoo:whisper-tiny.en",
+        *,
+        before: float = 1.2,
+        after: float = 0.4,
+        target: str = "onnx:int8-dynamic",
+        threads: int | None = 1,
+        recognizer: Any = None,
+    ) -> None:
+        from edge_sdk.asr.recognizer import Recognizer
+
+        if not hasattr(spotter, "info") or not isinstance(spotter, Stage):
+            raise BadInputError(f"kws.verify confirms a keyword spotter's events; {spotter!r} is not one")
+        if before <= 0 or after < 0:
+            raise BadInputError(f"kws.verify hears before > 0 and after >= 0 seconds, not {before}, {after}")
+        if recognizer is None:
+            recognizer = Recognizer.from_model(model, threads=threads or 1, target=target)
+        self.spotter, self.recognizer = spotter, recognizer
+        self.before, self.after = before, after
+        self.sample_rate = spotter.sample_rate
+        self.latency = spotter.latency
+        self.history = AudioHistory(before + after + 1.0, self.sample_rate)
+        self.reset()
+
+    @property
+    def info(self) -> Any:
+        """The spotter's model information (labels, front end)."""
+        return self.spotter.info
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """The spotter's proposal thresholds."""
+        return dict(self.spotter.thresholds)
+
+    def reset(self) -> None:
+        """Forget the stream: the spotter's state, the audio kept and the proposals waiting."""
+        self.spotter.reset()
+        self.history.reset()
+        self._waiting: list[KeywordDetected] = []
+        self.proposed = self.confirmed = self.transcripts = 0
+
+    def process(self, block: Block) -> Block:
+        """Run the spotter; hold its keyword events; confirm those whose audio has all been heard."""
+        self.history.append(block.samples, block.start)
+        block = self.spotter.process(block)
+        self._take(block)
+        self._confirm(block, block.start + block.duration, final=False)
+        return block
+
+    def flush(self, block: Block) -> None:
+        """End of stream: proposals still waiting are judged on the audio there is."""
+        self.spotter.flush(block)
+        self._take(block)
+        self._confirm(block, block.start, final=True)
+
+    def _take(self, block: Block) -> None:
+        mine = [e for e in block.events if isinstance(e, KeywordDetected)]
+        if mine:
+            self._waiting += mine
+            self.proposed += len(mine)
+            block.events[:] = [e for e in block.events if not isinstance(e, KeywordDetected)]
+
+    def _confirm(self, block: Block, now: float, final: bool) -> None:
+        due = [e for e in self._waiting if final or now >= e.end + self.after]
+        if not due:
+            return
+        self._waiting = [e for e in self._waiting if e not in due]
+        # Proposals due together share one transcript of the audio around all of them.
+        t0, t1 = min(e.end for e in due) - self.before, max(e.end for e in due) + self.after
+        text = self.recognizer.transcribe(self.history.between(t0, t1), self.sample_rate).text
+        self.transcripts += 1
+        heard = spoken_words(text)
+        for e in due:
+            if e.word in heard:
+                self.confirmed += 1
+                block.events.append(dataclasses.replace(e, stage=self.name, time=round(max(now, e.time), 6)))
+            else:
+                log.debug("kws.verify: %r at %.2f s not confirmed; heard %r", e.word, e.end, text)
+
+    def close(self) -> None:
+        """Close the spotter."""
+        self.spotter.close()
