@@ -62,6 +62,7 @@ def loop_cost(
     *,
     denoise: str = "tiny",
     vad: str = "silero",
+    verify: str | None = None,
 ) -> dict[str, Any]:
     """CPU seconds per audio second of ``denoise`` + ``vad`` + the spotter over ``seconds`` of the
     recordings, per stage and in all, ungated and gated by the VAD; and the share of windows the gate
@@ -75,7 +76,9 @@ def loop_cost(
         "notes": [],
     }
     for gate in (False, True):
-        chain, notes = audio_stages(denoise=denoise, vad=vad, kws=str(model), kws_gate=gate, threads=1)
+        chain, notes = audio_stages(
+            denoise=denoise, vad=vad, kws=str(model), kws_gate=gate, kws_verify=verify, threads=1
+        )
         out["notes"] += [n for n in notes if n not in out["notes"]]
         try:
             _run(chain, audio[:SR])  # first runs allocate; not counted
@@ -83,13 +86,16 @@ def loop_cost(
         finally:
             for stage in chain:
                 stage.close()
-        kws = chain[-1]
+        kws = getattr(chain[-1], "spotter", chain[-1])  # a verifier's proposing spotter
         out["runs"]["gated" if gate else "ungated"] = {
             "stages": {st.name: t / out["audio_seconds"] for st, t in zip(chain, spent, strict=True)},
             "cpu_per_audio_second": sum(spent) / out["audio_seconds"],
             "kws_windows": kws.windows,
             "kws_skipped": kws.skipped,
             "keyword_events": events,
+            "verifier": {k: getattr(chain[-1], k) for k in ("proposed", "confirmed", "transcripts")}
+            if verify
+            else None,
         }
     out["stage_names"] = list(out["runs"]["ungated"]["stages"])
     return out

@@ -98,10 +98,13 @@ def run_stream(spotter: KeywordSpotter, audio: np.ndarray, block: int) -> list[d
     as dicts."""
     spotter.reset()
     events = []
+    i = 0
     for i, start in enumerate(range(0, len(audio), block)):
         b = Block(audio[start : start + block], SR, start / SR, i)
         events += [e.to_dict() for e in spotter.process(b).events]
-    return events
+    end = Block(audio[:0], SR, len(audio) / SR, i + 1)
+    spotter.flush(end)  # a verifier judges the proposals still waiting
+    return events + [e.to_dict() for e in end.events]
 
 
 # What the workers read: set before they fork, so the audio is never pickled.
@@ -112,7 +115,7 @@ def _worker_job(job: tuple[int, int]) -> list[str]:
     i, c = job
     s = _SHARED
     if "spotter" not in s:
-        s["spotter"] = keyword_spotter(s["model"], threads=1)
+        s["spotter"] = keyword_spotter(s["model"], verify=s["verify"], threads=1)
     name, audio = s["streams"][i]
     cond = s["conditions"][c]
     return [
@@ -130,14 +133,22 @@ def fired_words(
     seed: int,
     jobs: int = 1,
     block: int = SR // 10,
+    verify: str | None = None,
 ) -> list[list[list[str]]]:
-    """``[stream][condition]`` → the words the stage fired on that mixture, in order."""
+    """``[stream][condition]`` → the words the stage fired on that mixture, in order (with ``verify``, the
+    words a recogniser confirmed: ``keyword_spotter``)."""
     for cond in conds:  # load the bank's talkers and key sounds once, before any fork
         if cond.kind is not None:
             bank.make(cond.kind, SR // 10, np.random.default_rng(0))
     _SHARED.clear()
     _SHARED.update(
-        model=model, streams=list(streams), conditions=list(conds), bank=bank, seed=seed, block=block
+        model=model,
+        verify=verify,
+        streams=list(streams),
+        conditions=list(conds),
+        bank=bank,
+        seed=seed,
+        block=block,
     )
     todo = [(i, c) for i in range(len(streams)) for c in range(len(conds))]
     # longest first, so no worker is left with a long stream at the end
