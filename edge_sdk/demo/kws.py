@@ -62,10 +62,12 @@ def run(
     vad: str = "silero",
     clip: str | os.PathLike[str] | None = None,
     truth_data: dict[str, Any] | None = None,
+    verify: str | os.PathLike[str] | None = None,
 ) -> tuple[dict[str, Any], LoopSummary | None]:
     """Replay the commands clip (or ``clip`` with ``truth_data``) through ``denoise`` + ``vad`` + the
-    keyword spotter ``model`` as fast as possible. Returns a JSON-ready result (``skipped`` says why
-    when the model is not there) and the loop's summary (None when skipped)."""
+    keyword spotter ``model`` (with ``verify``, proposing for that recogniser: ``kws.verify``) as fast as
+    possible. Returns a JSON-ready result (``skipped`` says why when the model is not there) and the
+    loop's summary (None when skipped)."""
     spoken = truth_data if truth_data is not None else truth()
     clip_path = Path(clip) if clip is not None else _sample(CLIP)
     result: dict[str, Any] = {
@@ -74,6 +76,7 @@ def run(
         "model": os.fspath(model),
         "denoise": denoise,
         "vad": vad,
+        "verify": None if verify is None else os.fspath(verify),
         "snr_db": spoken.get("snr_db"),
         "notes": [],
     }
@@ -82,13 +85,15 @@ def run(
         result["skipped"] = why
         return result, None
     try:
-        stages, notes = audio_stages(denoise=denoise, vad=vad, kws=model, threads=1)
+        stages, notes = audio_stages(denoise=denoise, vad=vad, kws=model, kws_verify=verify, threads=1)
     except EdgeSDKError as e:
         result["skipped"] = f"the chain could not be built: {str(e).splitlines()[0]}"
         return result, None
-    spotter = next(s for s in stages if isinstance(s, KeywordSpotter))
+    # with a verifier, the stage in the chain holds the spotter that proposes
+    index = next(i for i, s in enumerate(stages) if isinstance(getattr(s, "spotter", s), KeywordSpotter))
+    spotter = getattr(stages[index], "spotter", stages[index])
     # the stages before the spotter delay what it hears; event times are aligned with the source
-    before = stages[: stages.index(spotter)]
+    before = stages[:index]
     delay = sum(int(getattr(s, "latency", 0) or 0) for s in before) / spotter.sample_rate
     events: list[Event] = []
     with WavFile(clip_path) as source:
