@@ -443,7 +443,12 @@ def misses(r: dict[str, Any]) -> list[str]:
                 + "; ".join(parts)
                 + f".{worst} "
                 + (
-                    "Misses dominate: the model does not recognise this real voice's digits where the "
+                    "Misses dominate. With a verifier a keyword must first be proposed (the first stage's "
+                    "recall at its proposal threshold) and then heard by the recogniser in its 1.6 s of "
+                    'audio, where a digit inside a prompt ("press 2 to") can be heard as its homophone. '
+                    "A first stage that proposes more, or more context for the recogniser, close that."
+                    if r.get("verify") and d["misses"] >= max(d["substitutions"], d["insertions"])
+                    else "Misses dominate: the model does not recognise this real voice's digits where the "
                     "stream has them, most of them said inside longer prompts. Real keyword recordings "
                     "in training (`--data`), synthesised sentences closer to real ones (`--running`), a "
                     "front end trained on real speech where the model has none, or "
@@ -484,9 +489,14 @@ def misses(r: dict[str, Any]) -> list[str]:
         out.append(
             f"* **False accepts: {real_fa['per_hour']:.1f} an hour on real speech against "
             f"{t['fa_per_hour']:g}.** By condition: {_errs(by)}; the words that fire most: {_errs(top)}. "
-            "Raising those words' thresholds on real keyword-free speech, or confirming a detection on a "
-            "longer context, lowers this at some "
-            f"recall (the synthetic keyword stream's detection rate is {_pct(lat['detection_rate'])} now)."
+            + (
+                "Each is a proposal the recogniser heard as the keyword too: more context for it, or a "
+                "stricter reading of its words, lowers this at some "
+                if r.get("verify")
+                else "Raising those words' thresholds on real keyword-free speech, or confirming a detection "
+                "on a longer context, lowers this at some "
+            )
+            + f"recall (the synthetic keyword stream's detection rate is {_pct(lat['detection_rate'])} now)."
         )
     if real_fa["hours"] < t["fa_hours"]:
         out.append(
@@ -510,8 +520,13 @@ def misses(r: dict[str, Any]) -> list[str]:
     p90 = lat.get("latency_p90")
     if p90 is not None and p90 > t["latency"]:
         out.append(
-            f"* **Detection latency p90 {1000 * p90:.0f} ms against {1000 * t['latency']:.0f} ms**: a "
-            "shorter hop or less smoothing lowers it."
+            f"* **Detection latency p90 {1000 * p90:.0f} ms against {1000 * t['latency']:.0f} ms**: "
+            + (
+                "the verifier waits until 0.4 s past each proposal is heard, so the recogniser hears the "
+                "word's end; a shorter wait (`KeywordVerifier(after=...)`) lowers it at some recall."
+                if r.get("verify")
+                else "a shorter hop or less smoothing lowers it."
+            )
         )
     return out or ["Every target is met."]
 

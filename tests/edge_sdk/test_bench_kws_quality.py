@@ -133,24 +133,36 @@ def test_the_running_speech_development_set_scores_every_window(
 
 
 @pytest.mark.network
-def test_a_ctc_spotter_goes_through_the_same_measurements(
+def test_a_ctc_spotter_verified_by_whisper_goes_through_the_same_measurements(
     kq: ModuleType,
     embedding_cache: Path,
+    whisper_cache: Path,
     monkeypatch: pytest.MonkeyPatch,
     bench_module: Callable[..., ModuleType],
 ) -> None:
+    from edge_sdk.asr.whisper_build import whisper_model
+
     monkeypatch.setenv("EDGE_SDK_CACHE", str(embedding_cache))
-    s = smoke_settings(kq, per_word=1, asterisk_limit=2, formats=("onnx",))
-    r = kq.measure("zoo:commands-ctc", s, log=lambda m: None)
-    assert (
-        r["spotter"] == "kws.ctc" and r["labels"][:2] == ["_silence_", "_unknown_"] and len(r["labels"]) == 22
+    whisper = whisper_model("zoo:whisper-tiny.en", cache_dir=whisper_cache)
+    s = smoke_settings(
+        kq, per_word=1, asterisk_limit=2, formats=("onnx",), verify=str(whisper), cost_seconds=10.0
     )
+    r = kq.measure("zoo:commands-ctc", s, log=lambda m: None)
+    assert (r["spotter"], r["first_stage"], r["verify"]) == ("kws.verify", "kws.ctc", str(whisper))
+    assert r["labels"][:2] == ["_silence_", "_unknown_"] and len(r["labels"]) == 22
+    # windows are judged by kws.ctc at its own thresholds, streams by proposals at the verifier's
     assert set(r["thresholds"].values()) == {0.85}
-    assert "kws.ctc" in r["cost"]["stage_names"]
+    assert set(r["false_accepts"]["thresholds"].values()) == {0.3}
+    assert "kws.verify" in r["cost"]["stage_names"]
+    for run in r["cost"]["runs"].values():
+        v = run["verifier"]
+        assert v["confirmed"] == run["keyword_events"] and v["proposed"] >= v["confirmed"]
+        assert 0 < v["transcripts"] <= v["proposed"]  # real digits: the recogniser was asked
     rows = {(row["format"], row["precision"]): row for row in r["formats"]}
     assert "error" not in rows["onnx", "fp32"] and "error" not in rows["onnx", "int8"]
     # the Session's scores of the windows are the benchmark's own (one scoring for both)
     assert rows["onnx", "fp32"]["synthetic-clean"] == pytest.approx(r["synthetic"]["clean"]["accuracy"])
     r.update(argv=["--model", "zoo:commands-ctc"], load_average_at_start=0.0, cpus=2)
     md = bench_module("kws_quality_report").to_markdown(r)
-    assert "the `kws.ctc` stage" in md and "0.8 s longer" in md
+    assert "the `kws.verify` stage: the `kws.ctc` stage" in md and "0.8 s longer" in md
+    assert "judge `kws.ctc` alone" in md
