@@ -166,8 +166,11 @@ class KeywordVerifier(Stage):
         self._waiting = [e for e in self._waiting if e not in due]
         # Proposals due together share one transcript of the audio around all of them.
         t0, t1 = min(e.end for e in due) - self.before, max(e.end for e in due) + self.after
-        text = self.recognizer.transcribe(self.history.between(t0, t1), self.sample_rate).text
-        self.transcripts += 1
+        audio = self.history.between(t0, t1)
+        text = ""
+        if len(audio):  # none kept (a source that jumped in time): nothing can confirm the word
+            text = self.recognizer.transcribe(audio, self.sample_rate).text
+            self.transcripts += 1
         heard = spoken_words(text)
         for e in due:
             if e.word in heard:
