@@ -23,11 +23,11 @@ import os
 import re
 from typing import Any
 
+from edge_sdk.asr.text import words
 from edge_sdk.errors import BadInputError
 from edge_sdk.stages import stages
 from edge_sdk.stages.base import Block, KeywordDetected, Stage
 from edge_sdk.stages.history import AudioHistory
-from edge_sdk.stages.kws_ctc import ALIASES
 
 __all__ = ["PROPOSAL_THRESHOLD", "KeywordVerifier", "spoken_words"]
 
@@ -37,48 +37,17 @@ PROPOSAL_THRESHOLD = 0.3
 """The first stage's threshold when it proposes for a verifier and none is given: a round figure fixed
 before the verifier was measured (the spotter's own tuned thresholds are for firing alone)."""
 
-_ONES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-_TEENS = ("ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen")
-_TEENS += ("nineteen",)
-_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
-_TOKEN = re.compile(r"[0-9]+(?:st|nd|rd|th)?|[a-z]+")
-
-
-def cardinal(n: int) -> list[str]:
-    """The words of a whole number below a million as it is read ("one hundred five")."""
-    if n < 10:
-        return [_ONES[n]]
-    if n < 20:
-        return [_TEENS[n - 10]]
-    if n < 100:
-        return [_TENS[n // 10]] + (cardinal(n % 10) if n % 10 else [])
-    if n < 1000:
-        return cardinal(n // 100) + ["hundred"] + (cardinal(n % 100) if n % 100 else [])
-    return cardinal(n // 1000) + ["thousand"] + (cardinal(n % 1000) if n % 1000 else [])
-
-
-def _numeral(token: str) -> list[str]:
-    digits = token.rstrip("stndrh")
-    ordinal = digits != token
-    words = cardinal(int(digits)) if len(digits) <= 6 else []
-    if ordinal:
-        return words[:-1]  # "4th" is "fourth": its last word is no keyword
-    if len(digits) == 1 or len(digits) == 2:
-        return words
-    # "415" is said "four one five" as often as "four hundred fifteen": a word of either reading was said
-    # (a year, "1985", is neither; its digits read one by one still name the digits a speaker would say).
-    return words + [_ONES[int(c)] for c in digits]
+#: A numeral of three or more digits, not part of a decimal, a group or an ordinal.
+_LONG_NUMERAL = re.compile(r"(?<![\d.,])\d{3,}(?![\d.,]|st|nd|rd|th)")
 
 
 def spoken_words(text: str) -> list[str]:
-    """The words a transcript says, as a keyword spotter names them: lower case, numerals read out
-    ("7" → seven, "21" → twenty one, "4th" → no keyword), "oh" as zero."""
-    out: list[str] = []
-    for token in _TOKEN.findall(text.lower()):
-        if token[0].isdigit():
-            out += _numeral(token)
-        else:
-            out.append(ALIASES.get(token, token))
+    """The words a transcript says, as a keyword spotter names them: the benchmark's normalisation
+    (``asr.text.words``: numerals as words, "4th" as fourth, so not four) with "oh" as zero; a numeral
+    of three or more digits ("415") is said as a number or digit by digit, and both readings count."""
+    out = words(text, digits_oh_as_zero=True)
+    for numeral in _LONG_NUMERAL.findall(text):
+        out += words(numeral, digits_one_by_one=True)
     return out
 
 
