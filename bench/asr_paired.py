@@ -1,0 +1,80 @@
+"""Is one recogniser really ahead of another? The paired difference of pooled WER, with a bootstrap interval.
+
+Reads the hypotheses that ``bench/asr_quality.py --json`` writes, rescoring each utterance against its
+reference with the benchmark's own normalisation, and compares two systems on one condition. The interval
+resamples whole recordings: Asterisk's WAV and G.722 copies of one prompt are one recording, so they are
+drawn together.
+
+    .venv/bin/python bench/asr_paired.py docs/asr-quality.json \\
+        "edge-sdk tiny.en onnx int8-dynamic" "faster-whisper tiny.en int8"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import asr_data
+import numpy as np
+
+from edge_sdk.asr.text import wer
+
+
+def per_utterance(result: dict, condition: str) -> dict[tuple[str, str], tuple[int, int]]:
+    """(set, utterance id) → (errors, reference words) of one system on one condition."""
+    out = {}
+    for row in result["rows"]:
+        if row["condition"] != condition:
+            continue
+        utterances = asr_data.load(row["set"])[: len(row["hyps"])]
+        for u, hyp in zip(utterances, row["hyps"], strict=True):
+            w = wer([u.text], [hyp], normalizer=u.normalize)
+            out[(row["set"], u.id)] = (w.errors, w.ref_words)
+    return out
+
+
+def bootstrap(a: np.ndarray, b: np.ndarray, words: np.ndarray, groups: np.ndarray, n: int = 2000):
+    """Pooled WER of ``a`` minus ``b`` over ``n`` resamplings of whole groups, with replacement."""
+    rng = np.random.default_rng(0)
+    names = np.unique(groups)
+    rows = [np.flatnonzero(groups == g) for g in names]
+    out = np.empty(n)
+    for k in range(n):
+        pick = np.concatenate([rows[i] for i in rng.integers(len(names), size=len(names))])
+        out[k] = (a[pick].sum() - b[pick].sum()) / words[pick].sum()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("results", type=Path, help="the JSON that bench/asr_quality.py --json wrote")
+    ap.add_argument("a", help="system name as in the table")
+    ap.add_argument("b", help="the system to compare against")
+    ap.add_argument("--condition", default="clean", help="clean (default), or e.g. 'keyboard 10 dB'")
+    args = ap.parse_args()
+    systems = {r["system"]: r for r in json.loads(args.results.read_text())}
+    for name in (args.a, args.b):
+        if name not in systems:
+            ap.error(f"no system {name!r} in {args.results}; it has: {', '.join(systems)}")
+    sa, sb = (per_utterance(systems[n], args.condition) for n in (args.a, args.b))
+    keys = sorted(set(sa) & set(sb))
+    if not keys:
+        ap.error(f"the two systems share no utterance on condition {args.condition!r}")
+    a = np.array([sa[k][0] for k in keys])
+    b = np.array([sb[k][0] for k in keys])
+    words = np.array([sa[k][1] for k in keys])
+    # ids are "SET/NAME"; the two Asterisk codings of one prompt share NAME
+    groups = np.array(["asterisk/" + i.split("/", 1)[1] if s.startswith("asterisk") else i for s, i in keys])
+    diff = (a.sum() - b.sum()) / words.sum()
+    lo, hi = np.percentile(bootstrap(a, b, words, groups), [2.5, 97.5])
+    print(
+        f"{args.a} minus {args.b}, {args.condition}: pooled WER {100 * diff:+.2f} points "
+        f"[{100 * lo:+.2f}, {100 * hi:+.2f}] (95 %, 2000 draws of {len(np.unique(groups))} recordings); "
+        f"{int(a.sum())} against {int(b.sum())} errors in {int(words.sum())} words; utterances where "
+        f"{args.a} makes fewer errors {int((a < b).sum())}, more {int((a > b).sum())}"
+    )
+
+
+if __name__ == "__main__":
+    main()
