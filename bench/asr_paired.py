@@ -46,6 +46,30 @@ def bootstrap(a: np.ndarray, b: np.ndarray, words: np.ndarray, groups: np.ndarra
     return out
 
 
+def compare(a: dict, b: dict, condition: str = "clean") -> dict | None:
+    """Pooled WER of system result ``a`` minus ``b`` on the utterances both were scored on, with its 95 %
+    bootstrap interval; None when they share none."""
+    sa, sb = per_utterance(a, condition), per_utterance(b, condition)
+    keys = sorted(set(sa) & set(sb))
+    if not keys:
+        return None
+    ea, eb = np.array([sa[k][0] for k in keys]), np.array([sb[k][0] for k in keys])
+    words = np.array([sa[k][1] for k in keys])
+    # ids are "SET/NAME"; the two Asterisk codings of one prompt share NAME
+    groups = np.array(["asterisk/" + i.split("/", 1)[1] if s.startswith("asterisk") else i for s, i in keys])
+    lo, hi = np.percentile(bootstrap(ea, eb, words, groups), [2.5, 97.5])
+    return {
+        "difference": float((ea.sum() - eb.sum()) / words.sum()),
+        "low": float(lo),
+        "high": float(hi),
+        "errors": (int(ea.sum()), int(eb.sum())),
+        "words": int(words.sum()),
+        "recordings": len(np.unique(groups)),
+        "fewer": int((ea < eb).sum()),
+        "more": int((ea > eb).sum()),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("results", type=Path, help="the JSON that bench/asr_quality.py --json wrote")
@@ -57,22 +81,14 @@ def main() -> None:
     for name in (args.a, args.b):
         if name not in systems:
             ap.error(f"no system {name!r} in {args.results}; it has: {', '.join(systems)}")
-    sa, sb = (per_utterance(systems[n], args.condition) for n in (args.a, args.b))
-    keys = sorted(set(sa) & set(sb))
-    if not keys:
+    c = compare(systems[args.a], systems[args.b], args.condition)
+    if c is None:
         ap.error(f"the two systems share no utterance on condition {args.condition!r}")
-    a = np.array([sa[k][0] for k in keys])
-    b = np.array([sb[k][0] for k in keys])
-    words = np.array([sa[k][1] for k in keys])
-    # ids are "SET/NAME"; the two Asterisk codings of one prompt share NAME
-    groups = np.array(["asterisk/" + i.split("/", 1)[1] if s.startswith("asterisk") else i for s, i in keys])
-    diff = (a.sum() - b.sum()) / words.sum()
-    lo, hi = np.percentile(bootstrap(a, b, words, groups), [2.5, 97.5])
     print(
-        f"{args.a} minus {args.b}, {args.condition}: pooled WER {100 * diff:+.2f} points "
-        f"[{100 * lo:+.2f}, {100 * hi:+.2f}] (95 %, 2000 draws of {len(np.unique(groups))} recordings); "
-        f"{int(a.sum())} against {int(b.sum())} errors in {int(words.sum())} words; utterances where "
-        f"{args.a} makes fewer errors {int((a < b).sum())}, more {int((a > b).sum())}"
+        f"{args.a} minus {args.b}, {args.condition}: pooled WER {100 * c['difference']:+.2f} points "
+        f"[{100 * c['low']:+.2f}, {100 * c['high']:+.2f}] (95 %, 2000 draws of {c['recordings']} "
+        f"recordings); {c['errors'][0]} against {c['errors'][1]} errors in {c['words']} words; "
+        f"utterances where {args.a} makes fewer errors {c['fewer']}, more {c['more']}"
     )
 
 

@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import asr_anchors  # noqa: E402
 import asr_data  # noqa: E402
+import asr_paired  # noqa: E402
 
 from edge_sdk.asr import text as asr_text  # noqa: E402
 
@@ -250,6 +251,35 @@ def _normalisation_rules() -> str:
     return doc.split("``wer(refs, hyps)``")[0].strip()
 
 
+ANCHOR = "faster-whisper tiny.en int8"
+
+
+def _paired_lines(results: list[dict[str, Any]]) -> list[str]:
+    """Each edge-sdk system's clean WER minus the anchor's, with the 95 % interval of resampling whole
+    recordings (``bench/asr_paired.py``): whether a difference of a few words is one at all."""
+    anchor = next((r for r in results if r["system"] == ANCHOR), None)
+    ours = [r for r in results if r["system"].startswith("edge-sdk")]
+    if anchor is None or not ours:
+        return []
+    lines = [
+        "",
+        f"Clean WER minus {ANCHOR}'s, paired on the same utterances, with the 95 % interval of "
+        "resampling whole recordings (2000 draws; both Asterisk codings of a prompt drawn together; "
+        "`bench/asr_paired.py`). An interval that holds 0 is no measurable difference on these sets.",
+        "",
+        "| system | difference (points) | 95 % interval | utterances better / worse |",
+        "|---|---:|---|---:|",
+    ]
+    for r in ours:
+        c = asr_paired.compare(r, anchor)
+        if c is not None:
+            lines.append(
+                f"| {r['system']} | {100 * c['difference']:+.2f} | [{100 * c['low']:+.2f}, "
+                f"{100 * c['high']:+.2f}] | {c['fewer']} / {c['more']} |"
+            )
+    return lines
+
+
 def report(results: list[dict[str, Any]], command: str, cpu_flags: str) -> str:
     """The Markdown page."""
     sets = list(CLEAN_SETS)
@@ -288,6 +318,7 @@ def report(results: list[dict[str, Any]], command: str, cpu_flags: str) -> str:
         "Whisper build refuses a converted half whose outputs on its parity speech fall below a cosine "
         "similarity of `MIN_COSINE` to fp32 (`edge_sdk/asr/whisper_build.py`), and static int8 does.",
     ]
+    lines += _paired_lines(results)
     words = {s: next((x["words"] for r in results for x in r["rows"] if x["set"] == s), 0) for s in sets}
     lines += [
         "",
