@@ -37,17 +37,20 @@ PROPOSAL_THRESHOLD = 0.3
 """The first stage's threshold when it proposes for a verifier and none is given: a round figure fixed
 before the verifier was measured (the spotter's own tuned thresholds are for firing alone)."""
 
-#: A numeral of three or more digits, not part of a decimal, a group or an ordinal.
-_LONG_NUMERAL = re.compile(r"(?<![\d.,])\d{3,}(?![\d.,]|st|nd|rd|th)")
+#: A numeral as written: digits, with any group commas or decimal point inside it and an ordinal ending.
+_NUMERAL = re.compile(r"\d+(?:[.,]\d+)*(?:st|nd|rd|th)?")
 
 
 def spoken_words(text: str) -> list[str]:
     """The words a transcript says, as a keyword spotter names them: the benchmark's normalisation
-    (``asr.text.words``: numerals as words, "4th" as fourth, so not four) with "oh" as zero; a numeral
-    of three or more digits ("415") is said as a number or digit by digit, and both readings count."""
+    (``asr.text.words``: numerals as words, "4th" as fourth, so not four) with "oh" as zero. A whole
+    number of three or more digits ("415", "2,934") is said as a number or digit by digit, and both
+    readings count."""
     out = words(text, digits_oh_as_zero=True)
-    for numeral in _LONG_NUMERAL.findall(text):
-        out += words(numeral, digits_one_by_one=True)
+    for numeral in _NUMERAL.findall(text):
+        digits = numeral.replace(",", "")
+        if digits.isdigit() and len(digits) >= 3:  # not a decimal, not an ordinal
+            out += words(digits, digits_one_by_one=True)
     return out
 
 

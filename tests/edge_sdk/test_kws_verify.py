@@ -54,9 +54,10 @@ def test_an_ordinal_is_not_its_digit_and_a_long_numeral_has_both_readings() -> N
     # "4th" is "fourth": the spotter hears "four" in it, the transcript must not confirm it
     assert "four" not in spoken_words("the 4th floor")
     assert "nine" not in spoken_words("9th") and spoken_words("21st") == ["twenty", "first"]
-    # an ordinal, a digit group or a decimal has one reading: no digit-by-digit one is added
-    assert spoken_words("100th") == ["one", "hundredth"] and spoken_words("1,000") == ["one", "thousand"]
-    assert spoken_words("2.5") == ["two", "point", "five"]
+    # an ordinal or a decimal has one reading; a digit group or a numeral ending a sentence has both
+    assert spoken_words("100th") == ["one", "hundredth"] and spoken_words("2.5") == ["two", "point", "five"]
+    assert {"two", "nine", "three", "four"} <= set(spoken_words("2,934"))
+    assert {"three", "four", "zero"} <= set(spoken_words("and 340."))
     assert {"four", "one", "five", "hundred", "fifteen"} <= set(spoken_words("call 415"))
 
 
