@@ -661,3 +661,25 @@ def signal_at_first_event() -> Callable[..., subprocess.CompletedProcess[str]]:
     """``signal_at_first_event(argv, events, signum=SIGINT, **popen)``: a live-loop command run until its
     event log holds a line, then sent ``signum``; its CompletedProcess."""
     return _signal_at_first_event
+
+
+ASTERISK_SOUNDS = Path("/usr/share/asterisk/sounds/en")
+
+
+@pytest.fixture(scope="session")
+def asterisk_prompt() -> Callable[..., Any]:
+    """``asterisk_prompt(name, before=1.0, after=1.0)``: Asterisk's prompt ``name`` (``digits/7.wav``), a
+    real recording of one speaker, as 16 kHz float32 with ``before`` and ``after`` seconds of silence; the
+    test is skipped where Asterisk's sounds are not installed."""
+    import numpy as np
+
+    from edge_sdk.train.speech_data import load_16k
+
+    if not (ASTERISK_SOUNDS / "digits" / "7.wav").is_file():
+        pytest.skip("needs Asterisk's English sounds (asterisk-core-sounds-en-wav)")
+
+    def load(name: str, before: float = 1.0, after: float = 1.0) -> Any:
+        x = load_16k(ASTERISK_SOUNDS / name)
+        return np.pad(x, (int(before * 16000), int(after * 16000))).astype(np.float32)
+
+    return load

@@ -4,6 +4,7 @@ Asterisk recordings through the shared speech-embedding front end; and the recip
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,17 +18,7 @@ from edge_sdk.train import asr_data
 
 ZOO = Path(__file__).resolve().parents[2] / "edge_sdk" / "zoo"
 DIGITS_ASR = ZOO / "digits-asr" / "model.onnx"
-ASTERISK = Path("/usr/share/asterisk/sounds/en")
 RATE = 16000
-
-needs_asterisk = pytest.mark.skipif(not (ASTERISK / "digits" / "7.wav").is_file(), reason="needs Asterisk")
-
-
-def padded(name: str, before: float = 1.0, after: float = 1.0) -> np.ndarray:
-    from edge_sdk.train.speech_data import load_16k
-
-    x = load_16k(ASTERISK / name)
-    return np.pad(x, (int(before * RATE), int(after * RATE))).astype(np.float32)
 
 
 def stream(stage: CtcKeywordSpotter, audio: np.ndarray, block: int) -> list[KeywordDetected]:
@@ -100,33 +91,31 @@ def test_keywords_limit_what_fires_and_an_unknown_word_is_named(
 
 
 @pytest.mark.network
-@needs_asterisk
 def test_a_real_digit_fires_once_at_any_block_size_after_the_word(
-    embedding_cache: Path, monkeypatch: pytest.MonkeyPatch
+    embedding_cache: Path, monkeypatch: pytest.MonkeyPatch, asterisk_prompt: Callable[..., np.ndarray]
 ) -> None:
     monkeypatch.setenv("EDGE_SDK_CACHE", str(embedding_cache))
     stage = CtcKeywordSpotter(DIGITS_ASR, keywords=["seven"])
-    audio = padded("digits/7.wav")
+    audio = asterisk_prompt("digits/7.wav")
     runs = [stream(stage, audio, block) for block in (320, 1600, 4000)]
     assert [e.word for e in runs[0]] == ["seven"]
     assert all([e.word for e in r] == ["seven"] for r in runs)
     # the decision frame is the same whatever the blocks: only the block end (when it is said) moves
     assert len({round(r[0].end, 6) for r in runs}) == 1
     event = runs[0][0]
-    speech_end = 1.0 + len(padded("digits/7.wav", 0, 0)) / RATE
+    speech_end = 1.0 + len(asterisk_prompt("digits/7.wav", 0, 0)) / RATE
     assert event.end <= speech_end + 0.8 and event.time >= event.end
 
 
 @pytest.mark.network
-@needs_asterisk
 def test_the_vad_gate_runs_nothing_on_silence_and_still_hears_the_word(
-    embedding_cache: Path, monkeypatch: pytest.MonkeyPatch
+    embedding_cache: Path, monkeypatch: pytest.MonkeyPatch, asterisk_prompt: Callable[..., np.ndarray]
 ) -> None:
     monkeypatch.setenv("EDGE_SDK_CACHE", str(embedding_cache))
     chain, _ = audio_stages(vad="energy", kws=str(DIGITS_ASR), kws_gate=True)
     vad, stage = chain
     assert isinstance(stage, CtcKeywordSpotter)
-    audio = np.concatenate([np.zeros(3 * RATE, np.float32), padded("digits/7.wav", 0.0, 1.5)])
+    audio = np.concatenate([np.zeros(3 * RATE, np.float32), asterisk_prompt("digits/7.wav", 0.0, 1.5)])
     events, starts = [], 0
     for i, at in enumerate(range(0, len(audio), 320)):
         b = stage.process(vad.process(Block(audio[at : at + 320], RATE, at / RATE, i)))
@@ -174,19 +163,20 @@ def test_the_bundled_spotter_carries_its_tokens_look_ahead_and_threshold() -> No
 
 
 @pytest.mark.network
-@needs_asterisk
 def test_the_bundled_spotter_hears_real_digits_and_not_the_number_words_near_them(
-    embedding_cache: Path, monkeypatch: pytest.MonkeyPatch
+    embedding_cache: Path, monkeypatch: pytest.MonkeyPatch, asterisk_prompt: Callable[..., np.ndarray]
 ) -> None:
     monkeypatch.setenv("EDGE_SDK_CACHE", str(embedding_cache))
     stage = keyword_spotter("zoo:commands-ctc", threads=1)
     assert stage.name == "kws.ctc" and stage._lag == 1
     digits = "zero one two three four five six seven eight nine".split()
-    heard = [[e.word for e in stream(stage, padded(f"digits/{d}.wav"), 1600)] for d in range(10)]
+    heard = [[e.word for e in stream(stage, asterisk_prompt(f"digits/{d}.wav"), 1600)] for d in range(10)]
     # measured: 9 of the 10 (Allison Smith's 8 kHz prompts; "seven" is missed), nothing else fired
     assert sum(h == [w] for h, w in zip(heard, digits, strict=True)) >= 7, heard
     assert sum(len(h) for h in heard) <= 11
     # the nearest misses: "thirteen" is not "three", "sixty" is not "six" (measured: none fired)
     near = [*range(13, 20), *range(20, 100, 10)]
-    fired = [w for n in near for w in (e.word for e in stream(stage, padded(f"digits/{n}.wav"), 1600))]
+    fired = [
+        w for n in near for w in (e.word for e in stream(stage, asterisk_prompt(f"digits/{n}.wav"), 1600))
+    ]
     assert len(fired) <= 3, fired

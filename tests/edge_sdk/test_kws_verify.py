@@ -3,6 +3,7 @@ proposal on the audio around it; on real Asterisk prompts, with the real ``kws.c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,17 +14,7 @@ from edge_sdk.stages import Block, KeywordDetected
 from edge_sdk.stages.chain import audio_stages, keyword_spotter
 from edge_sdk.stages.kws_verify import PROPOSAL_THRESHOLD, KeywordVerifier, spoken_words
 
-ASTERISK = Path("/usr/share/asterisk/sounds/en")
 RATE = 16000
-
-needs_asterisk = pytest.mark.skipif(not (ASTERISK / "digits" / "7.wav").is_file(), reason="needs Asterisk")
-
-
-def padded(name: str, before: float = 0.5, after: float = 1.0) -> np.ndarray:
-    from edge_sdk.train.speech_data import load_16k
-
-    x = load_16k(ASTERISK / name)
-    return np.pad(x, (int(before * RATE), int(after * RATE))).astype(np.float32)
 
 
 def stream(stage, audio: np.ndarray, block: int = RATE // 10) -> list[KeywordDetected]:
@@ -80,9 +71,10 @@ class Heard:
         return Transcription(self.text)
 
 
-@needs_asterisk
-def test_a_proposal_fires_once_its_audio_after_is_heard_and_only_if_the_words_hold_it() -> None:
-    audio = padded("digits/3.wav")
+def test_a_proposal_fires_once_its_audio_after_is_heard_and_only_if_the_words_hold_it(
+    asterisk_prompt: Callable[..., np.ndarray],
+) -> None:
+    audio = asterisk_prompt("digits/3.wav", 0.5)
     alone = stream(keyword_spotter("zoo:commands-ctc", threshold=PROPOSAL_THRESHOLD), audio)
     assert [e.word for e in alone] == ["three"]
 
@@ -98,9 +90,11 @@ def test_a_proposal_fires_once_its_audio_after_is_heard_and_only_if_the_words_ho
     assert stream(stage, audio) == [] and (stage.proposed, stage.confirmed) == (1, 0)
 
 
-@needs_asterisk
-def test_proposals_still_waiting_at_the_end_of_the_stream_are_judged() -> None:
-    audio = padded("digits/3.wav", after=0.2)  # the stream ends before `after` seconds past the word
+def test_proposals_still_waiting_at_the_end_of_the_stream_are_judged(
+    asterisk_prompt: Callable[..., np.ndarray],
+) -> None:
+    # the stream ends before `after` seconds past the word
+    audio = asterisk_prompt("digits/3.wav", 0.5, after=0.2)
     stage = KeywordVerifier(keyword_spotter("zoo:commands-ctc", threshold=0.3), recognizer=Heard("three"))
     events = stream(stage, audio)
     assert [e.word for e in events] == ["three"]
@@ -118,8 +112,9 @@ def test_the_verifier_needs_a_spotter_and_sensible_seconds() -> None:
 
 
 @pytest.mark.network
-@needs_asterisk
-def test_whisper_confirms_real_digits_and_rejects_their_homophones(whisper_cache: Path) -> None:
+def test_whisper_confirms_real_digits_and_rejects_their_homophones(
+    whisper_cache: Path, asterisk_prompt: Callable[..., np.ndarray]
+) -> None:
     from edge_sdk.asr.recognizer import Recognizer
     from edge_sdk.asr.whisper_build import whisper_model
 
@@ -131,7 +126,7 @@ def test_whisper_confirms_real_digits_and_rejects_their_homophones(whisper_cache
     # user, 4 or 6 to decrease or increase the conference volume, 7 or 9 to decrease or increase your
     # volume, or 8 to exit this menu": every "to" and "or" is a homophone of no keyword or of two
     said = {"one", "two", "three", "four", "six", "seven", "nine", "eight"}
-    events = stream(stage, padded("conf-adminmenu.wav"))
+    events = stream(stage, asterisk_prompt("conf-adminmenu.wav", 0.5))
     fired = [e.word for e in events]
     # Measured: 6 of the 8 digits confirmed, nothing else, out of 14 proposals (many on "to" and "for").
     assert stage.proposed >= len(fired) + 4
