@@ -12,6 +12,7 @@ drawn together.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 
@@ -21,13 +22,19 @@ import numpy as np
 from edge_sdk.asr.text import wer
 
 
+@functools.cache
+def _utterances(name: str) -> list[asr_data.Utterance]:
+    """A test set's utterances, read once per process (a report compares every system with one anchor)."""
+    return asr_data.load(name)
+
+
 def per_utterance(result: dict, condition: str) -> dict[tuple[str, str], tuple[int, int]]:
     """(set, utterance id) → (errors, reference words) of one system on one condition."""
     out = {}
     for row in result["rows"]:
         if row["condition"] != condition:
             continue
-        utterances = asr_data.load(row["set"])[: len(row["hyps"])]
+        utterances = _utterances(row["set"])[: len(row["hyps"])]
         for u, hyp in zip(utterances, row["hyps"], strict=True):
             w = wer([u.text], [hyp], normalizer=u.normalize)
             out[(row["set"], u.id)] = (w.errors, w.ref_words)
