@@ -113,23 +113,27 @@ class KeywordVerifier(Stage):
     def process(self, block: Block) -> Block:
         """Run the spotter; hold its keyword events; confirm those whose audio has all been heard."""
         self.history.append(block.samples, block.start)
+        earlier = len(block.events)
         block = self.spotter.process(block)
-        self._take(block)
+        self._take(block, earlier)
         self._confirm(block, block.start + block.duration, final=False)
         return block
 
     def flush(self, block: Block) -> None:
         """End of stream: proposals still waiting are judged on the audio there is."""
+        earlier = len(block.events)
         self.spotter.flush(block)
-        self._take(block)
+        self._take(block, earlier)
         self._confirm(block, block.start, final=True)
 
-    def _take(self, block: Block) -> None:
-        mine = [e for e in block.events if isinstance(e, KeywordDetected)]
+    def _take(self, block: Block, earlier: int) -> None:
+        """Hold the keyword events the spotter added after the block's first ``earlier`` events (those
+        came from stages before it and pass through)."""
+        mine = [e for e in block.events[earlier:] if isinstance(e, KeywordDetected)]
         if mine:
             self._waiting += mine
             self.proposed += len(mine)
-            block.events[:] = [e for e in block.events if not isinstance(e, KeywordDetected)]
+            block.events[earlier:] = [e for e in block.events[earlier:] if not isinstance(e, KeywordDetected)]
 
     def _confirm(self, block: Block, now: float, final: bool) -> None:
         due = [e for e in self._waiting if final or now >= e.end + self.after]

@@ -101,6 +101,13 @@ def test_proposals_still_waiting_at_the_end_of_the_stream_are_judged(
     assert events[0].time == pytest.approx(len(audio) / RATE)
 
 
+def test_keyword_events_of_earlier_stages_pass_through_untouched() -> None:
+    stage = KeywordVerifier(keyword_spotter("zoo:commands-ctc", threshold=0.3), recognizer=Heard("yes"))
+    theirs = KeywordDetected("kws.other", 0.1, "yes", 0.9, 0.0, 0.1)
+    block = stage.process(Block(np.zeros(RATE // 10, np.float32), RATE, 0.0, 0, [theirs]))
+    assert block.events == [theirs] and stage.proposed == 0
+
+
 def test_the_verifier_needs_a_spotter_and_sensible_seconds() -> None:
     with pytest.raises(BadInputError, match="keyword spotter"):
         KeywordVerifier(object(), recognizer=Heard(""))  # type: ignore[arg-type]
