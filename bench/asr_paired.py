@@ -18,6 +18,7 @@ from pathlib import Path
 
 import asr_data
 import numpy as np
+from paired_difference import group_draws
 
 from edge_sdk.asr.text import wer
 
@@ -43,14 +44,7 @@ def per_utterance(result: dict, condition: str) -> dict[tuple[str, str], tuple[i
 
 def bootstrap(a: np.ndarray, b: np.ndarray, words: np.ndarray, groups: np.ndarray, n: int = 2000):
     """Pooled WER of ``a`` minus ``b`` over ``n`` resamplings of whole groups, with replacement."""
-    rng = np.random.default_rng(0)
-    names = np.unique(groups)
-    rows = [np.flatnonzero(groups == g) for g in names]
-    out = np.empty(n)
-    for k in range(n):
-        pick = np.concatenate([rows[i] for i in rng.integers(len(names), size=len(names))])
-        out[k] = (a[pick].sum() - b[pick].sum()) / words[pick].sum()
-    return out
+    return np.array([(a[p].sum() - b[p].sum()) / words[p].sum() for p in group_draws(groups, n)])
 
 
 def compare(a: dict, b: dict, condition: str = "clean") -> dict | None:

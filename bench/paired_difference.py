@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -39,17 +40,19 @@ def paired(
     )
 
 
+def group_draws(groups: np.ndarray, n: int = 2000, seed: int = 0) -> Iterator[np.ndarray]:
+    """``n`` bootstrap draws of row indices: whole groups (all rows of one utterance) resampled with
+    replacement, as many groups as there are."""
+    rng = np.random.default_rng(seed)
+    names = np.unique(groups)
+    rows = [np.flatnonzero(groups == g) for g in names]
+    for _ in range(n):
+        yield np.concatenate([rows[i] for i in rng.integers(len(names), size=len(names))])
+
+
 def bootstrap(diff: np.ndarray, clips: np.ndarray, n: int = 2000, seed: int = 0) -> np.ndarray:
     """Means of ``diff`` over ``n`` resamplings of whole clips, with replacement."""
-    rng = np.random.default_rng(seed)
-    names = np.unique(clips)
-    rows = [np.flatnonzero(clips == c) for c in names]
-    return np.array(
-        [
-            diff[np.concatenate([rows[i] for i in rng.integers(len(names), size=len(names))])].mean()
-            for _ in range(n)
-        ]
-    )
+    return np.array([diff[pick].mean() for pick in group_draws(clips, n, seed)])
 
 
 def main() -> None:
